@@ -4,9 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{
-    URL_SAFE, URL_SAFE_NO_PAD, URL_SAFE_NO_PAD_INDIFFERENT,
-};
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD, URL_SAFE_NO_PAD_INDIFFERENT};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::CanonError;
@@ -119,7 +117,10 @@ impl Sha256Digest {
             message: message.to_owned(),
         };
         if text.len() != 64 {
-            return Err(bad(&format!("expected 64 characters, found {}", text.len())));
+            return Err(bad(&format!(
+                "expected 64 characters, found {}",
+                text.len()
+            )));
         }
         if text.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad("uppercase hex digits are not accepted"));

@@ -175,7 +175,9 @@ fn integer_is_safe(literal: &str) -> bool {
     if significant.len() > 16 {
         return false;
     }
-    significant.parse::<u64>().map_or(true, |n| n <= MAX_SAFE_INTEGER)
+    significant
+        .parse::<u64>()
+        .map_or(true, |n| n <= MAX_SAFE_INTEGER)
 }
 
 #[cfg(test)]
@@ -201,7 +203,11 @@ mod tests {
         ));
         assert!(matches!(
             scan(b"[1,\n \"x\\udc00\"]", true),
-            Err(CanonError::LoneSurrogate { line: 2, column: 4, .. })
+            Err(CanonError::LoneSurrogate {
+                line: 2,
+                column: 4,
+                ..
+            })
         ));
         // An escaped quote does not end the string, so the number after it is not seen.
         assert!(scan(br#""\" 99999999999999999999""#, true).is_ok());

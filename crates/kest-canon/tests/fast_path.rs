@@ -2,7 +2,12 @@
 //! tests generate arbitrary JSON values, including unsorted and non-ASCII keys, floats and
 //! out-of-range integers, and check both directions of that claim. Run with and without
 //! `--features test-preserve-order` (`cargo xtask test` does both).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use kest_canon::{compact_bytes, is_canonical_as_is, jcs_bytes};
 use proptest::prelude::*;
@@ -101,7 +106,12 @@ fn sorted(value: &Value) -> Value {
         Value::Object(map) => {
             let mut pairs: Vec<_> = map.iter().collect();
             pairs.sort_by(|a, b| a.0.cmp(b.0));
-            Value::Object(pairs.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            Value::Object(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), sorted(v)))
+                    .collect(),
+            )
         }
         other => other.clone(),
     }

@@ -1,6 +1,11 @@
 //! `vectors/python/jcs.json`: what the Python package's canonicalizer (`rfc8785`) produces
 //! and rejects, case by case.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use kest_canon::{CanonError, Canonicalizer, NumberMode, canonicalize_text, sha256_hex};
 use kest_testkit::load_json;
@@ -31,14 +36,21 @@ fn every_text_case_matches_python() {
                 "CanonicalizationError" => matches!(error, CanonError::LoneSurrogate { .. }),
                 other => panic!("{name}: unknown Python error {other}"),
             };
-            assert!(kind_matches, "{name}: Python says {python_error}, we say {error:?}");
+            assert!(
+                kind_matches,
+                "{name}: Python says {python_error}, we say {error:?}"
+            );
         }
         if let Some(ieee) = case.get("if_ints_parsed_as_double") {
             let canonical = Canonicalizer::new()
                 .number_mode(NumberMode::Ieee754)
                 .canonicalize_text(input.as_bytes())
                 .unwrap();
-            assert_eq!(std::str::from_utf8(&canonical).unwrap(), ieee["output"], "{name}");
+            assert_eq!(
+                std::str::from_utf8(&canonical).unwrap(),
+                ieee["output"],
+                "{name}"
+            );
         }
     }
     assert!(text_cases >= 50, "only {text_cases} text cases found");
@@ -66,11 +78,20 @@ fn errors_say_where() {
         "integer `9007199254740992` at line 2, column 12 is outside the interoperable range ±(2^53-1)"
     );
     let error = canonicalize_text(b"[1,\n\"\\udc00\"]").unwrap_err();
-    assert_eq!(error.to_string(), "lone surrogate `\\udc00` at line 2, column 2");
+    assert_eq!(
+        error.to_string(),
+        "lone surrogate `\\udc00` at line 2, column 2"
+    );
     let error = canonicalize_text(b"[1,").unwrap_err();
-    assert!(matches!(error, CanonError::Syntax { line: 1, .. }), "{error:?}");
+    assert!(
+        matches!(error, CanonError::Syntax { line: 1, .. }),
+        "{error:?}"
+    );
     let error = canonicalize_text(b"[1e400]").unwrap_err();
-    assert!(matches!(error, CanonError::NonFiniteNumber { .. }), "{error:?}");
+    assert!(
+        matches!(error, CanonError::NonFiniteNumber { .. }),
+        "{error:?}"
+    );
     let deep = "[".repeat(200);
     let error = canonicalize_text(deep.as_bytes()).unwrap_err();
     assert!(matches!(error, CanonError::TooDeep { .. }), "{error:?}");

@@ -1,27 +1,42 @@
 //! The RFC 8785 test files: the RFC's own input/output pairs, 100,000 number vectors and
 //! 500 random documents.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use kest_canon::{Canonicalizer, NumberMode, canonicalize_text};
 use kest_testkit::{read_vector, vectors_dir};
 
-const RFC_FILES: [&str; 6] = ["arrays", "french", "structures", "unicode", "values", "weird"];
+const RFC_FILES: [&str; 6] = [
+    "arrays",
+    "french",
+    "structures",
+    "unicode",
+    "values",
+    "weird",
+];
 
 #[test]
 fn rfc_input_output_pairs() {
     for name in RFC_FILES {
         let input = read_vector(&format!("rfc8785/input/{name}.json"));
-        let expected = std::fs::read(vectors_dir().join(format!("rfc8785/output/{name}.json")))
-            .unwrap();
+        let expected =
+            std::fs::read(vectors_dir().join(format!("rfc8785/output/{name}.json"))).unwrap();
         let hex = read_vector(&format!("rfc8785/outhex/{name}.txt"));
         let expected_from_hex: Vec<u8> = hex
             .split_whitespace()
             .map(|pair| u8::from_str_radix(pair, 16).unwrap())
             .collect();
-        assert_eq!(expected, expected_from_hex, "{name}: output and outhex disagree");
+        assert_eq!(
+            expected, expected_from_hex,
+            "{name}: output and outhex disagree"
+        );
 
-        let canonical = canonicalize_text(input.as_bytes())
-            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let canonical =
+            canonicalize_text(input.as_bytes()).unwrap_or_else(|error| panic!("{name}: {error}"));
         assert_eq!(
             String::from_utf8_lossy(&canonical),
             String::from_utf8_lossy(&expected),
@@ -50,7 +65,10 @@ fn es6_numbers_100k() {
         );
         // The canonical text must parse back to the same double (float_roundtrip).
         let reparsed: f64 = serde_json::from_slice(&canonical).unwrap();
-        assert_eq!(reparsed.to_bits(), if value == 0.0 { 0 } else { value.to_bits() });
+        assert_eq!(
+            reparsed.to_bits(),
+            if value == 0.0 { 0 } else { value.to_bits() }
+        );
         checked += 1;
     }
     assert_eq!(checked, 100_000);

@@ -8,7 +8,11 @@
 //! The vectors live in `vectors/` at the workspace root. They are byte-for-byte copies of
 //! the project's shared vectors (see `vectors/README.md`), committed so that a fresh clone
 //! can run every test.
-#![allow(clippy::panic, clippy::expect_used, reason = "test support: failing loudly is the point")]
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    reason = "test support: failing loudly is the point"
+)]
 
 use std::path::PathBuf;
 
@@ -51,7 +55,10 @@ pub fn load_json<T: DeserializeOwned>(relative: &str) -> T {
 pub fn live() -> bool {
     let on = std::env::var("KEST_LIVE").is_ok_and(|value| value == "1");
     if !on {
-        #[allow(clippy::print_stderr, reason = "tells the developer why a live test did nothing")]
+        #[allow(
+            clippy::print_stderr,
+            reason = "tells the developer why a live test did nothing"
+        )]
         {
             eprintln!("live test not run: set KEST_LIVE=1 (cargo xtask ci does)");
         }

@@ -1,0 +1,107 @@
+//! The one error type of this crate.
+
+use kest_canon::CanonError;
+use thiserror::Error;
+
+use crate::Algorithm;
+
+/// Why a key could not be loaded, a JWS could not be produced, or a JWS did not verify.
+///
+/// Verification errors are deliberately not `#[non_exhaustive]` within their group: code
+/// that decides what a verification failure means should notice when a cause is added.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// Key material that does not form a valid key.
+    #[error("invalid {format} key: {reason}")]
+    InvalidKey {
+        /// The format being read: `seed`, `PKCS#8`, `JWK`, `public key`.
+        format: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A JWK whose `kty`/`crv` names a key type this crate does not handle.
+    #[error("unsupported key type `{kty}` with curve `{crv}`")]
+    UnsupportedKeyType {
+        /// The JWK `kty`.
+        kty: String,
+        /// The JWK `crv`, or `-` when absent.
+        crv: String,
+    },
+    /// A JWK that is missing a member or is not JSON.
+    #[error("invalid JWK: {reason}")]
+    InvalidJwk {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// Base64url or hex that does not decode.
+    #[error(transparent)]
+    Encoding(#[from] CanonError),
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+    /// A JWS compact serialization without exactly three `.`-separated segments.
+    #[error("a JWS has 3 segments separated by `.`, found {found}")]
+    Segments {
+        /// How many segments were found.
+        found: usize,
+    },
+    /// A JWS protected header that is not a JSON object with a string `alg`.
+    #[error("invalid JWS header: {reason}")]
+    Header {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// `alg` is `none`: an unsigned JWS is never accepted.
+    #[error("`alg` is `none`: unsigned entries are never accepted")]
+    AlgNone,
+    /// An `alg` this crate does not implement.
+    #[error("unsupported `alg` `{alg}`")]
+    UnsupportedAlgorithm {
+        /// The header's `alg`.
+        alg: String,
+    },
+    /// The header's `alg` is not the algorithm of the key that must verify it.
+    #[error("`alg` `{header}` does not match the key, which is {key}")]
+    AlgorithmMismatch {
+        /// The header's `alg`.
+        header: String,
+        /// The key's algorithm.
+        key: Algorithm,
+    },
+    /// A signature of the wrong length for its algorithm.
+    #[error("{alg} signatures are {expected} bytes, found {found}")]
+    SignatureLength {
+        /// The algorithm.
+        alg: Algorithm,
+        /// Its signature length.
+        expected: usize,
+        /// The length found.
+        found: usize,
+    },
+    /// The signature does not verify under the key.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// No key is known for this principal.
+    #[error("no key is known for principal `{principal}`")]
+    UnknownPrincipal {
+        /// The principal (workload id).
+        principal: String,
+    },
+    /// The principal has keys, but none with this key id.
+    #[error("principal `{principal}` has no key with id `{kid}`")]
+    UnknownKeyId {
+        /// The principal.
+        principal: String,
+        /// The header's `kid`.
+        kid: String,
+    },
+    /// The principal has several keys and the header does not say which one signed.
+    #[error("principal `{principal}` has {count} keys and the JWS does not name one by `kid`")]
+    AmbiguousKey {
+        /// The principal.
+        principal: String,
+        /// How many keys it has.
+        count: usize,
+    },
+}

@@ -1,0 +1,190 @@
+//! JSON Web Keys (RFC 7517), their thumbprints (RFC 7638) and key sets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use crate::CryptoError;
+
+/// The largest JWK or JWKS text accepted, so a hostile document cannot exhaust memory.
+pub const MAX_JWK_BYTES: usize = 256 * 1024;
+
+/// A JSON Web Key, public or private.
+///
+/// Only the members Kest uses are modelled; others are ignored when reading. The private
+/// member `d` is a [`SecretString`]: wiped on drop and never shown by `Debug`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key type: `OKP` or `EC`.
+    pub kty: String,
+    /// Curve: `Ed25519` or `P-256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// Public key (OKP) or x coordinate (EC), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// y coordinate (EC), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// Private key, base64url. Present only in private JWKs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d: Option<SecretString>,
+    /// Key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// Intended algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// Intended use (`sig`).
+    #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+    pub key_use: Option<String>,
+}
+
+impl fmt::Debug for Jwk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jwk")
+            .field("kty", &self.kty)
+            .field("crv", &self.crv)
+            .field("x", &self.x)
+            .field("y", &self.y)
+            .field("d", &self.d.as_ref().map(|_| "[secret key elided]"))
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Jwk {
+    /// Parses a JWK from JSON text.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidJwk`] when the text is too large, not JSON or not a JWK.
+    pub fn from_json(text: &str) -> Result<Self, CryptoError> {
+        check_size(text, "JWK")?;
+        serde_json::from_str(text).map_err(|error| CryptoError::InvalidJwk {
+            reason: error.to_string(),
+        })
+    }
+
+    /// The JWK as compact JSON text. A private JWK's text holds the secret, so it is
+    /// returned in a buffer that is wiped on drop.
+    #[must_use]
+    pub fn to_json(&self) -> Zeroizing<String> {
+        // Serializing plain strings and options cannot fail.
+        Zeroizing::new(serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// A copy without the private member.
+    #[must_use]
+    pub fn to_public(&self) -> Self {
+        Self {
+            d: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this JWK holds a private key.
+    #[must_use]
+    pub const fn is_private(&self) -> bool {
+        self.d.is_some()
+    }
+
+    /// The RFC 7638 thumbprint: base64url(SHA-256) of the required public members in
+    /// canonical JSON.
+    ///
+    /// # Errors
+    /// [`CryptoError::UnsupportedKeyType`] or [`CryptoError::InvalidJwk`] when the required
+    /// members are missing.
+    pub fn thumbprint(&self) -> Result<String, CryptoError> {
+        crate::VerifyingKey::from_jwk(self)?;
+        Ok(self.thumbprint_unchecked())
+    }
+
+    /// The thumbprint of whatever members are present, for keys already validated.
+    pub(crate) fn thumbprint_unchecked(&self) -> String {
+        let mut members = BTreeMap::new();
+        members.insert("kty", self.kty.as_str());
+        if let Some(crv) = &self.crv {
+            members.insert("crv", crv);
+        }
+        if let Some(x) = &self.x {
+            members.insert("x", x);
+        }
+        if self.kty == "EC" {
+            if let Some(y) = &self.y {
+                members.insert("y", y);
+            }
+        }
+        let canonical = kest_canon::jcs_bytes(&members).unwrap_or_default();
+        kest_canon::b64url_encode(kest_canon::sha256(&canonical).as_bytes())
+    }
+}
+
+/// A JWK Set: `{"keys": [...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
+
+impl Jwks {
+    /// Parses a JWK Set from JSON text.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidJwk`] when the text is too large, not JSON or not a JWK Set.
+    pub fn from_json(text: &str) -> Result<Self, CryptoError> {
+        check_size(text, "JWK Set")?;
+        serde_json::from_str(text).map_err(|error| CryptoError::InvalidJwk {
+            reason: format!("JWK Set: {error}"),
+        })
+    }
+}
+
+fn check_size(text: &str, what: &str) -> Result<(), CryptoError> {
+    if text.len() > MAX_JWK_BYTES {
+        return Err(CryptoError::InvalidJwk {
+            reason: format!(
+                "{what} is {} bytes, over the limit of {MAX_JWK_BYTES}",
+                text.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A string holding secret material: wiped on drop, redacted in `Debug`, not `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(secret: String) -> Self {
+        Self(Zeroizing::new(secret))
+    }
+
+    /// The secret itself. Named so that every use is easy to find in review.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[secret elided]")
+    }
+}
+
+impl Serialize for SecretString {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
+    }
+}

@@ -1,0 +1,325 @@
+//! Key resolvers: who may sign for which principal.
+//!
+//! A verifier never takes a key from the JWS itself. It asks a [`KeyResolver`] for the key
+//! of the principal the entry claims, and the resolver answers only from keys the auditor
+//! trusts. That is what makes a forged entry with a valid signature by the wrong key fail.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Algorithm, CryptoError, Jwk, Jwks, VerifyingKey};
+
+/// What a verifier knows when it needs a key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyQuery<'a> {
+    /// The principal (workload id) the entry claims: its `labels.principal`.
+    pub principal: &'a str,
+    /// The header's `kid`, if any. Kest and the Python package write the principal here;
+    /// other signers write a key thumbprint.
+    pub kid: Option<&'a str>,
+    /// The header's algorithm.
+    pub alg: Algorithm,
+}
+
+/// Maps a principal (and `kid`) to the key that must have signed for it.
+pub trait KeyResolver: Send + Sync {
+    /// The key for this query.
+    ///
+    /// # Errors
+    /// [`CryptoError::UnknownPrincipal`], [`CryptoError::UnknownKeyId`] or
+    /// [`CryptoError::AmbiguousKey`].
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError>;
+}
+
+impl<R: KeyResolver + ?Sized> KeyResolver for &R {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        (**self).resolve(query)
+    }
+}
+
+impl<R: KeyResolver + ?Sized> KeyResolver for Arc<R> {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        (**self).resolve(query)
+    }
+}
+
+impl<R: KeyResolver + ?Sized> KeyResolver for Box<R> {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        (**self).resolve(query)
+    }
+}
+
+/// One trusted key and the names it answers to.
+#[derive(Clone, Debug)]
+struct KnownKey {
+    key: VerifyingKey,
+    thumbprint: String,
+    kid: Option<String>,
+}
+
+impl KnownKey {
+    fn new(key: VerifyingKey, kid: Option<String>) -> Self {
+        Self {
+            thumbprint: key.thumbprint(),
+            key,
+            kid,
+        }
+    }
+
+    fn answers_to(&self, kid: &str) -> bool {
+        self.thumbprint == kid || self.kid.as_deref() == Some(kid)
+    }
+}
+
+/// Picks the key among a principal's keys. A `kid` equal to the principal names no key in
+/// particular (the Kest and Python convention); any other `kid` must name one.
+fn choose(keys: &[KnownKey], query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+    let named = query.kid.filter(|kid| *kid != query.principal);
+    if let Some(kid) = named {
+        return keys
+            .iter()
+            .find(|known| known.answers_to(kid))
+            .map(|known| known.key.clone())
+            .ok_or_else(|| CryptoError::UnknownKeyId {
+                principal: crate::alg::kest_shorten(query.principal),
+                kid: crate::alg::kest_shorten(kid),
+            });
+    }
+    // Without a naming kid, prefer the key of the header's algorithm: a principal may hold
+    // an Ed25519 and a P-256 key. The signature check then rejects any mismatch.
+    let matching: Vec<&KnownKey> = keys
+        .iter()
+        .filter(|known| known.key.algorithm() == query.alg)
+        .collect();
+    match (matching.as_slice(), keys) {
+        ([only], _) => Ok(only.key.clone()),
+        // No key of the header's algorithm: hand back one so that verification reports the
+        // algorithm mismatch, which says more than "unknown key".
+        ([], [first, ..]) => Ok(first.key.clone()),
+        ([], []) => Err(CryptoError::UnknownPrincipal {
+            principal: crate::alg::kest_shorten(query.principal),
+        }),
+        (several, _) => Err(CryptoError::AmbiguousKey {
+            principal: crate::alg::kest_shorten(query.principal),
+            count: several.len(),
+        }),
+    }
+}
+
+/// A fixed map from principal to its trusted keys.
+///
+/// ```
+/// use kest_crypto::{KeyQuery, KeyResolver, SigningKey, StaticKeyResolver, Algorithm};
+///
+/// let key = SigningKey::from_ed25519_seed(&[7; 32])?;
+/// let resolver = StaticKeyResolver::new().with_key("spiffe://a/b", key.verifying_key().clone());
+/// let query = KeyQuery { principal: "spiffe://a/b", kid: Some("spiffe://a/b"), alg: Algorithm::EdDSA };
+/// assert_eq!(&resolver.resolve(&query)?, key.verifying_key());
+/// let stranger = KeyQuery { principal: "spiffe://evil/x", ..query };
+/// assert!(resolver.resolve(&stranger).is_err());
+/// # Ok::<(), kest_crypto::CryptoError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct StaticKeyResolver {
+    principals: HashMap<String, Vec<KnownKey>>,
+}
+
+impl fmt::Debug for StaticKeyResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.principals.keys().collect();
+        names.sort();
+        f.debug_struct("StaticKeyResolver")
+            .field("principals", &names)
+            .finish()
+    }
+}
+
+impl StaticKeyResolver {
+    /// An empty resolver: it knows no one.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts `key` for `principal`. A principal may have several keys (rotation); headers
+    /// then name the key by its thumbprint.
+    pub fn insert(&mut self, principal: impl Into<String>, key: VerifyingKey) {
+        self.insert_known(principal.into(), KnownKey::new(key, None));
+    }
+
+    /// Builder form of [`StaticKeyResolver::insert`].
+    #[must_use]
+    pub fn with_key(mut self, principal: impl Into<String>, key: VerifyingKey) -> Self {
+        self.insert(principal, key);
+        self
+    }
+
+    /// Trusts a public JWK for `principal`; its `kid`, if any, also names it.
+    ///
+    /// # Errors
+    /// When the JWK is not a supported public key.
+    pub fn insert_jwk(
+        &mut self,
+        principal: impl Into<String>,
+        jwk: &Jwk,
+    ) -> Result<(), CryptoError> {
+        let key = VerifyingKey::from_jwk(jwk)?;
+        self.insert_known(principal.into(), KnownKey::new(key, jwk.kid.clone()));
+        Ok(())
+    }
+
+    fn insert_known(&mut self, principal: String, known: KnownKey) {
+        let keys = self.principals.entry(principal).or_default();
+        if !keys.iter().any(|existing| existing.key == known.key) {
+            keys.push(known);
+        }
+    }
+
+    /// Whether any key is known for `principal`.
+    #[must_use]
+    pub fn knows(&self, principal: &str) -> bool {
+        self.principals.contains_key(principal)
+    }
+}
+
+impl KeyResolver for StaticKeyResolver {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        let keys =
+            self.principals
+                .get(query.principal)
+                .ok_or_else(|| CryptoError::UnknownPrincipal {
+                    principal: crate::alg::kest_shorten(query.principal),
+                })?;
+        choose(keys, query)
+    }
+}
+
+/// Keys from a JWK Set document.
+///
+/// By default a JWK belongs to the principal its `kid` names: that is how Kest publishes
+/// workload keys, and it matches the Python package, whose header `kid` is the workload
+/// id. [`JwksKeyResolver::bound_to`] instead trusts every key in the set for one principal,
+/// for issuers that publish one set per workload and name keys by thumbprint.
+#[derive(Clone, Debug)]
+pub struct JwksKeyResolver {
+    keys: Vec<KnownKey>,
+    bound_principal: Option<String>,
+}
+
+impl JwksKeyResolver {
+    /// Reads a JWK Set. Keys of unsupported types are skipped, so a set that also serves
+    /// RSA keys for other purposes still works; a set with no usable key is an error.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidJwk`] when the set is malformed or holds no usable key.
+    pub fn from_jwks(jwks: &Jwks) -> Result<Self, CryptoError> {
+        let keys: Vec<KnownKey> = jwks
+            .keys
+            .iter()
+            .filter_map(|jwk| {
+                let key = VerifyingKey::from_jwk(&jwk.to_public()).ok()?;
+                Some(KnownKey::new(key, jwk.kid.clone()))
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(CryptoError::InvalidJwk {
+                reason: "the JWK Set holds no Ed25519 or P-256 key".into(),
+            });
+        }
+        Ok(Self {
+            keys,
+            bound_principal: None,
+        })
+    }
+
+    /// Reads a JWK Set from JSON text.
+    ///
+    /// # Errors
+    /// As [`JwksKeyResolver::from_jwks`].
+    pub fn from_json(text: &str) -> Result<Self, CryptoError> {
+        Self::from_jwks(&Jwks::from_json(text)?)
+    }
+
+    /// Trusts every key of the set for `principal`, and for no one else.
+    #[must_use]
+    pub fn bound_to(mut self, principal: impl Into<String>) -> Self {
+        self.bound_principal = Some(principal.into());
+        self
+    }
+}
+
+impl KeyResolver for JwksKeyResolver {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        let unknown = || CryptoError::UnknownPrincipal {
+            principal: crate::alg::kest_shorten(query.principal),
+        };
+        match &self.bound_principal {
+            Some(bound) if bound == query.principal => choose(&self.keys, query),
+            Some(_) => Err(unknown()),
+            None => {
+                let owned: Vec<KnownKey> = self
+                    .keys
+                    .iter()
+                    .filter(|known| known.kid.as_deref() == Some(query.principal))
+                    .cloned()
+                    .collect();
+                if owned.is_empty() {
+                    return Err(unknown());
+                }
+                choose(&owned, query)
+            }
+        }
+    }
+}
+
+/// Tries several resolvers in order; the first that knows the principal answers.
+#[derive(Default)]
+pub struct ResolverChain {
+    resolvers: Vec<Box<dyn KeyResolver>>,
+}
+
+impl fmt::Debug for ResolverChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolverChain")
+            .field("resolvers", &self.resolvers.len())
+            .finish()
+    }
+}
+
+impl ResolverChain {
+    /// An empty chain: it knows no one.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a resolver, tried after those already added.
+    #[must_use]
+    pub fn then(mut self, resolver: impl KeyResolver + 'static) -> Self {
+        self.resolvers.push(Box::new(resolver));
+        self
+    }
+}
+
+impl KeyResolver for ResolverChain {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        let mut last = CryptoError::UnknownPrincipal {
+            principal: crate::alg::kest_shorten(query.principal),
+        };
+        for resolver in &self.resolvers {
+            match resolver.resolve(query) {
+                Ok(key) => return Ok(key),
+                // A resolver that knows the principal but not this key has the final word:
+                // a later resolver must not widen what that principal may sign with.
+                Err(
+                    error @ (CryptoError::UnknownKeyId { .. } | CryptoError::AmbiguousKey { .. }),
+                ) => {
+                    return Err(error);
+                }
+                Err(error) => last = error,
+            }
+        }
+        Err(last)
+    }
+}
