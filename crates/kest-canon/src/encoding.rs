@@ -103,7 +103,7 @@ impl Sha256Digest {
     /// 64 lowercase hex characters.
     #[must_use]
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.to_string()
     }
 
     /// Parses 64 hex characters. Only lowercase is accepted: Kest writes lowercase, and a
@@ -133,10 +133,9 @@ impl Sha256Digest {
 
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        let mut buffer = [0_u8; 64];
+        hex::encode_to_slice(self.0, &mut buffer).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&buffer).map_err(|_| fmt::Error)?)
     }
 }
 

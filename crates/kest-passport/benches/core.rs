@@ -1,0 +1,174 @@
+//! The wire-core benchmarks of SPEC §10, run by `cargo xtask bench`.
+//!
+//! - canonicalize one entry (fast path and `serde_jcs`);
+//! - sign one entry (canonicalize + sign + hash), beside a raw Ed25519 sign of the same
+//!   signing input with `ring`, so the ratio comes from one run;
+//! - verify passports of 10, 100 and 1,000 entries from their wire form;
+//! - append one entry at depth 0, 50 and 1,000.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
+use kest_passport::{Entry, EntryBuilder, Passport, PolicyContext, SignedEntry, Verifier};
+use kest_trust::WeakestLink;
+
+const PRINCIPAL: &str = "spiffe://bench.example/agents/summarizer";
+const SEED: [u8; 32] = [0x42; 32];
+
+/// An entry shaped like the ones the hook writes: identity, trace and resource labels,
+/// four tiers of policies, a taint.
+fn builder(operation: &str) -> EntryBuilder {
+    EntryBuilder::new(operation)
+        .principal(PRINCIPAL)
+        .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
+        .label(
+            "kest.identity",
+            r#"{"agent":"agent-007","task":"task:summarize","user":"alice"}"#,
+        )
+        .label(
+            "kest.resource_attr",
+            r#"{"classification":"internal","owner":"team-a"}"#,
+        )
+        .classification("internal")
+        .added_taints(["unverified"])
+        .policy_context(PolicyContext {
+            enterprise_policies: vec!["enterprise/baseline".into()],
+            platform_policies: vec!["platform/egress".into()],
+            app_policies: vec!["app/summarizer".into()],
+            function_policies: vec!["summarize".into()],
+            ..PolicyContext::default()
+        })
+        .content_hash(kest_canon::sha256(b"output"))
+        .input_hash(kest_canon::sha256(b"input"))
+}
+
+fn sample_entry() -> Entry {
+    builder("summarize").build_on(&[], &WeakestLink).unwrap()
+}
+
+fn signer() -> KeySigner {
+    KeySigner::new(SigningKey::from_ed25519_seed(&SEED).unwrap(), PRINCIPAL)
+}
+
+fn chain(len: usize) -> Passport {
+    let signer = signer();
+    let mut passport = Passport::new();
+    for index in 0..len {
+        passport
+            .append(builder(&format!("step-{index}")), &signer, &WeakestLink)
+            .unwrap();
+    }
+    passport
+}
+
+fn canonicalize(c: &mut Criterion) {
+    let entry = sample_entry();
+    let mut group = c.benchmark_group("canonicalize_entry");
+    group.bench_function("fast_path", |b| {
+        b.iter(|| black_box(&entry).canonical_bytes().unwrap())
+    });
+    group.bench_function("serde_jcs", |b| {
+        b.iter(|| kest_canon::jcs_bytes(black_box(&entry)).unwrap())
+    });
+    group.finish();
+}
+
+fn sign(c: &mut Criterion) {
+    let entry = sample_entry();
+    let signer = signer();
+    let payload = entry.canonical_bytes().unwrap();
+    let signing_input =
+        kest_crypto::signing_input(&kest_crypto::Signer::header_b64(&signer), &payload);
+    let ring_key = ring::signature::Ed25519KeyPair::from_seed_unchecked(&SEED).unwrap();
+    let mut group = c.benchmark_group("sign");
+    group.bench_function("raw_ring_ed25519", |b| {
+        b.iter(|| ring_key.sign(black_box(signing_input.as_bytes())));
+    });
+    group.bench_function("entry", |b| {
+        b.iter_batched(
+            || entry.clone(),
+            |entry| SignedEntry::sign(entry, &signer).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn parse(c: &mut Criterion) {
+    let signed = SignedEntry::sign(sample_entry(), &signer()).unwrap();
+    let jws = signed.jws().to_owned();
+    let key = SigningKey::from_ed25519_seed(&SEED).unwrap().verifying_key().clone();
+    let mut group = c.benchmark_group("entry");
+    group.bench_function("parse_without_signature", |b| {
+        b.iter(|| SignedEntry::parse(black_box(&jws)).unwrap());
+    });
+    group.bench_function("raw_ring_verify", |b| {
+        b.iter(|| {
+            key.verify(black_box(signed.signing_input().as_bytes()), &kest_canon::b64url_decode(jws.rsplit('.').next().unwrap(), "sig").unwrap())
+                .unwrap();
+        });
+    });
+    group.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let resolver = StaticKeyResolver::new().with_key(
+        PRINCIPAL,
+        SigningKey::from_ed25519_seed(&SEED)
+            .unwrap()
+            .verifying_key()
+            .clone(),
+    );
+    let mut group = c.benchmark_group("verify");
+    group.sample_size(20);
+    for len in [10, 100, 1000] {
+        let passport = chain(len);
+        let text = passport.to_json();
+        let tip = passport.tip_hash().unwrap();
+        group.bench_with_input(BenchmarkId::from_parameter(len), &text, |b, text| {
+            b.iter(|| {
+                Verifier::new(&resolver)
+                    .expect_tip(tip)
+                    .verify_json(black_box(text))
+                    .unwrap()
+            });
+        });
+    }
+    group.finish();
+}
+
+fn append(c: &mut Criterion) {
+    let signer = signer();
+    let mut group = c.benchmark_group("append");
+    for depth in [0, 50, 1000] {
+        let passport = chain(depth);
+        group.bench_with_input(
+            BenchmarkId::from_parameter(depth),
+            &passport,
+            |b, passport| {
+                b.iter_batched(
+                    || passport.clone(),
+                    |mut passport| {
+                        passport
+                            .append(builder("next"), &signer, &WeakestLink)
+                            .unwrap();
+                        passport
+                    },
+                    BatchSize::SmallInput,
+                );
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, canonicalize, sign, parse, verify, append);
+criterion_main!(benches);

@@ -1,0 +1,254 @@
+//! Signed entries: the JWS, its hash and its parsed payload.
+
+use std::fmt;
+
+use kest_canon::Sha256Digest;
+use kest_crypto::{
+    Algorithm, CompactJws, CryptoError, JwsHeader, KeyQuery, KeyResolver, Signer, encode_header,
+    verify_parts,
+};
+use serde_json::Value;
+
+use crate::entry::Entry;
+use crate::error::{EntryFault, PassportError};
+
+/// An entry's hash: SHA-256 of the UTF-8 of its full compact JWS. Parents refer to their
+/// parents by it, and `kest.chain_tip` carries the tip's.
+pub type EntryHash = Sha256Digest;
+
+/// A signed entry: the compact JWS, its hash, and the payload it carries.
+///
+/// Built by signing an [`Entry`], or parsed from a JWS with [`SignedEntry::parse`], which
+/// checks everything except the signature; [`SignedEntry::verify_signature`] checks that.
+#[derive(Clone)]
+pub struct SignedEntry {
+    jws: Box<str>,
+    hash: EntryHash,
+    header: JwsHeader,
+    signing_input_len: usize,
+    signature: Vec<u8>,
+    entry: Entry,
+}
+
+impl fmt::Debug for SignedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedEntry")
+            .field("hash", &self.hash)
+            .field("entry_id", &self.entry.entry_id())
+            .field("operation", &self.entry.operation())
+            .field("principal", &self.entry.principal())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for SignedEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.jws == other.jws
+    }
+}
+
+impl Eq for SignedEntry {}
+
+/// An entry canonicalized and ready for a signature from outside, such as a KMS or an
+/// async identity provider.
+#[derive(Debug, Clone)]
+pub struct UnsignedEntry {
+    entry: Entry,
+    header: JwsHeader,
+    signing_input: String,
+}
+
+impl UnsignedEntry {
+    /// Canonicalizes `entry` under the header `{"alg":<alg>,"kid":<kid>,"typ":"JWS"}`.
+    ///
+    /// # Errors
+    /// [`PassportError::Build`] when the entry does not canonicalize.
+    pub fn new(entry: Entry, alg: Algorithm, kid: &str) -> Result<Self, PassportError> {
+        let header_b64 = kest_canon::b64url_encode(encode_header(alg, kid).as_bytes());
+        Self::with_header_b64(entry, alg, kid, &header_b64)
+    }
+
+    fn with_header_b64(
+        entry: Entry,
+        alg: Algorithm,
+        kid: &str,
+        header_b64: &str,
+    ) -> Result<Self, PassportError> {
+        let payload = entry
+            .canonical_bytes()
+            .map_err(|fault| PassportError::Build {
+                reason: fault.to_string(),
+            })?;
+        Ok(Self {
+            entry,
+            header: JwsHeader {
+                alg,
+                kid: Some(kid.to_owned()),
+                typ: Some("JWS".to_owned()),
+            },
+            signing_input: kest_crypto::signing_input(header_b64, &payload),
+        })
+    }
+
+    /// The bytes to sign: `b64(header) "." b64(payload)`.
+    #[must_use]
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    /// The algorithm the signature must use.
+    #[must_use]
+    pub const fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+
+    /// Attaches the signature. It is not verified here (the caller's signer made it); it
+    /// must have the algorithm's length. There is no way to finish without one.
+    ///
+    /// # Errors
+    /// [`PassportError::Signing`] for a signature of the wrong length.
+    pub fn finish(self, signature: &[u8]) -> Result<SignedEntry, PassportError> {
+        let alg = self.header.alg;
+        if signature.len() != alg.signature_len() {
+            return Err(PassportError::Signing(CryptoError::SignatureLength {
+                alg,
+                expected: alg.signature_len(),
+                found: signature.len(),
+            }));
+        }
+        let signing_input_len = self.signing_input.len();
+        let mut jws = self.signing_input;
+        jws.push('.');
+        jws.push_str(&kest_canon::b64url_encode(signature));
+        Ok(SignedEntry {
+            hash: kest_canon::sha256(jws.as_bytes()),
+            jws: jws.into_boxed_str(),
+            header: self.header,
+            signing_input_len,
+            signature: signature.to_vec(),
+            entry: self.entry,
+        })
+    }
+}
+
+/// On the error path only: whatever `entry_id` a rejected payload names, for the message.
+fn entry_id_of(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        entry_id: Option<Value>,
+    }
+    let id = serde_json::from_slice::<IdOnly>(payload).ok()?.entry_id?;
+    id.as_str().map(|id| id.chars().take(64).collect())
+}
+
+/// A parse failure with whatever `entry_id` could be read, for error messages.
+pub(crate) struct ParseFailure {
+    pub(crate) entry_id: Option<String>,
+    pub(crate) fault: EntryFault,
+}
+
+impl SignedEntry {
+    /// Canonicalizes and signs `entry`.
+    ///
+    /// # Errors
+    /// [`PassportError::Build`] when the entry does not canonicalize, or
+    /// [`PassportError::Signing`] when the signer fails.
+    pub fn sign(entry: Entry, signer: &dyn Signer) -> Result<Self, PassportError> {
+        let unsigned = UnsignedEntry::with_header_b64(
+            entry,
+            signer.algorithm(),
+            signer.key_id(),
+            &signer.header_b64(),
+        )?;
+        let signature = signer
+            .sign(unsigned.signing_input())
+            .map_err(PassportError::Signing)?;
+        unsigned.finish(&signature)
+    }
+
+    /// Parses a compact JWS into an entry: its shape, header, canonical payload and schema.
+    /// The signature is **not** checked; see [`SignedEntry::verify_signature`].
+    ///
+    /// # Errors
+    /// The [`EntryFault`] found first.
+    pub fn parse(jws: &str) -> Result<Self, EntryFault> {
+        Self::parse_reporting_id(jws).map_err(|failure| failure.fault)
+    }
+
+    pub(crate) fn parse_reporting_id(jws: &str) -> Result<Self, ParseFailure> {
+        let no_id = |fault| ParseFailure {
+            entry_id: None,
+            fault,
+        };
+        let compact = CompactJws::parse(jws).map_err(|error| no_id(EntryFault::Jws(error)))?;
+        let entry = Entry::from_json_slice(compact.payload()).map_err(|fault| ParseFailure {
+            entry_id: entry_id_of(compact.payload()),
+            fault,
+        })?;
+        let entry_id = Some(entry.entry_id().to_string());
+        let with_id = |fault| ParseFailure {
+            entry_id: entry_id.clone(),
+            fault,
+        };
+        let canonical = entry.canonical_bytes().map_err(with_id)?;
+        if canonical != compact.payload() {
+            return Err(with_id(EntryFault::NotCanonical));
+        }
+        Ok(Self {
+            hash: kest_canon::sha256(jws.as_bytes()),
+            jws: jws.into(),
+            header: compact.header().clone(),
+            signing_input_len: compact.signing_input().len(),
+            signature: compact.signature().to_vec(),
+            entry,
+        })
+    }
+
+    /// Checks the signature with the key `resolver` gives for this entry's principal (and
+    /// header `kid`). The key never comes from the entry itself.
+    ///
+    /// # Errors
+    /// [`EntryFault::Key`] when no key is known, [`EntryFault::Signature`] when the
+    /// signature or its `alg` does not match the key.
+    pub fn verify_signature(&self, resolver: &dyn KeyResolver) -> Result<(), EntryFault> {
+        let principal = self.entry.principal().unwrap_or_default();
+        let query = KeyQuery {
+            principal,
+            kid: self.header.kid.as_deref(),
+            alg: self.header.alg,
+        };
+        let key = resolver.resolve(&query).map_err(EntryFault::Key)?;
+        verify_parts(&self.header, self.signing_input(), &self.signature, &key)
+            .map_err(EntryFault::Signature)
+    }
+
+    /// The compact JWS.
+    #[must_use]
+    pub fn jws(&self) -> &str {
+        &self.jws
+    }
+
+    /// The entry's hash.
+    #[must_use]
+    pub const fn hash(&self) -> EntryHash {
+        self.hash
+    }
+
+    /// The payload.
+    #[must_use]
+    pub const fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The protected header.
+    #[must_use]
+    pub const fn header(&self) -> &JwsHeader {
+        &self.header
+    }
+
+    /// The signed bytes: `b64(header) "." b64(payload)`.
+    #[must_use]
+    pub fn signing_input(&self) -> &str {
+        self.jws.get(..self.signing_input_len).unwrap_or_default()
+    }
+}

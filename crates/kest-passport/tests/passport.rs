@@ -1,0 +1,257 @@
+//! The passport as a data structure: append, fork, join, wire form and its limits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use common::fresh_signer;
+use kest_passport::{
+    EntryBuilder, EntryFault, Limits, Passport, PassportError, SignedEntry, Verifier,
+};
+use kest_trust::{TrustScore, WeakestLink};
+
+const W: &str = "spiffe://test/w";
+
+fn step(op: &str) -> EntryBuilder {
+    EntryBuilder::new(op).principal(W)
+}
+
+#[test]
+fn sequential_appends_chain_onto_the_tip() {
+    let (signer, _) = fresh_signer(W);
+    let mut passport = Passport::new();
+    assert!(passport.is_empty());
+    assert_eq!(passport.to_json(), "[]");
+    let first = passport
+        .append(step("a"), &signer, &WeakestLink)
+        .unwrap()
+        .hash();
+    let second = passport
+        .append(step("b"), &signer, &WeakestLink)
+        .unwrap()
+        .hash();
+    let tip = passport.tip().unwrap();
+    assert_eq!(tip.entry().parents().hashes(), [first]);
+    assert_eq!(passport.tip_hash(), Some(second));
+    assert_eq!(passport.heads(), [second]);
+    assert_eq!(passport.len(), 2);
+}
+
+#[test]
+fn cached_aggregates_follow_the_rules() {
+    let (signer, _) = fresh_signer(W);
+    let s = |n| TrustScore::new(n).unwrap();
+    let mut passport = Passport::new();
+    passport
+        .append(
+            step("in").origin_score(s(40)).added_taints(["pii", "raw"]),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    passport
+        .append(
+            step("clean").removed_taints(["pii"]).trust_override(s(90)),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    passport
+        .append(step("after").origin_score(s(50)), &signer, &WeakestLink)
+        .unwrap();
+    // The override is remembered downstream (90 * 50 / 100), the removed taint stays gone.
+    assert_eq!(passport.tip().unwrap().entry().trust_score(), s(45));
+    assert_eq!(
+        passport.current_taints().iter().collect::<Vec<_>>(),
+        ["raw"]
+    );
+    assert_eq!(passport.min_trust(), Some(s(40)));
+    assert_eq!(
+        passport.entries()[1].entry().label("kest.trust_override"),
+        Some("90")
+    );
+}
+
+#[test]
+fn forks_are_independent_and_join_with_every_tip_as_parent() {
+    let (signer, resolver) = fresh_signer(W);
+    let s = |n| TrustScore::new(n).unwrap();
+    let mut trunk = Passport::new();
+    trunk.append(step("root"), &signer, &WeakestLink).unwrap();
+    let mut left = trunk.clone();
+    let mut right = trunk.clone();
+    left.append(
+        step("left").added_taints(["l"]).origin_score(s(60)),
+        &signer,
+        &WeakestLink,
+    )
+    .unwrap();
+    right
+        .append(step("right").added_taints(["r"]), &signer, &WeakestLink)
+        .unwrap();
+    right.append(step("right2"), &signer, &WeakestLink).unwrap();
+    assert_eq!((trunk.len(), left.len(), right.len()), (1, 2, 3));
+
+    let mut joined = Passport::join(&[&left, &right]).unwrap();
+    assert_eq!(joined.len(), 4);
+    assert_eq!(
+        joined.heads(),
+        [left.tip_hash().unwrap(), right.tip_hash().unwrap()]
+    );
+    joined.append(step("merge"), &signer, &WeakestLink).unwrap();
+    let merge = joined.tip().unwrap().entry();
+    assert_eq!(
+        merge.parents().hashes(),
+        [left.tip_hash().unwrap(), right.tip_hash().unwrap()]
+    );
+    assert_eq!(merge.trust_score(), s(60));
+    assert_eq!(merge.taints().iter().collect::<Vec<_>>(), ["l", "r"]);
+
+    let report = Verifier::new(&resolver)
+        .verify_json(&joined.to_json())
+        .unwrap();
+    assert_eq!(report.len(), 5);
+    // A join of passports that came over the wire (no shared memory) works the same way.
+    let left_wire = Passport::decode(&left.to_json(), &Limits::default()).unwrap();
+    let right_wire = Passport::decode(&right.to_json(), &Limits::default()).unwrap();
+    assert_eq!(
+        Passport::join(&[&left_wire, &right_wire]).unwrap().heads(),
+        Passport::join(&[&left, &right]).unwrap().heads()
+    );
+}
+
+#[test]
+fn join_refuses_branches_with_different_roots() {
+    let (signer, _) = fresh_signer(W);
+    let mut a = Passport::new();
+    a.append(step("a"), &signer, &WeakestLink).unwrap();
+    let mut b = Passport::new();
+    b.append(step("b"), &signer, &WeakestLink).unwrap();
+    let error = Passport::join(&[&a, &b]).unwrap_err();
+    assert_eq!(error.fault(), Some(&EntryFault::SplicedRoot));
+}
+
+#[test]
+fn push_checks_the_entry_fits() {
+    let (signer, _) = fresh_signer(W);
+    let mut passport = Passport::new();
+    let root =
+        SignedEntry::sign(step("root").build_on(&[], &WeakestLink).unwrap(), &signer).unwrap();
+    let child = SignedEntry::sign(
+        step("child").build_on(&[&root], &WeakestLink).unwrap(),
+        &signer,
+    )
+    .unwrap();
+    let error = passport.push(child.clone()).unwrap_err();
+    assert_eq!(error.fault(), Some(&EntryFault::FirstNotRoot));
+    passport.push(root.clone()).unwrap();
+    let error = passport.push(root.clone()).unwrap_err();
+    assert_eq!(error.fault(), Some(&EntryFault::SplicedRoot));
+    passport.push(child.clone()).unwrap();
+    assert!(matches!(
+        passport.push(child.clone()).unwrap_err().fault(),
+        Some(EntryFault::DuplicateEntry { first: 1 })
+    ));
+    let orphan_parent =
+        SignedEntry::sign(step("other").build_on(&[], &WeakestLink).unwrap(), &signer).unwrap();
+    let orphan = SignedEntry::sign(
+        step("orphan")
+            .build_on(&[&orphan_parent], &WeakestLink)
+            .unwrap(),
+        &signer,
+    )
+    .unwrap();
+    assert!(matches!(
+        passport.push(orphan).unwrap_err().fault(),
+        Some(EntryFault::UnknownParent { .. })
+    ));
+    assert_eq!(passport.len(), 2);
+}
+
+#[test]
+fn a_failed_build_leaves_the_passport_unchanged() {
+    let (signer, _) = fresh_signer(W);
+    let mut passport = Passport::new();
+    passport.append(step("a"), &signer, &WeakestLink).unwrap();
+    let error = passport
+        .append(EntryBuilder::new("no principal"), &signer, &WeakestLink)
+        .unwrap_err();
+    assert!(error.to_string().contains("principal"), "{error}");
+    let error = passport
+        .append(step(""), &signer, &WeakestLink)
+        .unwrap_err();
+    assert!(matches!(error, PassportError::Build { .. }));
+    let error = passport
+        .append(
+            step("big").metadata(serde_json::json!(u64::MAX)),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("interoperable range"), "{error}");
+    assert_eq!(passport.len(), 1);
+}
+
+#[test]
+fn wire_limits_bound_hostile_input() {
+    let (signer, _) = fresh_signer(W);
+    let mut passport = Passport::new();
+    for op in ["a", "b", "c"] {
+        passport.append(step(op), &signer, &WeakestLink).unwrap();
+    }
+    let text = passport.to_json();
+    let small = Limits {
+        max_bytes: 100,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        Passport::decode(&text, &small),
+        Err(PassportError::TooLarge { .. })
+    ));
+    let few = Limits {
+        max_entries: 2,
+        ..Limits::default()
+    };
+    assert_eq!(
+        Passport::decode(&text, &few).unwrap_err(),
+        PassportError::TooManyEntries { limit: 2 }
+    );
+    // A million empty strings is refused at the entry limit, without parsing them all.
+    let flood = format!("[{}\"\"]", "\"\",".repeat(1_000_000));
+    assert!(matches!(
+        Passport::decode(&flood, &Limits::default()),
+        Err(PassportError::TooManyEntries { .. })
+    ));
+    for bad in ["{}", "[1]", "[\"a\",]", "", "[\"x\"] trailing", "null"] {
+        assert!(Passport::decode(bad, &Limits::default()).is_err(), "{bad}");
+    }
+    // Whitespace as the Python package writes it is fine.
+    let spaced = text.replace(',', ", ");
+    assert_eq!(
+        Passport::decode(&spaced, &Limits::default()).unwrap(),
+        passport
+    );
+}
+
+#[test]
+fn a_long_passport_drops_without_overflowing_the_stack() {
+    let (signer, _) = fresh_signer(W);
+    let mut passport = Passport::new();
+    let root =
+        SignedEntry::sign(step("root").build_on(&[], &WeakestLink).unwrap(), &signer).unwrap();
+    passport.push(root).unwrap();
+    // Reuse one signed child shape cheaply: entries differ only by parent, so sign each.
+    for index in 0..20_000 {
+        passport
+            .append(step(&format!("op{index}")), &signer, &WeakestLink)
+            .unwrap();
+    }
+    let fork = passport.clone();
+    drop(passport);
+    assert_eq!(fork.len(), 20_001);
+    drop(fork);
+}

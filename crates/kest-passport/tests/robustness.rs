@@ -1,0 +1,105 @@
+//! Arbitrary input to the passport parsers gives an error or a value, never a panic; and
+//! entries of arbitrary content canonicalize exactly as `serde_jcs` would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use kest_passport::{Entry, EntryBuilder, Limits, Passport, SignedEntry, Verifier};
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    #[test]
+    fn decoders_never_panic(text in ".{0,400}") {
+        let _ = Passport::decode(&text, &Limits::default());
+        let _ = SignedEntry::parse(&text);
+        let resolver = common::python_resolver();
+        let _ = Verifier::new(&resolver).verify_json(&text);
+        let _ = Verifier::new(&resolver).verify_entry(&text);
+    }
+
+    #[test]
+    fn arrays_of_near_jws_never_panic(parts in prop::collection::vec("[A-Za-z0-9_.-]{0,120}", 0..6)) {
+        let text = serde_json::to_string(&parts).unwrap();
+        let _ = Passport::decode(&text, &Limits::default());
+    }
+
+    #[test]
+    fn payload_parser_never_panics(value in json_value()) {
+        if let Ok(entry) = Entry::from_value(value) {
+            let _ = entry.canonical_bytes();
+        }
+    }
+
+    /// The fast path is taken or not depending on content; either way the bytes are
+    /// exactly `serde_jcs`'s for the same payload.
+    #[test]
+    fn entry_canonical_bytes_equal_serde_jcs(
+        labels in prop::collection::btree_map(key(), "[ -~é😀]{0,6}", 0..4),
+        env in prop::collection::vec((key(), leaf()), 0..4),
+        metadata in leaf(),
+        taints in prop::collection::btree_set("[a-z]{1,4}", 0..3),
+    ) {
+        let mut builder = EntryBuilder::new("op").principal("w").added_taints(taints).metadata(metadata);
+        for (k, v) in labels {
+            builder = builder.label(k, v);
+        }
+        builder = builder.environment(env.into_iter().collect::<Map<_, _>>());
+        if let Ok(entry) = builder.build_on(&[], &kest_trust::WeakestLink) {
+            let fast = entry.canonical_bytes().unwrap();
+            let reference: Value = serde_json::from_slice(&fast).unwrap();
+            prop_assert_eq!(&fast, &kest_canon::jcs_bytes(&entry).unwrap());
+            prop_assert_eq!(&fast, &kest_canon::canonicalize(&reference).unwrap());
+        }
+    }
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z_.]{1,6}",
+        "[A-Z0-9]{1,3}",
+        Just("é".to_owned()),
+        Just("\u{1f600}".to_owned()),
+        Just("\u{e000}".to_owned())
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(Value::from),
+        (-1e6_f64..1e6).prop_map(Value::from),
+        "[ -~]{0,5}".prop_map(Value::String),
+        prop::collection::btree_map(key(), any::<u16>().prop_map(Value::from), 0..3)
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        key(),
+                        Just("trust_score".to_owned()),
+                        Just("labels".to_owned()),
+                        Just("parent_ids".to_owned())
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
