@@ -105,15 +105,21 @@ fn sign(c: &mut Criterion) {
 fn parse(c: &mut Criterion) {
     let signed = SignedEntry::sign(sample_entry(), &signer()).unwrap();
     let jws = signed.jws().to_owned();
-    let key = SigningKey::from_ed25519_seed(&SEED).unwrap().verifying_key().clone();
+    let key = SigningKey::from_ed25519_seed(&SEED)
+        .unwrap()
+        .verifying_key()
+        .clone();
     let mut group = c.benchmark_group("entry");
     group.bench_function("parse_without_signature", |b| {
         b.iter(|| SignedEntry::parse(black_box(&jws)).unwrap());
     });
     group.bench_function("raw_ring_verify", |b| {
         b.iter(|| {
-            key.verify(black_box(signed.signing_input().as_bytes()), &kest_canon::b64url_decode(jws.rsplit('.').next().unwrap(), "sig").unwrap())
-                .unwrap();
+            key.verify(
+                black_box(signed.signing_input().as_bytes()),
+                &kest_canon::b64url_decode(jws.rsplit('.').next().unwrap(), "sig").unwrap(),
+            )
+            .unwrap();
         });
     });
     group.finish();

@@ -50,9 +50,11 @@ fn finish(
     fault: RefCell<Option<EntryFault>>,
 ) -> Result<Entry, EntryFault> {
     let entry = result.map_err(|error| {
-        fault.into_inner().unwrap_or_else(|| EntryFault::PayloadNotJson {
-            reason: error.to_string(),
-        })
+        fault
+            .into_inner()
+            .unwrap_or_else(|| EntryFault::PayloadNotJson {
+                reason: error.to_string(),
+            })
     })?;
     entry.check_kest_rust_rules()?;
     Ok(entry)
@@ -264,7 +266,10 @@ impl EntrySeed<'_> {
             .ok_or_else(|| {
                 schema(
                     "trust_score",
-                    format!("must be an integer in 0..=100, found {}", shorten(&trust.to_string())),
+                    format!(
+                        "must be an integer in 0..=100, found {}",
+                        shorten(&trust.to_string())
+                    ),
                 )
             })?;
         let timestamp = required(slots.timestamp_ms, "timestamp_ms")?;
@@ -302,7 +307,10 @@ impl EntrySeed<'_> {
             environment: required(slots.environment, "environment")?,
             otel_context: required(slots.otel_context, "otel_context")?,
             metadata: required(slots.metadata, "metadata")?,
-            content_hash: read_hash(&required(slots.content_hash, "content_hash")?, "content_hash")?,
+            content_hash: read_hash(
+                &required(slots.content_hash, "content_hash")?,
+                "content_hash",
+            )?,
             input_hash: read_hash(&required(slots.input_hash, "input_hash")?, "input_hash")?,
             timestamp_ms,
             extra: slots.extra,
@@ -313,7 +321,9 @@ impl EntrySeed<'_> {
 /// The description in a serde type error, without serde_json's position suffix.
 fn type_reason(error: &impl fmt::Display) -> String {
     let text = error.to_string();
-    let text = text.rsplit_once(" at line ").map_or(text.as_str(), |(head, _)| head);
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(head, _)| head);
     format!("has the wrong type: {}", shorten(text))
 }
 
@@ -353,8 +363,12 @@ impl Entry {
 }
 
 fn read_entry_id(text: &str) -> Result<Uuid, EntryFault> {
-    let id = Uuid::try_parse(text)
-        .map_err(|_| schema("entry_id", format!("must be a UUID, found `{}`", shorten(text))))?;
+    let id = Uuid::try_parse(text).map_err(|_| {
+        schema(
+            "entry_id",
+            format!("must be a UUID, found `{}`", shorten(text)),
+        )
+    })?;
     if id.get_version_num() != 7 {
         return Err(schema(
             "entry_id",
@@ -366,13 +380,19 @@ fn read_entry_id(text: &str) -> Result<Uuid, EntryFault> {
 
 fn read_parents(ids: &[String]) -> Result<Parents, EntryFault> {
     match ids {
-        [] => Err(schema("parent_ids", "must not be empty; a root has [\"0\"]")),
+        [] => Err(schema(
+            "parent_ids",
+            "must not be empty; a root has [\"0\"]",
+        )),
         [only] if only == "0" => Ok(Parents::Root),
         _ => {
             let mut hashes = Vec::with_capacity(ids.len());
             for id in ids {
                 let hash = Sha256Digest::from_hex(id).map_err(|error| {
-                    schema("parent_ids", format!("must hold \"0\" or entry hashes: {error}"))
+                    schema(
+                        "parent_ids",
+                        format!("must hold \"0\" or entry hashes: {error}"),
+                    )
                 })?;
                 if hashes.contains(&hash) {
                     return Err(schema("parent_ids", format!("lists {hash} twice")));
