@@ -3,7 +3,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    clippy::cast_possible_truncation
 )]
 
 use kest_trust::{TaintSet, TrustEvaluator, TrustScore, WeakestLink, Weighted, derive_trust};
