@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod append;
+pub mod canon;
+pub mod inspect;
+pub mod keygen;
+pub mod tree;
+pub mod verify;

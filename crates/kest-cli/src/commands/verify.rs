@@ -1,0 +1,227 @@
+//! `kest verify`: check a passport, a baggage header or one JWS against trusted keys.
+
+use kest_canon::Sha256Digest;
+use kest_crypto::{Jwk, JwksKeyResolver, ResolverChain, StaticKeyResolver};
+use kest_passport::{FindingKind, Limits, PassportError, Strictness, VerificationReport, Verifier};
+use kest_propagation::InboundPassport;
+use serde_json::{Value, json};
+
+use crate::error::CliError;
+use crate::input::{self, Input};
+use crate::output;
+
+/// The options of `kest verify`.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyArgs {
+    /// Input file; stdin when absent or `-`.
+    pub file: Option<String>,
+    /// Trusted keys, `PRINCIPAL=JWKFILE`.
+    pub keys: Vec<String>,
+    /// Trusted JWK Set files.
+    pub jwks: Vec<String>,
+    /// The tip the passport must end at.
+    pub expect_tip: Option<String>,
+    /// Strictness of the label audit.
+    pub strictness: Strictness,
+    /// Machine-readable output.
+    pub json: bool,
+}
+
+/// Builds the resolver from `--key` and `--jwks`.
+///
+/// # Errors
+/// [`CliError::Input`] for unreadable or invalid key files, or when no key is given.
+pub fn resolver(keys: &[String], jwks: &[String]) -> Result<ResolverChain, CliError> {
+    if keys.is_empty() && jwks.is_empty() {
+        return Err(CliError::input(
+            "no trusted keys: pass --key PRINCIPAL=JWKFILE or --jwks FILE",
+        ));
+    }
+    let mut fixed = StaticKeyResolver::new();
+    for pair in keys {
+        let (principal, path) = pair.split_once('=').ok_or_else(|| {
+            CliError::input(format!("--key `{pair}`: expected PRINCIPAL=JWKFILE"))
+        })?;
+        let text = input::read(Some(path))?;
+        let jwk =
+            Jwk::from_json(&text).map_err(|error| CliError::input(format!("{path}: {error}")))?;
+        fixed
+            .insert_jwk(principal, &jwk.to_public())
+            .map_err(|error| CliError::input(format!("{path}: {error}")))?;
+    }
+    let mut chain = ResolverChain::new().then(fixed);
+    for path in jwks {
+        let text = input::read(Some(path))?;
+        let set = JwksKeyResolver::from_json(&text)
+            .map_err(|error| CliError::input(format!("{path}: {error}")))?;
+        chain = chain.then(set);
+    }
+    Ok(chain)
+}
+
+/// Runs `kest verify`.
+///
+/// # Errors
+/// [`CliError::Failed`] with one line naming the entry and cause when verification fails;
+/// [`CliError::Input`] when it cannot run.
+pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
+    let resolver = resolver(&args.keys, &args.jwks)?;
+    let text = input::read(args.file.as_deref())?;
+    let mut expected = args
+        .expect_tip
+        .as_deref()
+        .map(Sha256Digest::from_hex)
+        .transpose()
+        .map_err(|error| CliError::input(format!("--expect-tip: {error}")))?;
+    let limits = Limits {
+        max_bytes: input::MAX_INPUT_BYTES,
+        ..Limits::default()
+    };
+    let verifier = |tip: Option<Sha256Digest>| {
+        let verifier = Verifier::new(&resolver)
+            .strictness(args.strictness)
+            .limits(limits);
+        match tip {
+            Some(tip) => verifier.expect_tip(tip),
+            None => verifier,
+        }
+    };
+    let outcome = match input::classify(&text)? {
+        Input::Passport(json) => verifier(expected).verify_json(&json).map(Outcome::Passport),
+        Input::Baggage(baggage) => {
+            let inbound = InboundPassport::from_baggage(&baggage);
+            if let (Some(given), Some(announced)) = (expected, inbound.tip()) {
+                if given != announced {
+                    return fail(
+                        args.json,
+                        None,
+                        &format!(
+                            "--expect-tip {given} differs from the header's kest.chain_tip {announced}"
+                        ),
+                    );
+                }
+            }
+            expected = expected.or(inbound.tip());
+            match inbound.choose(None, &limits) {
+                Ok(Some(passport)) => verifier(expected).verify(&passport).map(Outcome::Passport),
+                Ok(None) => verifier(expected).verify_json("[]").map(Outcome::Passport),
+                Err(error) => return fail(args.json, None, &error.to_string()),
+            }
+        }
+        Input::Jws(jws) => verifier(None)
+            .verify_entry(&jws)
+            .map(|entry| Outcome::Entry(Box::new(entry))),
+    };
+    match outcome {
+        Ok(outcome) => report(args.json, &outcome),
+        Err(error) => fail(args.json, Some(&error), &error.to_string()),
+    }
+}
+
+enum Outcome {
+    Passport(VerificationReport),
+    Entry(Box<kest_passport::SignedEntry>),
+}
+
+fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
+    match (outcome, json) {
+        (Outcome::Passport(report), true) => output::line(
+            &json!({
+                "verified": true,
+                "entries": report.len(),
+                "tip": report.tip().map(|tip| tip.to_hex()),
+                "strict": report.is_strict(),
+                "findings": report.findings().iter().map(finding_json).collect::<Vec<_>>(),
+            })
+            .to_string(),
+        ),
+        (Outcome::Passport(report), false) => {
+            let tip = report
+                .tip()
+                .map_or_else(|| "none".to_owned(), |tip| tip.to_hex());
+            let mode = if report.is_strict() {
+                "strict"
+            } else {
+                "lenient"
+            };
+            output::line(&format!(
+                "verified: {} entries, tip {tip} ({mode} label audit)",
+                report.len()
+            ))?;
+            for finding in report.findings() {
+                output::line(&format!("finding: {finding}"))?;
+            }
+            Ok(())
+        }
+        (Outcome::Entry(entry), true) => output::line(
+            &json!({
+                "verified": true,
+                "entries": 1,
+                "entry_id": entry.entry().entry_id().to_string(),
+                "hash": entry.hash().to_hex(),
+                "principal": entry.entry().principal(),
+            })
+            .to_string(),
+        ),
+        (Outcome::Entry(entry), false) => output::line(&format!(
+            "verified: entry `{}` ({} by {}), hash {}",
+            entry.entry().entry_id(),
+            entry.entry().operation(),
+            entry.entry().principal().unwrap_or_default(),
+            entry.hash()
+        )),
+    }
+}
+
+fn finding_json(finding: &kest_passport::Finding) -> Value {
+    let mut value = json!({
+        "index": finding.index,
+        "entry_id": finding.entry_id,
+        "principal": finding.principal,
+        "operation": finding.operation,
+    });
+    match &finding.kind {
+        FindingKind::TrustRaised {
+            bound,
+            trust,
+            declared,
+        } => {
+            value["kind"] = json!("trust_raised");
+            value["bound"] = json!(bound);
+            value["trust"] = json!(trust);
+            value["declared"] = json!(declared);
+        }
+        FindingKind::TaintsRemoved { taints } => {
+            value["kind"] = json!("taints_removed");
+            value["taints"] = json!(taints);
+        }
+    }
+    value
+}
+
+/// Prints the failure (as JSON on stdout with `--json`) and returns the error that sets
+/// the exit code.
+fn fail(json: bool, error: Option<&PassportError>, message: &str) -> Result<(), CliError> {
+    if json {
+        output::line(
+            &json!({
+                "verified": false,
+                "error": {
+                    "index": error.and_then(PassportError::index),
+                    "entry_id": error.and_then(entry_id_of),
+                    "cause": error.and_then(PassportError::fault).map_or_else(|| message.to_owned(), ToString::to_string),
+                    "message": message,
+                }
+            })
+            .to_string(),
+        )?;
+    }
+    Err(CliError::Failed(format!("verification failed: {message}")))
+}
+
+fn entry_id_of(error: &PassportError) -> Option<String> {
+    match error {
+        PassportError::Entry { entry_id, .. } => entry_id.clone(),
+        _ => None,
+    }
+}

@@ -1,0 +1,248 @@
+//! The `kest` command-line tool, as a library so that its parts can be tested.
+//!
+//! Auditors and scripts use `kest` to verify passports offline, look inside them, draw
+//! their lineage, canonicalize JSON and make keys. Its interface is a contract: flags,
+//! output and exit codes are documented in `docs/src/cli.md` and checked against `--help`
+//! by the test suite.
+//!
+//! | exit code | meaning |
+//! |---|---|
+//! | 0 | success: everything verified |
+//! | 1 | the check ran and failed (verification, an invalid `canon` line) |
+//! | 2 | the check could not run (usage, unreadable or unrecognized input, bad keys) |
+//!
+//! ```
+//! use clap::Parser as _;
+//! let cli = kest_cli::Cli::try_parse_from(["kest", "tree", "--format", "mermaid", "p.json"]).unwrap();
+//! assert!(matches!(cli.command, kest_cli::Command::Tree { .. }));
+//! ```
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kest_passport::Strictness;
+
+pub mod commands;
+mod error;
+pub mod input;
+mod output;
+
+pub use error::{CliError, EXIT_FAILED, EXIT_USAGE};
+
+/// Zero-trust execution lineage: verify, inspect and draw Kest passports.
+#[derive(Debug, Parser)]
+#[command(name = "kest", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify a passport, a `baggage` header value or one JWS against trusted keys.
+    ///
+    /// Exits 0 only when everything verifies; otherwise prints one line naming the
+    /// entry's index, its `entry_id` and the cause, and exits 1.
+    Verify {
+        /// Passport JSON, baggage header or JWS; `-` or absent reads stdin.
+        file: Option<String>,
+        /// Trust the public key in JWKFILE for PRINCIPAL (repeatable).
+        #[arg(long = "key", value_name = "PRINCIPAL=JWKFILE")]
+        keys: Vec<String>,
+        /// Trust the keys of a JWK Set, each for the principal its `kid` names (repeatable).
+        #[arg(long, value_name = "FILE")]
+        jwks: Vec<String>,
+        /// Require the last entry to have this hash (detects truncation). A baggage
+        /// header's `kest.chain_tip` is used when this is absent.
+        #[arg(long, value_name = "HEX")]
+        expect_tip: Option<String>,
+        /// Fail on undeclared trust raises even in chains from other runtimes.
+        #[arg(long, conflicts_with = "lenient")]
+        strict: bool,
+        /// Report undeclared trust raises as findings even in Kest-only chains.
+        #[arg(long)]
+        lenient: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each entry: index, entry_id, operation, principal, trust, taints, parents, hash.
+    ///
+    /// Signatures are not checked; use `kest verify` for that.
+    Inspect {
+        /// Passport JSON, baggage header or root JWS; `-` or absent reads stdin.
+        file: Option<String>,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw the passport's lineage DAG.
+    ///
+    /// Signatures are not checked; use `kest verify` for that.
+    Tree {
+        /// Passport JSON, baggage header or root JWS; `-` or absent reads stdin.
+        file: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: commands::tree::TreeFormat,
+    },
+    /// Print the RFC 8785 canonical form of JSON, ending in a newline.
+    Canon {
+        /// JSON file; `-` or absent reads stdin.
+        file: Option<String>,
+        /// Treat every input line as one JSON text and print one canonical line each.
+        #[arg(long)]
+        lines: bool,
+        /// Treat every number as an IEEE double (pure RFC 8785) instead of rejecting
+        /// integers beyond ±(2^53-1) as the Python package does.
+        #[arg(long)]
+        ieee: bool,
+    },
+    /// Make an Ed25519 key: the private JWK goes to a file (mode 0600), the public JWK to
+    /// stdout.
+    Keygen {
+        /// Derive the key from this 32-byte seed (64 hex characters) instead of randomly.
+        #[arg(long, value_name = "HEX")]
+        seed_hex: Option<String>,
+        /// Where to write the private JWK; `-` prints it to stdout instead of the public JWK.
+        #[arg(long, value_name = "FILE", default_value = "kest-key.jwk")]
+        out: String,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Append one signed entry to a passport (empty when none is given), with trust and
+    /// taints derived from its tip, and print the passport.
+    Append {
+        /// The signer's private JWK.
+        #[arg(long, value_name = "FILE")]
+        key: String,
+        /// The signer's workload id.
+        #[arg(long, value_name = "ID")]
+        principal: String,
+        /// The operation the entry records.
+        #[arg(long, value_name = "NAME")]
+        operation: String,
+        /// The passport to extend.
+        #[arg(long, value_name = "FILE")]
+        passport: Option<String>,
+        /// Where the entry's data came from (an origin of the trust map).
+        #[arg(long, value_name = "O")]
+        origin: Option<String>,
+        /// Register a custom origin, NAME=SCORE (repeatable).
+        #[arg(long = "origin-score", value_name = "NAME=SCORE")]
+        origin_scores: Vec<String>,
+        /// A taint this entry introduces (repeatable).
+        #[arg(long = "added-taint", value_name = "T")]
+        added_taints: Vec<String>,
+        /// A taint this entry clears (repeatable).
+        #[arg(long = "removed-taint", value_name = "T")]
+        removed_taints: Vec<String>,
+        /// Set the trust score instead of deriving it (recorded in the entry).
+        #[arg(long, value_name = "N")]
+        trust_override: Option<u8>,
+        /// A function-level policy that allowed the operation (repeatable).
+        #[arg(long = "policy", value_name = "P")]
+        policies: Vec<String>,
+        /// Data classification (default `system`).
+        #[arg(long, value_name = "C")]
+        classification: Option<String>,
+        /// OpenTelemetry trace id; default the tip's, or a fresh one.
+        #[arg(long, value_name = "HEX")]
+        trace_id: Option<String>,
+        /// Write the passport here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+    },
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// The [`CliError`] whose message `main` prints and whose exit code it returns.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Verify {
+            file,
+            keys,
+            jwks,
+            expect_tip,
+            strict,
+            lenient,
+            json,
+        } => {
+            let strictness = match (strict, lenient) {
+                (true, _) => Strictness::Strict,
+                (_, true) => Strictness::Lenient,
+                _ => Strictness::Auto,
+            };
+            commands::verify::run(&commands::verify::VerifyArgs {
+                file,
+                keys,
+                jwks,
+                expect_tip,
+                strictness,
+                json,
+            })
+        }
+        Command::Inspect { file, json } => commands::inspect::run(file.as_deref(), json),
+        Command::Tree { file, format } => commands::tree::run(file.as_deref(), format),
+        Command::Canon { file, lines, ieee } => commands::canon::run(file.as_deref(), lines, ieee),
+        Command::Keygen {
+            seed_hex,
+            out,
+            force,
+        } => commands::keygen::run(seed_hex.as_deref(), &out, force),
+        Command::Append {
+            key,
+            principal,
+            operation,
+            passport,
+            origin,
+            origin_scores,
+            added_taints,
+            removed_taints,
+            trust_override,
+            policies,
+            classification,
+            trace_id,
+            out,
+        } => commands::append::run(&commands::append::AppendArgs {
+            key,
+            principal,
+            operation,
+            passport,
+            origin,
+            origin_scores,
+            added_taints,
+            removed_taints,
+            trust_override,
+            policies,
+            classification,
+            trace_id,
+            out,
+        }),
+    }
+}
+
+/// Parses the process arguments, runs, prints any error as `kest: <message>` on stderr,
+/// and returns the exit code.
+#[must_use]
+pub fn main_with_args() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            #[allow(
+                clippy::print_stderr,
+                reason = "the CLI reports its one error line on stderr"
+            )]
+            {
+                eprintln!("kest: {error}");
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
