@@ -174,29 +174,21 @@ fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
 }
 
 fn finding_json(finding: &kest_passport::Finding) -> Value {
-    let mut value = json!({
+    let (kind, details) = match &finding.kind {
+        FindingKind::TrustRaised { bound, trust, declared } => (
+            "trust_raised",
+            json!({"bound": bound, "trust": trust, "declared": declared}),
+        ),
+        FindingKind::TaintsRemoved { taints } => ("taints_removed", json!({"taints": taints})),
+    };
+    json!({
         "index": finding.index,
         "entry_id": finding.entry_id,
         "principal": finding.principal,
         "operation": finding.operation,
-    });
-    match &finding.kind {
-        FindingKind::TrustRaised {
-            bound,
-            trust,
-            declared,
-        } => {
-            value["kind"] = json!("trust_raised");
-            value["bound"] = json!(bound);
-            value["trust"] = json!(trust);
-            value["declared"] = json!(declared);
-        }
-        FindingKind::TaintsRemoved { taints } => {
-            value["kind"] = json!("taints_removed");
-            value["taints"] = json!(taints);
-        }
-    }
-    value
+        "kind": kind,
+        "details": details,
+    })
 }
 
 /// Prints the failure (as JSON on stdout with `--json`) and returns the error that sets
