@@ -94,7 +94,7 @@ impl fmt::Debug for TrustScore {
 
 impl fmt::Display for TrustScore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -175,7 +175,11 @@ fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
 
 fn finding_json(finding: &kest_passport::Finding) -> Value {
     let (kind, details) = match &finding.kind {
-        FindingKind::TrustRaised { bound, trust, declared } => (
+        FindingKind::TrustRaised {
+            bound,
+            trust,
+            declared,
+        } => (
             "trust_raised",
             json!({"bound": bound, "trust": trust, "declared": declared}),
         ),

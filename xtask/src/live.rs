@@ -1,0 +1,76 @@
+//! The live tier: real components installed and started here, then the tests run with
+//! `KEST_LIVE=1`. With it set, a missing component fails the test instead of skipping it.
+//!
+//! Today the tier needs a Python virtual environment with the reference package
+//! (`kest==0.3.0.post1`), so that tests can have it verify passports Kest for Rust built.
+
+use std::path::PathBuf;
+
+use xshell::{Shell, cmd};
+
+use crate::{Result, step};
+
+/// The Python package the interop tests run against.
+const PYTHON_PACKAGE: &str = "kest==0.3.0.post1";
+
+/// Where the tier keeps its venv: inside the cargo target directory, so that repeated
+/// runs reuse it and `cargo clean` removes it.
+fn venv_dir(sh: &Shell) -> Result<PathBuf> {
+    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
+        .quiet()
+        .read()?;
+    let marker = "\"target_directory\":\"";
+    let start = metadata
+        .find(marker)
+        .ok_or("cargo metadata has no target_directory")?
+        + marker.len();
+    let rest = metadata.get(start..).unwrap_or_default();
+    let end = rest.find('"').ok_or("malformed cargo metadata")?;
+    Ok(PathBuf::from(rest.get(..end).unwrap_or_default()).join("kest-live-venv"))
+}
+
+fn python(sh: &Shell) -> Result<PathBuf> {
+    Ok(venv_dir(sh)?.join("bin").join("python"))
+}
+
+/// Installs everything the live tests need. Idempotent.
+pub(crate) fn prepare(sh: &Shell) -> Result {
+    step("live tier: Python venv with the reference package");
+    let venv = venv_dir(sh)?;
+    let python = python(sh)?;
+    if !python.exists() {
+        cmd!(sh, "python3 -m venv {venv}").run()?;
+    }
+    let installed = cmd!(sh, "{python} -c 'import kest, cryptography'")
+        .quiet()
+        .ignore_stderr()
+        .run()
+        .is_ok();
+    if !installed {
+        cmd!(
+            sh,
+            "{python} -m pip install --quiet --disable-pip-version-check {PYTHON_PACKAGE}"
+        )
+        .run()?;
+    }
+    cmd!(sh, "{python} -c 'import kest.core.models.passport'").run()?;
+    Ok(())
+}
+
+/// The environment the live tests read.
+pub(crate) fn environment(sh: &Shell) -> Result<Vec<(String, String)>> {
+    Ok(vec![
+        ("KEST_LIVE".to_owned(), "1".to_owned()),
+        ("KEST_PYTHON".to_owned(), python(sh)?.display().to_string()),
+    ])
+}
+
+/// `cargo xtask live`: prepare, then run the whole suite with the live tier on.
+pub(crate) fn run(sh: &Shell) -> Result {
+    prepare(sh)?;
+    step("test (live tier)");
+    cmd!(sh, "cargo test --workspace --all-features --locked")
+        .envs(environment(sh)?)
+        .run()?;
+    Ok(())
+}

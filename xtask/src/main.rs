@@ -1,0 +1,160 @@
+//! Project automation, in Rust rather than shell: `cargo xtask <task>`.
+//!
+//! | task | what it does |
+//! |---|---|
+//! | `lint` | `cargo fmt --check`, then clippy with `-D warnings` on all targets and features |
+//! | `test` | the test suite with all features, then the wire crates again without `preserve_order` |
+//! | `doc` | `cargo doc` with warnings denied |
+//! | `tidy` | the repository's own rules (module docs, vectors, README, changelog, docs pages) |
+//! | `live` | the live tier: installs what it needs, then runs the tests with `KEST_LIVE=1` |
+//! | `fuzz` | a short run of every fuzz target, when `cargo fuzz` is installed |
+//! | `bench` | the criterion benchmarks |
+//! | `ci` | tidy, lint, doc, test (including the live tier), fuzz smoke: what `.ci/run` runs |
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool reports progress on its terminal"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use xshell::{Shell, cmd};
+
+mod live;
+mod tidy;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+const USAGE: &str = "usage: cargo xtask <lint|test|doc|tidy|live|fuzz|bench|ci>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let result = Shell::new().map_err(Into::into).and_then(|sh| {
+        sh.change_dir(workspace_root());
+        match task.as_str() {
+            "lint" => lint(&sh),
+            "test" => test(&sh),
+            "doc" => doc(&sh),
+            "tidy" => tidy::run(&workspace_root()),
+            "live" => live::run(&sh),
+            "fuzz" => fuzz(&sh, false),
+            "bench" => bench(&sh, args.get(1..).unwrap_or_default()),
+            "ci" => ci(&sh),
+            other => Err(format!("unknown task `{other}`\n{USAGE}").into()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask {task}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn step(name: &str) {
+    eprintln!("\n==> {name}");
+}
+
+fn lint(sh: &Shell) -> Result {
+    step("fmt");
+    cmd!(sh, "cargo fmt --all --check").run()?;
+    step("clippy");
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --all-features --locked -- -D warnings"
+    )
+    .run()?;
+    Ok(())
+}
+
+fn doc(sh: &Shell) -> Result {
+    step("doc");
+    cmd!(
+        sh,
+        "cargo doc --workspace --all-features --no-deps --locked"
+    )
+    .env("RUSTDOCFLAGS", "-D warnings")
+    .run()?;
+    Ok(())
+}
+
+/// Runs the suite twice: once with every feature (which turns on serde_json's
+/// `preserve_order`, as Cedar does in real builds), once for the wire crates with default
+/// features (sorted maps). Canonical bytes must not depend on that.
+fn test(sh: &Shell) -> Result {
+    step("test (all features)");
+    cmd!(sh, "cargo test --workspace --all-features --locked").run()?;
+    step("test (wire crates, default features)");
+    cmd!(sh, "cargo test --locked -p kest-canon -p kest-passport").run()?;
+    Ok(())
+}
+
+/// A short run of every fuzz target. `install` (set by `ci`) installs cargo-fuzz when it
+/// is missing; a plain `cargo xtask fuzz` asks for it instead.
+fn fuzz(sh: &Shell, install: bool) -> Result {
+    if cmd!(sh, "cargo fuzz --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .is_err()
+    {
+        if !install {
+            return Err("`cargo fuzz` is not installed: cargo install cargo-fuzz --locked".into());
+        }
+        step("install cargo-fuzz");
+        cmd!(sh, "cargo install cargo-fuzz --locked").run()?;
+    }
+    let _dir = sh.push_dir("fuzz");
+    let targets = cmd!(sh, "cargo fuzz list").read()?;
+    for target in targets.lines().map(str::trim).filter(|t| !t.is_empty()) {
+        step(&format!("fuzz {target} (20 s)"));
+        // Stable toolchains need RUSTC_BOOTSTRAP for the sanitizer flags cargo-fuzz passes.
+        cmd!(
+            sh,
+            "cargo fuzz run {target} -- -max_total_time=20 -rss_limit_mb=2048"
+        )
+        .env("RUSTC_BOOTSTRAP", "1")
+        .run()?;
+    }
+    Ok(())
+}
+
+fn bench(sh: &Shell, extra: &[String]) -> Result {
+    step("bench");
+    cmd!(
+        sh,
+        "cargo bench --locked -p kest-passport --bench core -- {extra...}"
+    )
+    .run()?;
+    Ok(())
+}
+
+fn ci(sh: &Shell) -> Result {
+    tidy::run(&workspace_root())?;
+    lint(sh)?;
+    doc(sh)?;
+    live::prepare(sh)?;
+    step("test (all features, live tier)");
+    let env = live::environment(sh)?;
+    cmd!(sh, "cargo test --workspace --all-features --locked")
+        .envs(env)
+        .run()?;
+    step("test (wire crates, default features)");
+    cmd!(sh, "cargo test --locked -p kest-canon -p kest-passport").run()?;
+    fuzz(sh, true)?;
+    eprintln!("\nci: all green");
+    Ok(())
+}
