@@ -1,0 +1,122 @@
+//! The model library: every case of every table, in both languages, agrees with the table
+//! and with the other language; random inputs per model agree too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::cast_possible_truncation
+)]
+
+use std::collections::BTreeMap;
+
+use kest_policy::library::{self, CaseTable, Expect, MODELS};
+use kest_policy::{CedarEngine, EvaluationContext, RegoEngine};
+
+fn engines() -> (CedarEngine, RegoEngine) {
+    (
+        library::cedar_builder().build().unwrap(),
+        library::rego_builder().build().unwrap(),
+    )
+}
+
+/// Cedar and Rego decisions for one context. An engine error counts as a deny (that is
+/// what callers do with it), and is reported so that a table can tell.
+fn decide(
+    cedar: &CedarEngine,
+    rego: &RegoEngine,
+    policy: &str,
+    context: &EvaluationContext,
+) -> (bool, bool) {
+    let cedar = cedar
+        .decide(policy, context)
+        .map(|d| d.allow)
+        .unwrap_or(false);
+    let rego = rego
+        .decide(policy, context)
+        .map(|d| d.allow)
+        .unwrap_or(false);
+    (cedar, rego)
+}
+
+#[test]
+fn every_case_in_both_languages() {
+    let (cedar, rego) = engines();
+    let mut counts = BTreeMap::new();
+    let mut failures = Vec::new();
+    for model in &MODELS {
+        let table = CaseTable::parse(model.cases).unwrap();
+        assert_eq!(table.model, model.name);
+        assert_eq!(table.policy, model.policy);
+        assert!(
+            table.cases.len() >= 12,
+            "{}: only {} cases",
+            model.name,
+            table.cases.len()
+        );
+        let allows = table
+            .cases
+            .iter()
+            .filter(|c| c.expect == Expect::Allow)
+            .count();
+        assert!(
+            allows >= 2 && allows < table.cases.len() - 2,
+            "{}: needs both allows and denies",
+            model.name
+        );
+        for case in &table.cases {
+            let context = table.context_for(case).unwrap();
+            let expected = case.expect == Expect::Allow;
+            let (c, r) = decide(&cedar, &rego, model.policy, &context);
+            if c != expected || r != expected {
+                failures.push(format!(
+                    "{} / {}: expected {:?}, cedar {c}, rego {r}",
+                    model.name, case.name, case.expect
+                ));
+            }
+        }
+        counts.insert(model.name, table.cases.len());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(counts.len(), 7);
+}
+
+/// A context every model's table allows is denied under a policy name no model has:
+/// Cedar rules are keyed on the action, Rego on the package.
+#[test]
+fn an_unknown_policy_allows_nothing() {
+    let (cedar, rego) = engines();
+    for model in &MODELS {
+        let table = CaseTable::parse(model.cases).unwrap();
+        let allowed = table
+            .cases
+            .iter()
+            .find(|c| c.expect == Expect::Allow)
+            .unwrap();
+        let context = table.context_for(allowed).unwrap();
+        assert_eq!(decide(&cedar, &rego, model.policy, &context), (true, true));
+        let (c, r) = decide(&cedar, &rego, "kest/no_such_model", &context);
+        assert!(!c && !r, "{}: an unknown policy allowed", model.name);
+    }
+}
+
+/// The files on disk are the ones embedded in the crate.
+#[test]
+fn embedded_files_match_the_policies_directory() {
+    let dir = kest_testkit::workspace_root().join("policies");
+    let on_disk = library::load_dir(&dir).unwrap();
+    for model in &MODELS {
+        let files = on_disk.iter().find(|f| f.name == model.name).unwrap();
+        assert_eq!(files.cedar.as_deref(), Some(model.cedar), "{}", model.name);
+        assert_eq!(files.rego.as_deref(), Some(model.rego), "{}", model.name);
+        assert_eq!(files.cases.as_deref(), Some(model.cases), "{}", model.name);
+    }
+    let lib = on_disk.iter().find(|f| f.name == "lib").unwrap();
+    assert_eq!(lib.rego.as_deref(), Some(library::LIB_REGO));
+    assert_eq!(on_disk.len(), MODELS.len() + 1);
+}
