@@ -1,8 +1,9 @@
 //! The live tier: real components installed and started here, then the tests run with
 //! `KEST_LIVE=1`. With it set, a missing component fails the test instead of skipping it.
 //!
-//! Today the tier needs a Python virtual environment with the reference package
-//! (`kest==0.3.0.post1`), so that tests can have it verify passports Kest for Rust built.
+//! It needs a Python virtual environment with the reference package
+//! (`kest==0.3.0.post1`), so that tests can have it verify passports Kest for Rust built,
+//! and the services `cargo xtask services` starts.
 
 use std::path::PathBuf;
 
@@ -13,9 +14,9 @@ use crate::{Result, step};
 /// The Python package the interop tests run against.
 const PYTHON_PACKAGE: &str = "kest==0.3.0.post1";
 
-/// Where the tier keeps its venv: inside the cargo target directory, so that repeated
+/// The cargo target directory: the live tier keeps what it installs there, so repeated
 /// runs reuse it and `cargo clean` removes it.
-fn venv_dir(sh: &Shell) -> Result<PathBuf> {
+pub(crate) fn target_dir(sh: &Shell) -> Result<PathBuf> {
     let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
         .quiet()
         .read()?;
@@ -26,7 +27,11 @@ fn venv_dir(sh: &Shell) -> Result<PathBuf> {
         + marker.len();
     let rest = metadata.get(start..).unwrap_or_default();
     let end = rest.find('"').ok_or("malformed cargo metadata")?;
-    Ok(PathBuf::from(rest.get(..end).unwrap_or_default()).join("kest-live-venv"))
+    Ok(PathBuf::from(rest.get(..end).unwrap_or_default()))
+}
+
+fn venv_dir(sh: &Shell) -> Result<PathBuf> {
+    Ok(target_dir(sh)?.join("kest-live-venv"))
 }
 
 fn python(sh: &Shell) -> Result<PathBuf> {
@@ -57,20 +62,26 @@ pub(crate) fn prepare(sh: &Shell) -> Result {
     Ok(())
 }
 
-/// The environment the live tests read.
+/// Prepares the venv and starts the services; returns the environment the live tests
+/// read.
 pub(crate) fn environment(sh: &Shell) -> Result<Vec<(String, String)>> {
-    Ok(vec![
+    prepare(sh)?;
+    let mut env = vec![
         ("KEST_LIVE".to_owned(), "1".to_owned()),
         ("KEST_PYTHON".to_owned(), python(sh)?.display().to_string()),
-    ])
+    ];
+    env.extend(crate::services::start(sh)?);
+    Ok(env)
 }
 
-/// `cargo xtask live`: prepare, then run the whole suite with the live tier on.
+/// `cargo xtask live`: prepare, start the services, then run the whole suite with the
+/// live tier on. The services keep running for further runs; `cargo xtask services stop`
+/// stops them.
 pub(crate) fn run(sh: &Shell) -> Result {
-    prepare(sh)?;
+    let env = environment(sh)?;
     step("test (live tier)");
     cmd!(sh, "cargo test --workspace --all-features --locked")
-        .envs(environment(sh)?)
+        .envs(env)
         .run()?;
     Ok(())
 }

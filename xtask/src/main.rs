@@ -6,6 +6,7 @@
 //! | `test` | the test suite with all features, then the wire crates again without `preserve_order` |
 //! | `doc` | `cargo doc` with warnings denied |
 //! | `tidy` | the repository's own rules (module docs, vectors, README, changelog, docs pages) |
+//! | `services` | installs and starts the real components of the live tier (`stop` stops them) |
 //! | `live` | the live tier: installs what it needs, then runs the tests with `KEST_LIVE=1` |
 //! | `fuzz` | a short run of every fuzz target, when `cargo fuzz` is installed |
 //! | `bench` | the criterion benchmarks |
@@ -22,11 +23,13 @@ use std::process::ExitCode;
 use xshell::{Shell, cmd};
 
 mod live;
+mod services;
 mod tidy;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str = "usage: cargo xtask <lint|test|doc|tidy|live|fuzz|bench|ci>";
+const USAGE: &str =
+    "usage: cargo xtask <lint|test|doc|tidy|services [start|stop]|live|fuzz|bench|ci>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
             "live" => live::run(&sh),
             "fuzz" => fuzz(&sh, false),
             "bench" => bench(&sh, args.get(1..).unwrap_or_default()),
+            "services" => services::run(&sh, args.get(1..).unwrap_or_default()),
             "ci" => ci(&sh),
             other => Err(format!("unknown task `{other}`\n{USAGE}").into()),
         }
@@ -139,6 +143,11 @@ fn bench(sh: &Shell, extra: &[String]) -> Result {
         "cargo bench --locked -p kest-passport --bench core -- {extra...}"
     )
     .run()?;
+    cmd!(
+        sh,
+        "cargo bench --locked -p kest-policy --bench engines -- {extra...}"
+    )
+    .run()?;
     Ok(())
 }
 
@@ -146,12 +155,14 @@ fn ci(sh: &Shell) -> Result {
     tidy::run(&workspace_root())?;
     lint(sh)?;
     doc(sh)?;
-    live::prepare(sh)?;
-    step("test (all features, live tier)");
     let env = live::environment(sh)?;
-    cmd!(sh, "cargo test --workspace --all-features --locked")
+    step("test (all features, live tier)");
+    let tested = cmd!(sh, "cargo test --workspace --all-features --locked")
         .envs(env)
-        .run()?;
+        .run();
+    // Stop the services whatever the outcome, so that CI leaves nothing running.
+    services::stop(sh)?;
+    tested?;
     step("test (wire crates, default features)");
     cmd!(sh, "cargo test --locked -p kest-canon -p kest-passport").run()?;
     fuzz(sh, true)?;

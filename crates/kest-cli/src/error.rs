@@ -20,6 +20,10 @@ pub enum CliError {
     /// The input could not be used: unreadable, too large, of no known form.
     #[error("{0}")]
     Input(String),
+    /// The command printed its result and exits with this code (`kest policy eval`: 3 for
+    /// a deny, 4 when the engine could not decide).
+    #[error("exit {0}")]
+    Exit(u8),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -36,6 +40,7 @@ impl CliError {
     pub const fn exit_code(&self) -> u8 {
         match self {
             Self::Failed(_) => EXIT_FAILED,
+            Self::Exit(code) => *code,
             Self::Input(_) | Self::Io { .. } => EXIT_USAGE,
         }
     }

@@ -10,6 +10,8 @@
 //! | 0 | success: everything verified |
 //! | 1 | the check ran and failed (verification, an invalid `canon` line) |
 //! | 2 | the check could not run (usage, unreadable or unrecognized input, bad keys) |
+//! | 3 | `policy eval`: the policy denies |
+//! | 4 | `policy eval`: the engine could not decide (a deny too) |
 //!
 //! ```
 //! use clap::Parser as _;
@@ -113,6 +115,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Evaluate policies with the in-process engines.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Append one signed entry to a passport (empty when none is given), with trust and
     /// taints derived from its tip, and print the passport.
     Append {
@@ -158,6 +163,44 @@ pub enum Command {
     },
 }
 
+/// `kest policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Evaluate one policy against a complete evaluation context and print `allow` or
+    /// `deny` with the engine's reasons.
+    ///
+    /// Exits 0 on allow, 3 on deny, 4 when the engine cannot decide (which is also a deny),
+    /// 2 for unusable input.
+    Eval {
+        /// The engine.
+        #[arg(long, value_enum)]
+        engine: commands::policy::EngineKind,
+        /// A policy file (`.cedar` or `.rego`; repeatable).
+        #[arg(long = "policy", value_name = "FILE", required = true)]
+        policies: Vec<String>,
+        /// The policy name: the Cedar action id, or the Rego package path `a/b`.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The complete evaluation context, as the engine receives it.
+        #[arg(long, value_name = "CONTEXT.json")]
+        input: String,
+        /// A Cedar entity store (JSON).
+        #[arg(long, value_name = "FILE")]
+        entities: Option<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every case table under DIR against both languages; one line per model.
+    ///
+    /// Exits 1 if any case gives an unexpected decision in either language.
+    Test {
+        /// The policy directory: `<model>.cedar`, `<model>.rego`, `cases/<model>.json`.
+        #[arg(default_value = "policies")]
+        dir: String,
+    },
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -195,6 +238,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             out,
             force,
         } => commands::keygen::run(seed_hex.as_deref(), &out, force),
+        Command::Policy(PolicyCommand::Eval {
+            engine,
+            policies,
+            name,
+            input,
+            entities,
+            json,
+        }) => commands::policy::eval(&commands::policy::EvalArgs {
+            engine,
+            policies,
+            name,
+            input,
+            entities,
+            json,
+        }),
+        Command::Policy(PolicyCommand::Test { dir }) => commands::policy::test(&dir),
         Command::Append {
             key,
             principal,
@@ -234,6 +293,8 @@ pub fn main_with_args() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The command already printed its result.
+        Err(CliError::Exit(code)) => ExitCode::from(code),
         Err(error) => {
             #[allow(
                 clippy::print_stderr,

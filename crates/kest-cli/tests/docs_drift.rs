@@ -16,9 +16,7 @@ const MARKER: &str = "<!-- kest-help:";
 
 fn help(subcommand: &str) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kest"));
-    if !subcommand.is_empty() {
-        command.arg(subcommand);
-    }
+    command.args(subcommand.split_whitespace());
     let out = command.arg("--help").output().unwrap();
     assert!(out.status.success());
     // Lines are compared without trailing whitespace, which clap emits on blank lines and
@@ -76,7 +74,17 @@ fn cli_reference_matches_help_output() {
         stale.is_empty(),
         "docs/src/cli.md is stale for {stale:?}; run KEST_UPDATE_DOCS=1 cargo test -p kest-cli --test docs_drift"
     );
-    for subcommand in ["", "verify", "inspect", "tree", "canon", "keygen", "append"] {
+    for subcommand in [
+        "",
+        "verify",
+        "inspect",
+        "tree",
+        "canon",
+        "keygen",
+        "append",
+        "policy eval",
+        "policy test",
+    ] {
         assert!(
             covered.iter().any(|c| c == subcommand),
             "docs/src/cli.md has no help block for `{subcommand}`"

@@ -51,7 +51,7 @@ fn parsed_sets() -> &'static Mutex<HashMap<Sha256Digest, Arc<PolicySet>>> {
 /// ```
 pub struct CedarEngine {
     policies: Arc<PolicySet>,
-    /// For each action a policy names with `action == …`: that action's policies plus
+    /// For each action id a policy names with `action == Action::"…"`: its policies plus
     /// those not scoped to one action. Cedar evaluates every policy of the set it is
     /// given, so handing it only these is much faster, and gives the same answer: a
     /// policy scoped to another action cannot apply.
@@ -311,8 +311,15 @@ fn split_by_action(policies: &PolicySet) -> Result<(HashMap<String, Scoped>, Sco
     let mut scoped: HashMap<String, Vec<&cedar_policy::Policy>> = HashMap::new();
     for policy in policies.policies() {
         match policy.action_constraint() {
+            // Requests always name `Action::"<policy>"`, so index by that id; a policy
+            // scoped to an action of another type can never apply.
             ActionConstraint::Eq(action) => {
-                scoped.entry(action.to_string()).or_default().push(policy)
+                if action.type_name().to_string() == "Action" {
+                    scoped
+                        .entry(action.id().unescaped().to_owned())
+                        .or_default()
+                        .push(policy);
+                }
             }
             ActionConstraint::Any | ActionConstraint::In(_) => add(&mut unscoped, policy)?,
         }
@@ -362,10 +369,7 @@ impl CedarEngine {
             EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
         };
         let action = uid(&self.action_type, policy);
-        let scoped = self
-            .by_action
-            .get(&action.to_string())
-            .unwrap_or(&self.unscoped);
+        let scoped = self.by_action.get(policy).unwrap_or(&self.unscoped);
         let record = match &scoped.members {
             Some(members) => to_context_members(context.document(), members)?,
             None => to_context(context.document())?,

@@ -37,27 +37,43 @@
 //! | `CedarAgentEngine` | `cedar-agent` | `POST /v1/is_authorized` |
 //! | `VerifiedPermissionsEngine` | `aws` | `IsAuthorized` with the policy name as action id |
 
+#[cfg(feature = "aws")]
+mod avp;
 mod cache;
 #[cfg(feature = "cedar")]
 mod cedar;
+#[cfg(feature = "cedar-agent")]
+mod cedar_agent;
 mod context;
 mod engine;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 pub mod library;
 mod mock;
+#[cfg(feature = "opa")]
+mod opa;
 #[cfg(feature = "rego")]
 mod rego;
 mod tiers;
 
+#[cfg(feature = "aws")]
+pub use avp::VerifiedPermissionsEngine;
 pub use cache::{
     CacheStats, CachedEngine, DEFAULT_CAPACITY, DEFAULT_TTL, DecisionCache, ENV_CACHE_TTL,
 };
 #[cfg(feature = "cedar")]
 pub use cedar::{CedarEngine, CedarEngineBuilder, to_context};
+#[cfg(feature = "cedar-agent")]
+pub use cedar_agent::CedarAgentEngine;
 pub use context::{ContextBuilder, Enricher, EvaluationContext, RESERVED_KEYS};
 pub use engine::{Decision, PolicyEngine, Tier};
 pub use error::{AuthorizationError, ConfigError, PolicyError};
+#[cfg(feature = "http")]
+pub use http::DEFAULT_TIMEOUT;
 pub use mock::MockEngine;
+#[cfg(feature = "opa")]
+pub use opa::{OpaEngine, OpaEngineBuilder};
 #[cfg(feature = "rego")]
 pub use rego::{RegoEngine, RegoEngineBuilder};
 pub use tiers::{

@@ -124,6 +124,36 @@ pub fn cedar_builder() -> crate::CedarEngineBuilder {
         })
 }
 
+/// Every Cedar policy of the library as `(id, text)`, one policy each: the form a Cedar
+/// agent's policy store takes. The id is the policy's `@id` annotation.
+///
+/// # Errors
+/// [`PolicyError::InvalidPolicy`] if a model does not parse (a bug in the library).
+#[cfg(feature = "cedar")]
+pub fn cedar_policy_texts() -> Result<Vec<(String, String)>, PolicyError> {
+    let mut texts = Vec::new();
+    for model in &MODELS {
+        let set: cedar_policy::PolicySet =
+            model
+                .cedar
+                .parse()
+                .map_err(
+                    |error: cedar_policy::ParseErrors| PolicyError::InvalidPolicy {
+                        engine: "cedar",
+                        name: model.name.to_owned(),
+                        reason: error.to_string(),
+                    },
+                )?;
+        for policy in set.policies() {
+            let id = policy
+                .annotation("id")
+                .map_or_else(|| policy.id().to_string(), str::to_owned);
+            texts.push((id, policy.to_string()));
+        }
+    }
+    Ok(texts)
+}
+
 /// A Rego engine builder holding every model and the shared helpers.
 #[cfg(feature = "rego")]
 pub fn rego_builder() -> crate::RegoEngineBuilder {

@@ -1,6 +1,6 @@
 //! Rego, in process (`regorus`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use async_trait::async_trait;
@@ -35,12 +35,23 @@ const ENGINE: &str = "rego";
 pub struct RegoEngine {
     prepared: Engine,
     packages: BTreeSet<String>,
-    /// `data.<package>.allow` compiled once per package that defines it: evaluating a
-    /// compiled entry point shares everything analyzed at build time.
-    compiled: BTreeMap<String, CompiledPolicy>,
-    /// Per package, what it (and every package it refers to) reads of `input`; `None`
-    /// when it uses `input` as a whole. Only that is converted for each evaluation.
-    reads: BTreeMap<String, Option<Members>>,
+    /// By policy name (`a/b` for package `data.a.b`): everything decided at build time.
+    policies: HashMap<String, Prepared>,
+}
+
+/// One package, ready to evaluate.
+struct Prepared {
+    /// `data.a.b`.
+    package: String,
+    /// `data.a.b.allow`, compiled from only the modules it can reach: evaluating a
+    /// compiled entry point shares everything analyzed at build time. `None` when the
+    /// package has no `allow`.
+    compiled: Option<CompiledPolicy>,
+    /// What the package (and every package it refers to) reads of `input`; `None` when
+    /// it uses `input` as a whole. Only that is converted for each evaluation.
+    reads: Option<Members>,
+    /// The reason given with an allow.
+    allow_reason: String,
 }
 
 /// Top-level input members, each whole (`None`) or only some of its own members.
@@ -102,12 +113,12 @@ impl RegoEngineBuilder {
             .as_ref()
             .map(|a| a.module_packages.as_slice())
             .unwrap_or_default();
-        let mut compiled = BTreeMap::new();
-        let mut reads = BTreeMap::new();
+        let mut policies = HashMap::with_capacity(packages.len());
         for package in &packages {
             // Each entry point is compiled from only the modules it can reach, so an
             // evaluation carries nothing else.
-            let mut engine = match analysis.as_ref().and_then(|a| a.packages.get(package)) {
+            let info = analysis.as_ref().and_then(|a| a.packages.get(package));
+            let mut engine = match info {
                 Some(info) => {
                     let needed: Vec<(String, String)> = self
                         .sources
@@ -116,25 +127,27 @@ impl RegoEngineBuilder {
                         .filter(|(_, module_package)| info.closure.contains(*module_package))
                         .map(|(source, _)| source.clone())
                         .collect();
-                    reads.insert(package.clone(), info.reads.clone());
                     prepare(&needed, self.data.as_ref())?
                 }
-                None => {
-                    reads.insert(package.clone(), None);
-                    prepared.clone()
-                }
+                None => prepared.clone(),
             };
             let entry: regorus::Rc<str> = format!("{package}.allow").into();
-            // A package without `allow` (a helper library) has no entry point to compile.
-            if let Ok(policy) = engine.compile_with_entrypoint(&entry) {
-                compiled.insert(package.clone(), policy);
-            }
+            let name = package.trim_start_matches("data.").replace('.', "/");
+            policies.insert(
+                name,
+                Prepared {
+                    package: package.clone(),
+                    // A package without `allow` (a helper library) has no entry point.
+                    compiled: engine.compile_with_entrypoint(&entry).ok(),
+                    reads: info.and_then(|i| i.reads.clone()),
+                    allow_reason: format!("{package}.allow is true"),
+                },
+            );
         }
         Ok(RegoEngine {
             prepared,
             packages,
-            compiled,
-            reads,
+            policies,
         })
     }
 }
@@ -177,23 +190,6 @@ impl RegoEngine {
         RegoEngineBuilder::default()
     }
 
-    /// The package a policy name refers to: `a/b` is `data.a.b`, if every segment is a
-    /// Rego identifier.
-    fn package_of(policy: &str) -> Option<String> {
-        let valid = |segment: &str| {
-            let mut chars = segment.chars();
-            chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        };
-        let segments: Vec<&str> = policy.split('/').collect();
-        segments
-            .iter()
-            .all(|s| valid(s))
-            .then(|| format!("data.{}", segments.join(".")))
-    }
-
     /// Evaluates synchronously; [`PolicyEngine::evaluate`] wraps this.
     ///
     /// # Errors
@@ -203,26 +199,27 @@ impl RegoEngine {
         policy: &str,
         context: &EvaluationContext,
     ) -> Result<Decision, PolicyError> {
-        let Some(package) = Self::package_of(policy).filter(|p| self.packages.contains(p)) else {
+        let Some(prepared) = self.policies.get(policy) else {
             return Ok(Decision::deny(vec![format!(
                 "no Rego package for policy `{policy}`"
             )]));
         };
+        let package = &prepared.package;
         let fail = |reason: String| PolicyError::Evaluation {
             engine: ENGINE,
             policy: policy.to_owned(),
             reason,
         };
-        let input = match self.reads.get(&package) {
-            Some(Some(members)) => to_rego_members(context.document(), members),
-            _ => to_rego_object(context.document()),
+        let input = match &prepared.reads {
+            Some(members) => to_rego_members(context.document(), members),
+            None => to_rego_object(context.document()),
         };
         let interpreted = || {
             let mut engine = self.prepared.clone();
             engine.set_input(to_rego_object(context.document()));
             engine.eval_rule(format!("{package}.allow"))
         };
-        let allow = match self.compiled.get(&package) {
+        let allow = match &prepared.compiled {
             // A few constructs (`with input as …`) fail in regorus's compiled path; the
             // interpreter, with the whole input, is the reference, so ask it instead.
             Some(compiled) => compiled
@@ -232,7 +229,7 @@ impl RegoEngine {
         }
         .map_err(|error| fail(error.to_string()))?;
         match allow {
-            RegoValue::Bool(true) => Ok(Decision::allow(vec![format!("{package}.allow is true")])),
+            RegoValue::Bool(true) => Ok(Decision::allow(vec![prepared.allow_reason.clone()])),
             RegoValue::Bool(false) | RegoValue::Undefined => {
                 // Only denials pay for the full engine, to collect the package's reasons.
                 let mut engine = self.prepared.clone();

@@ -4,5 +4,6 @@ pub mod append;
 pub mod canon;
 pub mod inspect;
 pub mod keygen;
+pub mod policy;
 pub mod tree;
 pub mod verify;

@@ -1,0 +1,129 @@
+//! `cargo xtask services`: installs and starts, on 127.0.0.1, the real components the live
+//! tests talk to. Each is installed into the cargo target directory, started detached
+//! with its output in a log file, and left running until `cargo xtask services stop`.
+//!
+//! | service | from | address | variable for the tests |
+//! |---|---|---|---|
+//! | Cedar agent | crates.io `cedar-agent` 0.2.0 | 127.0.0.1:18180 | `KEST_CEDAR_AGENT_URL` |
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xshell::{Shell, cmd};
+
+use crate::{Result, step};
+
+const CEDAR_AGENT_VERSION: &str = "0.2.0";
+const CEDAR_AGENT_PORT: u16 = 18180;
+
+/// The directory the services live in: `<target>/kest-services`.
+pub(crate) fn state_dir(sh: &Shell) -> Result<PathBuf> {
+    Ok(crate::live::target_dir(sh)?.join("kest-services"))
+}
+
+/// `cargo xtask services [start|stop]`.
+pub(crate) fn run(sh: &Shell, args: &[String]) -> Result {
+    match args.first().map(String::as_str) {
+        None | Some("start") => start(sh).map(|env| {
+            for (key, value) in env {
+                eprintln!("{key}={value}");
+            }
+        }),
+        Some("stop") => stop(sh),
+        Some(other) => Err(format!("unknown services command `{other}`: use start or stop").into()),
+    }
+}
+
+/// Installs what is missing, starts what is not running, and returns the variables the
+/// live tests read.
+pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
+    let dir = state_dir(sh)?;
+    sh.create_dir(&dir)?;
+    let mut env = Vec::new();
+
+    step("service: Cedar agent");
+    let agent = dir.join("bin").join("cedar-agent");
+    if !agent.exists() {
+        cmd!(
+            sh,
+            "cargo install cedar-agent --version {CEDAR_AGENT_VERSION} --locked --root {dir}"
+        )
+        .run()?;
+    }
+    let port = CEDAR_AGENT_PORT.to_string();
+    launch(
+        &dir,
+        "cedar-agent",
+        Command::new(&agent).args(["--addr", "127.0.0.1", "--port", &port]),
+        CEDAR_AGENT_PORT,
+    )?;
+    env.push((
+        "KEST_CEDAR_AGENT_URL".to_owned(),
+        format!("http://127.0.0.1:{CEDAR_AGENT_PORT}"),
+    ));
+    Ok(env)
+}
+
+/// Stops every service this task started.
+pub(crate) fn stop(sh: &Shell) -> Result {
+    let dir = state_dir(sh)?;
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "pid") {
+            if let Ok(pid) = std::fs::read_to_string(&path) {
+                let pid = pid.trim().to_owned();
+                // The process group leader's id: kill the whole group.
+                let _ = Command::new("kill")
+                    .args(["--", &format!("-{pid}")])
+                    .status();
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(())
+}
+
+fn listening(port: u16) -> bool {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+}
+
+/// Starts `command` detached (its own process group, output to `<name>.log`) unless
+/// something already listens on `port`, then waits until the port accepts connections.
+fn launch(dir: &Path, name: &str, command: &mut Command, port: u16) -> Result {
+    if listening(port) {
+        eprintln!("{name}: already listening on 127.0.0.1:{port}");
+        return Ok(());
+    }
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        command.process_group(0);
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|error| format!("cannot start {name}: {error}"))?;
+    std::fs::write(dir.join(format!("{name}.pid")), child.id().to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if listening(port) {
+            eprintln!("{name}: listening on 127.0.0.1:{port}");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!(
+        "{name} did not start listening on port {port}; see {}",
+        dir.join(format!("{name}.log")).display()
+    )
+    .into())
+}
