@@ -102,16 +102,27 @@ impl Signer for KeySigner {
 /// ```
 #[must_use]
 pub fn encode_header(alg: Algorithm, kid: &str) -> String {
+    encode_header_with_chain(alg, kid, None)
+}
+
+/// As [`encode_header`], with an `x5c` certificate chain (base64 DER, leaf first) after
+/// `typ`, keys still in canonical order. SPIFFE X.509-SVID signers send their chain so
+/// that verifiers holding only the trust bundle can check the key.
+#[must_use]
+pub fn encode_header_with_chain(alg: Algorithm, kid: &str, x5c: Option<&[String]>) -> String {
     #[derive(serde::Serialize)]
     struct Header<'a> {
         alg: &'a str,
         kid: &'a str,
         typ: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        x5c: Option<&'a [String]>,
     }
     let header = Header {
         alg: alg.as_str(),
         kid,
         typ: "JWS",
+        x5c,
     };
     let mut out = Vec::with_capacity(64 + kid.len());
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonAsciiFormatter);
@@ -151,6 +162,42 @@ impl Formatter for PythonAsciiFormatter {
     ) -> io::Result<()> {
         CompactFormatter.write_char_escape(writer, escape)
     }
+}
+
+/// Converts an ECDSA signature from ASN.1 DER (`SEQUENCE { r INTEGER, s INTEGER }`, what
+/// AWS KMS and most HSMs return) to the fixed 64-byte `r || s` form JWS ES256 requires.
+///
+/// # Errors
+/// [`CryptoError::SignatureLength`] when the DER is malformed or a value is wider than
+/// 32 bytes.
+pub fn es256_signature_from_der(der: &[u8]) -> Result<[u8; 64], CryptoError> {
+    use pkcs8::der::{Decode as _, Reader as _, SliceReader};
+    let malformed = || CryptoError::SignatureLength {
+        alg: Algorithm::ES256,
+        expected: 64,
+        found: der.len(),
+    };
+    let mut reader = SliceReader::new(der).map_err(|_| malformed())?;
+    let (r, s) = reader
+        .sequence(|seq| {
+            let r = pkcs8::der::asn1::UintRef::decode(seq)?;
+            let s = pkcs8::der::asn1::UintRef::decode(seq)?;
+            Ok::<_, pkcs8::der::Error>((r.as_bytes().to_vec(), s.as_bytes().to_vec()))
+        })
+        .map_err(|_| malformed())?;
+    reader.finish().map_err(|_| malformed())?;
+    let mut fixed = [0_u8; 64];
+    for (value, half) in [(&r, 0_usize), (&s, 32)] {
+        if value.len() > 32 {
+            return Err(malformed());
+        }
+        let start = half + 32 - value.len();
+        fixed
+            .get_mut(start..half + 32)
+            .ok_or_else(malformed)?
+            .copy_from_slice(value);
+    }
+    Ok(fixed)
 }
 
 /// Signs `payload` and returns the compact serialization `header.payload.signature`.
@@ -194,6 +241,8 @@ pub struct JwsHeader {
     pub kid: Option<String>,
     /// `typ`, if present.
     pub typ: Option<String>,
+    /// `x5c`, if present: base64 (not base64url) DER certificates, leaf first.
+    pub x5c: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +254,8 @@ struct RawHeader {
     typ: Option<String>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
+    #[serde(default)]
+    x5c: Option<Vec<String>>,
 }
 
 impl JwsHeader {
@@ -226,10 +277,20 @@ impl JwsHeader {
                 reason: "`crit` names extensions this verifier does not understand".into(),
             });
         }
+        if raw
+            .x5c
+            .as_ref()
+            .is_some_and(|chain| chain.is_empty() || chain.len() > 8)
+        {
+            return Err(CryptoError::Header {
+                reason: "`x5c` must hold 1 to 8 certificates".into(),
+            });
+        }
         Ok(Self {
             alg: Algorithm::from_header(&raw.alg)?,
             kid: raw.kid,
             typ: raw.typ,
+            x5c: raw.x5c,
         })
     }
 }

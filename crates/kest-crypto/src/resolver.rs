@@ -20,6 +20,27 @@ pub struct KeyQuery<'a> {
     pub kid: Option<&'a str>,
     /// The header's algorithm.
     pub alg: Algorithm,
+    /// The header's `x5c` certificate chain (base64 DER, leaf first), if any: entries
+    /// signed with SPIFFE X.509-SVID keys carry it so that a trust bundle can vouch for the
+    /// key.
+    pub x5c: Option<&'a [String]>,
+    /// When the entry says it was signed (`timestamp_ms`), for resolvers that check
+    /// certificate validity at signing time.
+    pub signed_at_ms: Option<u64>,
+}
+
+impl<'a> KeyQuery<'a> {
+    /// A query for `principal`'s key, named by `kid` in an `alg` header.
+    #[must_use]
+    pub const fn new(principal: &'a str, kid: Option<&'a str>, alg: Algorithm) -> Self {
+        Self {
+            principal,
+            kid,
+            alg,
+            x5c: None,
+            signed_at_ms: None,
+        }
+    }
 }
 
 /// Maps a principal (and `kid`) to the key that must have signed for it.
@@ -114,7 +135,7 @@ fn choose(keys: &[KnownKey], query: &KeyQuery<'_>) -> Result<VerifyingKey, Crypt
 ///
 /// let key = SigningKey::from_ed25519_seed(&[7; 32])?;
 /// let resolver = StaticKeyResolver::new().with_key("spiffe://a/b", key.verifying_key().clone());
-/// let query = KeyQuery { principal: "spiffe://a/b", kid: Some("spiffe://a/b"), alg: Algorithm::EdDSA };
+/// let query = KeyQuery::new("spiffe://a/b", Some("spiffe://a/b"), Algorithm::EdDSA);
 /// assert_eq!(&resolver.resolve(&query)?, key.verifying_key());
 /// let stranger = KeyQuery { principal: "spiffe://evil/x", ..query };
 /// assert!(resolver.resolve(&stranger).is_err());

@@ -205,3 +205,57 @@ fn rejects_altered_and_foreign_signatures() {
         CryptoError::BadSignature
     );
 }
+
+/// RFC 7515 Appendix A.3: an ES256 JWS and the P-256 key that made it. ECDSA signatures
+/// are randomized, so the vector is verified, not reproduced.
+#[test]
+fn rfc7515_a3_es256_verifies() {
+    let jwk = kest_crypto::Jwk::from_json(
+        r#"{"kty":"EC","crv":"P-256",
+            "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+            "d":"jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"}"#,
+    )
+    .unwrap();
+    let key = SigningKey::from_jwk(&jwk).unwrap();
+    let jws = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+    let parsed = CompactJws::parse(jws).unwrap();
+    parsed.verify_with(key.verifying_key()).unwrap();
+    // And a fresh ES256 signature by the same key verifies too.
+    let ours = sign_compact(&KeySigner::new(key, "w"), b"{}").unwrap();
+    CompactJws::parse(&ours)
+        .unwrap()
+        .verify_with(&kest_crypto::VerifyingKey::from_jwk(&jwk).unwrap())
+        .unwrap();
+}
+
+/// DER signatures (as AWS KMS returns them) convert to the fixed JWS form, checked against
+/// signatures made by OpenSSL for the P-256 fixture key.
+#[test]
+fn es256_der_signatures_convert() {
+    let key = SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(format!(
+            "{}/tests/fixtures/p256.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let message = std::fs::read(format!(
+        "{}/tests/fixtures/p256.msg",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let der = std::fs::read(format!(
+        "{}/tests/fixtures/p256.sig.der",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let fixed = kest_crypto::es256_signature_from_der(&der).unwrap();
+    key.verifying_key().verify(&message, &fixed).unwrap();
+    assert!(kest_crypto::es256_signature_from_der(&der[..der.len() - 1]).is_err());
+    assert!(kest_crypto::es256_signature_from_der(&[0x30, 0x00]).is_err());
+    let mut trailing = der.clone();
+    trailing.push(0);
+    assert!(kest_crypto::es256_signature_from_der(&trailing).is_err());
+}

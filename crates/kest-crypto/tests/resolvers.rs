@@ -13,11 +13,7 @@ use kest_crypto::{
 };
 
 fn query<'a>(principal: &'a str, kid: Option<&'a str>) -> KeyQuery<'a> {
-    KeyQuery {
-        principal,
-        kid,
-        alg: Algorithm::EdDSA,
-    }
+    KeyQuery::new(principal, kid, Algorithm::EdDSA)
 }
 
 #[test]
@@ -119,11 +115,7 @@ fn jwks_resolver_bound_to_one_principal() {
         .unwrap()
         .bound_to("arn:aws:iam::1:role/r");
     let t2 = k2.verifying_key().thumbprint();
-    let q = KeyQuery {
-        principal: "arn:aws:iam::1:role/r",
-        kid: Some(&t2),
-        alg: Algorithm::ES256,
-    };
+    let q = KeyQuery::new("arn:aws:iam::1:role/r", Some(&t2), Algorithm::ES256);
     assert_eq!(&resolver.resolve(&q).unwrap(), k2.verifying_key());
     let other = KeyQuery {
         principal: "arn:aws:iam::1:role/other",

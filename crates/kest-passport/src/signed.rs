@@ -4,8 +4,8 @@ use std::fmt;
 
 use kest_canon::Sha256Digest;
 use kest_crypto::{
-    Algorithm, CompactJws, CryptoError, JwsHeader, KeyQuery, KeyResolver, Signer, encode_header,
-    verify_parts,
+    Algorithm, CompactJws, CryptoError, JwsHeader, KeyQuery, KeyResolver, Signer,
+    encode_header_with_chain, verify_parts,
 };
 use serde_json::Value;
 
@@ -64,8 +64,25 @@ impl UnsignedEntry {
     /// # Errors
     /// [`PassportError::Build`] when the entry does not canonicalize.
     pub fn new(entry: Entry, alg: Algorithm, kid: &str) -> Result<Self, PassportError> {
-        let header_b64 = kest_canon::b64url_encode(encode_header(alg, kid).as_bytes());
-        Self::with_header_b64(entry, alg, kid, &header_b64)
+        Self::with_chain(entry, alg, kid, None)
+    }
+
+    /// As [`UnsignedEntry::new`], with an `x5c` certificate chain in the header (for keys
+    /// certified by a CA, such as SPIFFE X.509-SVIDs).
+    ///
+    /// # Errors
+    /// [`PassportError::Build`] when the entry does not canonicalize.
+    pub fn with_chain(
+        entry: Entry,
+        alg: Algorithm,
+        kid: &str,
+        x5c: Option<&[String]>,
+    ) -> Result<Self, PassportError> {
+        let header_b64 =
+            kest_canon::b64url_encode(encode_header_with_chain(alg, kid, x5c).as_bytes());
+        let mut unsigned = Self::with_header_b64(entry, alg, kid, &header_b64)?;
+        unsigned.header.x5c = x5c.map(<[String]>::to_vec);
+        Ok(unsigned)
     }
 
     fn with_header_b64(
@@ -85,6 +102,7 @@ impl UnsignedEntry {
                 alg,
                 kid: Some(kid.to_owned()),
                 typ: Some("JWS".to_owned()),
+                x5c: None,
             },
             signing_input: kest_crypto::signing_input(header_b64, &payload),
         })
@@ -100,6 +118,12 @@ impl UnsignedEntry {
     #[must_use]
     pub const fn algorithm(&self) -> Algorithm {
         self.header.alg
+    }
+
+    /// The header's `kid`.
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        self.header.kid.as_deref().unwrap_or_default()
     }
 
     /// Attaches the signature. It is not verified here (the caller's signer made it); it
@@ -216,6 +240,8 @@ impl SignedEntry {
             principal,
             kid: self.header.kid.as_deref(),
             alg: self.header.alg,
+            x5c: self.header.x5c.as_deref(),
+            signed_at_ms: Some(self.entry.timestamp_ms()),
         };
         let key = resolver.resolve(&query).map_err(EntryFault::Key)?;
         verify_parts(&self.header, self.signing_input(), &self.signature, &key)
