@@ -104,4 +104,14 @@ pub enum CryptoError {
         /// How many keys it has.
         count: usize,
     },
+    /// The certificate chain in the header (`x5c`) does not prove the key belongs to the
+    /// principal: it does not chain to a trusted bundle, was not valid when the entry was
+    /// signed, names another identity, or certifies another key.
+    #[error("the certificate chain for `{principal}` is not trusted: {reason}")]
+    UntrustedChain {
+        /// The principal.
+        principal: String,
+        /// Why.
+        reason: String,
+    },
 }

@@ -14,6 +14,8 @@ use crate::{Algorithm, CryptoError};
 const OID_ED25519: &str = "1.3.101.112";
 /// OID 1.2.840.10045.2.1, an elliptic-curve public key.
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+/// The named curve P-256 (prime256v1, RFC 5480).
+const OID_P256: &str = "1.2.840.10045.3.1.7";
 
 /// A private key that signs JWS entries.
 ///
@@ -317,6 +319,42 @@ impl VerifyingKey {
             });
         }
         Ok(Self(PublicBytes::P256(bytes)))
+    }
+
+    /// A public key from a DER `SubjectPublicKeyInfo` (RFC 5280), as AWS KMS
+    /// `GetPublicKey` and X.509 certificates carry it: Ed25519, or EC on P-256.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidKey`] for bad DER, another algorithm or another curve.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, CryptoError> {
+        let invalid = |reason: String| CryptoError::InvalidKey {
+            format: "SubjectPublicKeyInfo",
+            reason,
+        };
+        let info = pkcs8::spki::SubjectPublicKeyInfoRef::try_from(der)
+            .map_err(|e| invalid(e.to_string()))?;
+        let bits = info
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| invalid("the key bit string has unused bits".into()))?;
+        match info.algorithm.oid.to_string().as_str() {
+            OID_ED25519 => Self::from_ed25519_bytes(bits),
+            OID_EC_PUBLIC_KEY => {
+                let curve = info
+                    .algorithm
+                    .parameters
+                    .and_then(|any| any.decode_as::<pkcs8::der::asn1::ObjectIdentifier>().ok())
+                    .map(|oid| oid.to_string());
+                if curve.as_deref() != Some(OID_P256) {
+                    return Err(invalid(format!(
+                        "EC key on curve {}, expected P-256 ({OID_P256})",
+                        curve.as_deref().unwrap_or("(unnamed)")
+                    )));
+                }
+                Self::from_p256_uncompressed(bits)
+            }
+            other => Err(invalid(format!("unsupported key algorithm OID {other}"))),
+        }
     }
 
     /// A public key from a JWK (OKP/Ed25519 or EC/P-256). A `d` member is ignored.

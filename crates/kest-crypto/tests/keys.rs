@@ -184,3 +184,31 @@ fn generated_keys_differ() {
     let b = SigningKey::generate_ed25519().unwrap();
     assert_ne!(a.verifying_key(), b.verifying_key());
 }
+
+/// Public keys in SubjectPublicKeyInfo DER (made by OpenSSL) load as the same keys as
+/// their PKCS#8 private halves; other curves and garbage are refused.
+#[test]
+fn spki_public_keys_load() {
+    let read = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let ed = SigningKey::from_pkcs8_pem(&fixture("ed25519.pem")).unwrap();
+    let ec = SigningKey::from_pkcs8_pem(&fixture("p256.pem")).unwrap();
+    assert_eq!(
+        &VerifyingKey::from_spki_der(&read("ed25519.spki.der")).unwrap(),
+        ed.verifying_key()
+    );
+    assert_eq!(
+        &VerifyingKey::from_spki_der(&read("p256.spki.der")).unwrap(),
+        ec.verifying_key()
+    );
+    let p384 = VerifyingKey::from_spki_der(&read("p384.spki.der")).unwrap_err();
+    assert!(p384.to_string().contains("expected P-256"), "{p384}");
+    let spki = read("p256.spki.der");
+    assert!(VerifyingKey::from_spki_der(&spki[..spki.len() - 1]).is_err());
+    assert!(VerifyingKey::from_spki_der(&[]).is_err());
+}

@@ -1,0 +1,207 @@
+//! Choosing a provider from the environment.
+
+use std::sync::Arc;
+
+use crate::{IdentityError, IdentityProvider, LocalEd25519, MockIdentity, StaticIdentity};
+
+/// Environment variable: forces one provider (`local`, `static`, `mock`, `oidc`,
+/// `spiffe`, `aws-kms`, `bedrock-agent`) instead of detecting one. A forced provider
+/// whose configuration is missing is an error.
+pub const ENV_PROVIDER: &str = "KEST_IDENTITY";
+
+/// Which provider the environment calls for, before anything is contacted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Detected {
+    /// `KEST_WORKLOAD_ID` is set: an explicit workload id and key.
+    Static,
+    /// `SPIFFE_ENDPOINT_SOCKET` is set.
+    Spiffe,
+    /// `AWS_BEDROCK_AGENT_ID` is set.
+    BedrockAgent,
+    /// `KEST_AWS_KMS_KEY_ID` is set.
+    AwsKms,
+    /// `KEST_OIDC_TOKEN_PATH` or `KEST_OIDC_TOKEN` is set.
+    Oidc,
+    /// `KEST_IDENTITY=mock`.
+    Mock,
+    /// Nothing is configured: a local key made for this process.
+    Local,
+}
+
+impl Detected {
+    /// The provider's name, as `kest whoami` prints it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "static",
+            Self::Spiffe => "spiffe",
+            Self::BedrockAgent => "bedrock-agent",
+            Self::AwsKms => "aws-kms",
+            Self::Oidc => "oidc",
+            Self::Mock => "mock",
+            Self::Local => "local",
+        }
+    }
+
+    /// Picks a provider from the variables `var` returns, in this order:
+    ///
+    /// 1. `KEST_IDENTITY`, when set, names the provider outright;
+    /// 2. `KEST_WORKLOAD_ID`: explicit configuration wins over anything detected;
+    /// 3. `SPIFFE_ENDPOINT_SOCKET`;
+    /// 4. `AWS_BEDROCK_AGENT_ID`;
+    /// 5. `KEST_AWS_KMS_KEY_ID` (the AWS role or execution environment supplies the
+    ///    credentials);
+    /// 6. `KEST_OIDC_TOKEN_PATH` or `KEST_OIDC_TOKEN`;
+    /// 7. otherwise a local key, with a warning.
+    ///
+    /// # Errors
+    /// [`IdentityError::Missing`] for an unknown `KEST_IDENTITY`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, IdentityError> {
+        let set = |name: &str| var(name).is_some_and(|value| !value.trim().is_empty());
+        if let Some(forced) = var(ENV_PROVIDER).filter(|value| !value.trim().is_empty()) {
+            return match forced.trim() {
+                "static" => Ok(Self::Static),
+                "spiffe" => Ok(Self::Spiffe),
+                "bedrock-agent" => Ok(Self::BedrockAgent),
+                "aws-kms" => Ok(Self::AwsKms),
+                "oidc" => Ok(Self::Oidc),
+                "mock" => Ok(Self::Mock),
+                "local" => Ok(Self::Local),
+                other => Err(IdentityError::Missing {
+                    what: format!(
+                        "a known provider in {ENV_PROVIDER}, not `{other}` (local, static, mock, oidc, spiffe, aws-kms, \
+                         bedrock-agent)"
+                    ),
+                }),
+            };
+        }
+        Ok(if set(crate::keyed::ENV_WORKLOAD_ID) {
+            Self::Static
+        } else if set("SPIFFE_ENDPOINT_SOCKET") {
+            Self::Spiffe
+        } else if set("AWS_BEDROCK_AGENT_ID") {
+            Self::BedrockAgent
+        } else if set("KEST_AWS_KMS_KEY_ID") {
+            Self::AwsKms
+        } else if set(crate::oidc::ENV_TOKEN_PATH) || set(crate::oidc::ENV_TOKEN) {
+            Self::Oidc
+        } else {
+            Self::Local
+        })
+    }
+}
+
+/// The provider the process environment calls for (see [`Detected::from_vars`]), made
+/// and checked: a configured source that does not work is an error, never a fall back
+/// to a weaker identity.
+///
+/// # Errors
+/// Whatever the chosen provider returns, or [`IdentityError::Missing`] when it needs a
+/// feature this build lacks.
+pub async fn detect() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    let detected = Detected::from_vars(|name| std::env::var(name).ok())?;
+    make(detected).await
+}
+
+/// Makes the provider `detected` names, from the process environment.
+///
+/// # Errors
+/// As [`detect`].
+pub async fn make(detected: Detected) -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    let missing = |what: String| IdentityError::Missing { what };
+    match detected {
+        Detected::Static => StaticIdentity::from_env()?
+            .map(|identity| Arc::new(identity) as Arc<dyn IdentityProvider>)
+            .ok_or_else(|| {
+                missing(format!(
+                    "{} and a signing key",
+                    crate::keyed::ENV_WORKLOAD_ID
+                ))
+            }),
+        Detected::Mock => Ok(Arc::new(MockIdentity::new(
+            std::env::var(crate::keyed::ENV_WORKLOAD_ID).unwrap_or_else(|_| "mock://kest".into()),
+        )?)),
+        Detected::Local => Ok(Arc::new(LocalEd25519::new(default_local_id())?)),
+        Detected::Oidc => crate::OidcIdentity::from_env()
+            .await?
+            .map(|identity| Arc::new(identity) as Arc<dyn IdentityProvider>)
+            .ok_or_else(|| {
+                missing(format!(
+                    "{} or {}",
+                    crate::oidc::ENV_TOKEN_PATH,
+                    crate::oidc::ENV_TOKEN
+                ))
+            }),
+        Detected::Spiffe => spiffe().await,
+        Detected::AwsKms => aws_kms().await,
+        Detected::BedrockAgent => bedrock().await,
+    }
+}
+
+/// The workload id of a local key: `local:` and the program's name.
+fn default_local_id() -> String {
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|path| {
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "kest".into());
+    format!("local:{program}")
+}
+
+#[cfg(feature = "spiffe")]
+async fn spiffe() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    crate::SpiffeIdentity::from_env()
+        .await?
+        .map(|identity| Arc::new(identity) as Arc<dyn IdentityProvider>)
+        .ok_or_else(|| IdentityError::Missing {
+            what: "SPIFFE_ENDPOINT_SOCKET".into(),
+        })
+}
+
+#[cfg(not(feature = "spiffe"))]
+#[allow(clippy::unused_async)]
+async fn spiffe() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    Err(IdentityError::Missing {
+        what: "SPIFFE support: SPIFFE_ENDPOINT_SOCKET is set but this build lacks kest-identity's `spiffe` feature"
+            .into(),
+    })
+}
+
+#[cfg(feature = "aws")]
+async fn aws_kms() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    crate::AwsKms::from_env()
+        .await?
+        .map(|identity| Arc::new(identity) as Arc<dyn IdentityProvider>)
+        .ok_or_else(|| IdentityError::Missing {
+            what: "KEST_AWS_KMS_KEY_ID".into(),
+        })
+}
+
+#[cfg(feature = "aws")]
+async fn bedrock() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    crate::AwsKms::bedrock_from_env()
+        .await?
+        .map(|identity| Arc::new(identity) as Arc<dyn IdentityProvider>)
+        .ok_or_else(|| IdentityError::Missing {
+            what: "AWS_BEDROCK_AGENT_ID".into(),
+        })
+}
+
+#[cfg(not(feature = "aws"))]
+#[allow(clippy::unused_async)]
+async fn aws_kms() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    Err(IdentityError::Missing {
+        what: "AWS support: KEST_AWS_KMS_KEY_ID is set but this build lacks kest-identity's `aws` feature".into(),
+    })
+}
+
+#[cfg(not(feature = "aws"))]
+#[allow(clippy::unused_async)]
+async fn bedrock() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
+    Err(IdentityError::Missing {
+        what: "AWS support: AWS_BEDROCK_AGENT_ID is set but this build lacks kest-identity's `aws` feature".into(),
+    })
+}
