@@ -73,3 +73,6 @@ pub fn live_env(name: &str) -> String {
         panic!("KEST_LIVE=1 but {name} is not set: run the live tier through `cargo xtask ci`")
     })
 }
+
+#[cfg(feature = "workload-api")]
+pub mod workload_api;
