@@ -101,8 +101,12 @@ fn doc(sh: &Shell) -> Result {
 fn test(sh: &Shell) -> Result {
     step("test (all features)");
     cmd!(sh, "cargo test --workspace --all-features --locked").run()?;
-    step("test (wire crates, default features)");
-    cmd!(sh, "cargo test --locked -p kest-canon -p kest-passport").run()?;
+    step("test (wire crates and identity, default features)");
+    cmd!(
+        sh,
+        "cargo test --locked -p kest-canon -p kest-passport -p kest-identity"
+    )
+    .run()?;
     Ok(())
 }
 
@@ -163,8 +167,12 @@ fn ci(sh: &Shell) -> Result {
     // Stop the services whatever the outcome, so that CI leaves nothing running.
     services::stop(sh)?;
     tested?;
-    step("test (wire crates, default features)");
-    cmd!(sh, "cargo test --locked -p kest-canon -p kest-passport").run()?;
+    step("test (wire crates and identity, default features)");
+    cmd!(
+        sh,
+        "cargo test --locked -p kest-canon -p kest-passport -p kest-identity"
+    )
+    .run()?;
     fuzz(sh, true)?;
     eprintln!("\nci: all green");
     Ok(())

@@ -5,6 +5,10 @@
 //! | service | from | address | variable for the tests |
 //! |---|---|---|---|
 //! | Cedar agent | crates.io `cedar-agent` 0.2.0 | 127.0.0.1:18180 | `KEST_CEDAR_AGENT_URL` |
+//! | OIDC provider | PyPI `oidc-provider-mock` 0.3.4 (tokens live 6 s) | 127.0.0.1:18190 | `KEST_OIDC_PROVIDER_URL` |
+//! | AWS STS and KMS | PyPI `moto[server]` 5.2.5 | 127.0.0.1:18200 | `KEST_MOTO_URL` |
+//!
+//! The Python services share one virtual environment, `<target>/kest-services/venv`.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,6 +21,13 @@ use crate::{Result, step};
 
 const CEDAR_AGENT_VERSION: &str = "0.2.0";
 const CEDAR_AGENT_PORT: u16 = 18180;
+const OIDC_PACKAGE: &str = "oidc-provider-mock==0.3.4";
+const OIDC_PORT: u16 = 18190;
+/// Seconds an ID token from the OIDC provider stays valid: short, so that the live tests
+/// can watch one expire.
+const OIDC_TOKEN_MAX_AGE: &str = "6";
+const MOTO_PACKAGE: &str = "moto[server]==5.2.5";
+const MOTO_PORT: u16 = 18200;
 
 /// The directory the services live in: `<target>/kest-services`.
 pub(crate) fn state_dir(sh: &Shell) -> Result<PathBuf> {
@@ -62,6 +73,63 @@ pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
     env.push((
         "KEST_CEDAR_AGENT_URL".to_owned(),
         format!("http://127.0.0.1:{CEDAR_AGENT_PORT}"),
+    ));
+
+    step("service: Python services venv (OIDC provider, moto)");
+    let venv = dir.join("venv");
+    let bin = venv.join("bin");
+    if !bin.join("python").exists() {
+        cmd!(sh, "python3 -m venv {venv}").run()?;
+    }
+    let python = bin.join("python");
+    let installed = cmd!(
+        sh,
+        "{python} -m pip show --quiet oidc-provider-mock moto flask"
+    )
+    .quiet()
+    .ignore_stdout()
+    .ignore_stderr()
+    .run()
+    .is_ok();
+    if !installed {
+        cmd!(
+            sh,
+            "{python} -m pip install --quiet --disable-pip-version-check {OIDC_PACKAGE} {MOTO_PACKAGE}"
+        )
+        .run()?;
+    }
+
+    step("service: OIDC provider");
+    let port = OIDC_PORT.to_string();
+    launch(
+        &dir,
+        "oidc-provider",
+        Command::new(bin.join("oidc-provider-mock")).args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--token-max-age",
+            OIDC_TOKEN_MAX_AGE,
+        ]),
+        OIDC_PORT,
+    )?;
+    env.push((
+        "KEST_OIDC_PROVIDER_URL".to_owned(),
+        format!("http://127.0.0.1:{OIDC_PORT}"),
+    ));
+
+    step("service: moto (AWS STS and KMS)");
+    let port = MOTO_PORT.to_string();
+    launch(
+        &dir,
+        "moto",
+        Command::new(bin.join("moto_server")).args(["-H", "127.0.0.1", "-p", &port]),
+        MOTO_PORT,
+    )?;
+    env.push((
+        "KEST_MOTO_URL".to_owned(),
+        format!("http://127.0.0.1:{MOTO_PORT}"),
     ));
     Ok(env)
 }

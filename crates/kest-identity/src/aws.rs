@@ -161,10 +161,21 @@ impl AwsKms {
                 reason,
             },
         };
-        if output.key_spec() != Some(&KeySpec::EccNistP256) {
+        // KMS reports the spec in `KeySpec` and, deprecated, in `CustomerMasterKeySpec`
+        // (all some emulators send). Either must say P-256; the public key is checked for
+        // the curve below in any case.
+        #[allow(deprecated)]
+        let spec = output
+            .key_spec()
+            .map(|spec| spec.as_str().to_owned())
+            .or_else(|| {
+                output
+                    .customer_master_key_spec()
+                    .map(|spec| spec.as_str().to_owned())
+            });
+        if let Some(spec) = spec.filter(|spec| spec != KeySpec::EccNistP256.as_str()) {
             return Err(bad_key(format!(
-                "key spec {:?}; Kest signs ES256 and needs ECC_NIST_P256",
-                output.key_spec()
+                "key spec {spec}; Kest signs ES256 and needs ECC_NIST_P256"
             )));
         }
         if output.key_usage() != Some(&KeyUsageType::SignVerify) {
