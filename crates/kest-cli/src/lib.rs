@@ -118,6 +118,16 @@ pub enum Command {
     /// Evaluate policies with the in-process engines.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Show the workload identity this environment signs as: the provider detected (SPIFFE
+    /// socket, Bedrock agent, AWS KMS key, OIDC token, or a local key), the workload id,
+    /// the algorithm, the key id and the public JWK.
+    ///
+    /// Exits 1 when the configured identity cannot be established.
+    Whoami {
+        /// Print one JSON object with `provider`, `workload_id`, `alg`, `kid` and `jwk`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Append one signed entry to a passport (empty when none is given), with trust and
     /// taints derived from its tip, and print the passport.
     Append {
@@ -254,6 +264,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             json,
         }),
         Command::Policy(PolicyCommand::Test { dir }) => commands::policy::test(&dir),
+        Command::Whoami { json } => commands::whoami::run(json),
         Command::Append {
             key,
             principal,
@@ -290,6 +301,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// and returns the exit code.
 #[must_use]
 pub fn main_with_args() -> ExitCode {
+    // Warnings (a local key made for this process, say) go to stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .without_time()
+        .try_init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,12 @@
 //! AWS KMS and the Bedrock agent identity against moto (`moto[server]` from PyPI, started
 //! by `cargo xtask services`), which emulates STS and KMS including ECC_NIST_P256 keys.
 #![cfg(feature = "aws")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use kest_crypto::{StaticKeyResolver, VerifyingKey};

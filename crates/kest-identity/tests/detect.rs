@@ -1,5 +1,5 @@
 //! Which provider the environment calls for.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use kest_identity::{Detected, IdentityError};
 

@@ -1,7 +1,12 @@
 //! The OIDC provider: tokens from files and values, rotation, expiry, and (with the `oidc`
 //! feature) validation against an issuer's discovery document and JWKS served over HTTP
 //! by the test. The live tests against a real OIDC provider are in `oidc_live.rs`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

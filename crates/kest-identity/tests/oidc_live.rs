@@ -2,7 +2,12 @@
 //! by `cargo xtask services`): tokens are fetched from it with the authorization code
 //! flow and validated against its discovery document and JWKS (RS256).
 #![cfg(feature = "oidc")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::time::Duration;
 

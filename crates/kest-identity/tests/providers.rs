@@ -1,6 +1,11 @@
 //! The in-process providers: local, static, mock, lazy; key rotation between describe and
 //! sign; key files.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 

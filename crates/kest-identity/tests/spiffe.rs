@@ -4,7 +4,12 @@
 //! speaks the FetchX509SVID RPC of the published `workload.proto` over a Unix socket and
 //! checks the security header. Everything on the client side is the real `spiffe` crate.
 #![cfg(feature = "spiffe")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::time::Duration;
 

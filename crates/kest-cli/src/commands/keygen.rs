@@ -15,10 +15,17 @@ pub fn run(seed_hex: Option<&str>, out: &str, force: bool) -> Result<(), CliErro
         None => SigningKey::generate_ed25519(),
     }
     .map_err(|error| CliError::input(format!("--seed-hex: {error}")))?;
-    let private = key.to_private_jwk();
-    output::write_private(out, &private.to_json(), force)?;
-    if out != "-" {
-        output::line(&key.verifying_key().to_jwk().to_json())?;
+    if out == "-" {
+        return output::line(&key.to_private_jwk().to_json());
     }
-    Ok(())
+    let path = std::path::Path::new(out);
+    if !force && path.exists() {
+        return Err(CliError::input(format!(
+            "{out} exists; pass --force to replace it"
+        )));
+    }
+    // Created with mode 0600, never through an existing file.
+    kest_identity::write_private_jwk(path, &key, force)
+        .map_err(|error| CliError::Input(error.to_string()))?;
+    output::line(&key.verifying_key().to_jwk().to_json())
 }

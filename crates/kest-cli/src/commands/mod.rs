@@ -7,3 +7,4 @@ pub mod keygen;
 pub mod policy;
 pub mod tree;
 pub mod verify;
+pub mod whoami;
