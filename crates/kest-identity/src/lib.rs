@@ -40,7 +40,7 @@
 //! | `SpiffeIdentity` | SPIFFE id of the X.509-SVID | SVID key (ES256) | `spiffe` |
 //! | `AwsKms` | STS caller ARN, or the Bedrock agent ARN | inside KMS (ES256) | `aws` |
 //!
-//! [`detect`] picks one from the environment; the variables are listed in [`env`].
+//! [`detect`] picks one from the environment; the variables are listed in [`mod@env`].
 //! Private keys and tokens never appear in `Debug` output, errors or logs, and are
 //! zeroized when dropped.
 
