@@ -5,7 +5,7 @@
 //! (`kest==0.3.0.post1`), so that tests can have it verify passports Kest for Rust built,
 //! and the services `cargo xtask services` starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use xshell::{Shell, cmd};
 
@@ -41,25 +41,42 @@ fn python(sh: &Shell) -> Result<PathBuf> {
 /// Installs everything the live tests need. Idempotent.
 pub(crate) fn prepare(sh: &Shell) -> Result {
     step("live tier: Python venv with the reference package");
-    let venv = venv_dir(sh)?;
-    let python = python(sh)?;
+    let python = ensure_venv(
+        sh,
+        &venv_dir(sh)?,
+        "import kest, cryptography",
+        &[PYTHON_PACKAGE],
+    )?;
+    cmd!(sh, "{python} -c 'import kest.core.models.passport'").run()?;
+    Ok(())
+}
+
+/// Creates the virtual environment `venv` unless it exists, and installs `packages` into it
+/// unless the Python statement `check` already runs there. Returns its interpreter.
+pub(crate) fn ensure_venv(
+    sh: &Shell,
+    venv: &Path,
+    check: &str,
+    packages: &[&str],
+) -> Result<PathBuf> {
+    let python = venv.join("bin").join("python");
     if !python.exists() {
         cmd!(sh, "python3 -m venv {venv}").run()?;
     }
-    let installed = cmd!(sh, "{python} -c 'import kest, cryptography'")
+    let installed = cmd!(sh, "{python} -c {check}")
         .quiet()
+        .ignore_stdout()
         .ignore_stderr()
         .run()
         .is_ok();
     if !installed {
         cmd!(
             sh,
-            "{python} -m pip install --quiet --disable-pip-version-check {PYTHON_PACKAGE}"
+            "{python} -m pip install --quiet --disable-pip-version-check {packages...}"
         )
         .run()?;
     }
-    cmd!(sh, "{python} -c 'import kest.core.models.passport'").run()?;
-    Ok(())
+    Ok(python)
 }
 
 /// Prepares the venv and starts the services; returns the environment the live tests

@@ -76,28 +76,13 @@ pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
     ));
 
     step("service: Python services venv (OIDC provider, moto)");
-    let venv = dir.join("venv");
-    let bin = venv.join("bin");
-    if !bin.join("python").exists() {
-        cmd!(sh, "python3 -m venv {venv}").run()?;
-    }
-    let python = bin.join("python");
-    let installed = cmd!(
+    let bin = dir.join("venv").join("bin");
+    crate::live::ensure_venv(
         sh,
-        "{python} -m pip show --quiet oidc-provider-mock moto flask"
-    )
-    .quiet()
-    .ignore_stdout()
-    .ignore_stderr()
-    .run()
-    .is_ok();
-    if !installed {
-        cmd!(
-            sh,
-            "{python} -m pip install --quiet --disable-pip-version-check {OIDC_PACKAGE} {MOTO_PACKAGE}"
-        )
-        .run()?;
-    }
+        &dir.join("venv"),
+        "import oidc_provider_mock, moto.server",
+        &[OIDC_PACKAGE, MOTO_PACKAGE],
+    )?;
 
     step("service: OIDC provider");
     let port = OIDC_PORT.to_string();

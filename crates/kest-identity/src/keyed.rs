@@ -47,6 +47,34 @@ impl fmt::Debug for KeyedIdentity {
     }
 }
 
+/// Implements [`IdentityProvider`] for a type holding a [`KeyedIdentity`] in `inner`.
+macro_rules! keyed_provider {
+    ($type:ty, $name:literal) => {
+        #[async_trait]
+        impl IdentityProvider for $type {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            async fn describe(&self) -> Result<IdentityInfo, IdentityError> {
+                Ok(self.inner.info($name))
+            }
+
+            async fn sign(
+                &self,
+                kid: &str,
+                signing_input: &[u8],
+            ) -> Result<Vec<u8>, IdentityError> {
+                self.inner.sign(kid, signing_input)
+            }
+        }
+    };
+}
+
+keyed_provider!(LocalEd25519, "local");
+keyed_provider!(MockIdentity, "mock");
+keyed_provider!(StaticIdentity, "static");
+
 /// A fresh Ed25519 key, made when the provider is: for development only. Creating one logs
 /// a warning, once per provider, because entries it signs cannot be verified after the
 /// process exits (the key is gone) or anywhere the public key was not handed out.
@@ -79,21 +107,6 @@ impl LocalEd25519 {
     }
 }
 
-#[async_trait]
-impl IdentityProvider for LocalEd25519 {
-    fn name(&self) -> &str {
-        "local"
-    }
-
-    async fn describe(&self) -> Result<IdentityInfo, IdentityError> {
-        Ok(self.inner.info(self.name()))
-    }
-
-    async fn sign(&self, kid: &str, signing_input: &[u8]) -> Result<Vec<u8>, IdentityError> {
-        self.inner.sign(kid, signing_input)
-    }
-}
-
 /// A deterministic identity for tests: the key's seed is the SHA-256 of the workload id,
 /// so every run and every process signs the same way.
 #[derive(Debug)]
@@ -122,21 +135,6 @@ impl MockIdentity {
     #[must_use]
     pub fn verifying_key(&self) -> kest_crypto::VerifyingKey {
         self.inner.key.verifying_key().clone()
-    }
-}
-
-#[async_trait]
-impl IdentityProvider for MockIdentity {
-    fn name(&self) -> &str {
-        "mock"
-    }
-
-    async fn describe(&self) -> Result<IdentityInfo, IdentityError> {
-        Ok(self.inner.info(self.name()))
-    }
-
-    async fn sign(&self, kid: &str, signing_input: &[u8]) -> Result<Vec<u8>, IdentityError> {
-        self.inner.sign(kid, signing_input)
     }
 }
 
@@ -253,21 +251,6 @@ pub(crate) fn parse_key(text: &str, source: &str) -> Result<SigningKey, Identity
         source_name: source.to_owned(),
         error,
     })
-}
-
-#[async_trait]
-impl IdentityProvider for StaticIdentity {
-    fn name(&self) -> &str {
-        "static"
-    }
-
-    async fn describe(&self) -> Result<IdentityInfo, IdentityError> {
-        Ok(self.inner.info(self.name()))
-    }
-
-    async fn sign(&self, kid: &str, signing_input: &[u8]) -> Result<Vec<u8>, IdentityError> {
-        self.inner.sign(kid, signing_input)
-    }
 }
 
 /// Writes a private key as a JWK to `path`, created with mode 0600 (on Unix) and never
