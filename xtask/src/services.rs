@@ -7,6 +7,7 @@
 //! | Cedar agent | crates.io `cedar-agent` 0.2.0 | 127.0.0.1:18180 | `KEST_CEDAR_AGENT_URL` |
 //! | OIDC provider | PyPI `oidc-provider-mock` 0.3.4 (tokens live 6 s) | 127.0.0.1:18190 | `KEST_OIDC_PROVIDER_URL` |
 //! | AWS STS and KMS | PyPI `moto[server]` 5.2.5 | 127.0.0.1:18200 | `KEST_MOTO_URL` |
+//! | Redis | Debian `redis-server` (apt, when missing) | 127.0.0.1:18210 | `KEST_REDIS_URL` |
 //!
 //! The Python services share one virtual environment, `<target>/kest-services/venv`.
 
@@ -28,6 +29,7 @@ const OIDC_PORT: u16 = 18190;
 const OIDC_TOKEN_MAX_AGE: &str = "6";
 const MOTO_PACKAGE: &str = "moto[server]==5.2.5";
 const MOTO_PORT: u16 = 18200;
+const REDIS_PORT: u16 = 18210;
 
 /// The directory the services live in: `<target>/kest-services`.
 pub(crate) fn state_dir(sh: &Shell) -> Result<PathBuf> {
@@ -115,6 +117,37 @@ pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
     env.push((
         "KEST_MOTO_URL".to_owned(),
         format!("http://127.0.0.1:{MOTO_PORT}"),
+    ));
+
+    step("service: Redis");
+    if cmd!(sh, "redis-server --version")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_err()
+    {
+        cmd!(sh, "apt-get update -q").run()?;
+        cmd!(sh, "apt-get install -y -q redis-server").run()?;
+    }
+    let port = REDIS_PORT.to_string();
+    launch(
+        &dir,
+        "redis",
+        Command::new("redis-server").args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]),
+        REDIS_PORT,
+    )?;
+    env.push((
+        "KEST_REDIS_URL".to_owned(),
+        format!("redis://127.0.0.1:{REDIS_PORT}/"),
     ));
     Ok(env)
 }

@@ -17,11 +17,22 @@
 //! # Ok::<(), kest_propagation::PropagationError>(())
 //! ```
 
+mod ambient;
 mod baggage;
+mod claims;
+mod codec;
 mod error;
 mod tiers;
 
+pub use ambient::{
+    Caller, Flow, current_agent, current_jwt, current_passport, current_task, current_user,
+    fork_current,
+};
 pub use baggage::{Baggage, BaggageLimits, Member};
+#[cfg(feature = "redis")]
+pub use claims::RedisClaimStore;
+pub use claims::{ClaimStore, DEFAULT_CLAIM_TTL, MemoryClaimStore};
+pub use codec::{KEST_KEYS, PassportCodec, Tier};
 pub use error::PropagationError;
 pub use tiers::{
     CLAIM_KEY_PREFIX, DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT, KEY_CHAIN_TIP,

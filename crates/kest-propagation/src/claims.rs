@@ -1,0 +1,174 @@
+//! Claim-check stores: where passports too large for a header wait for the next hop.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use lru::LruCache;
+
+use crate::PropagationError;
+
+/// How long a claimed passport is kept by default: five minutes.
+pub const DEFAULT_CLAIM_TTL: Duration = Duration::from_secs(300);
+
+/// A store for claim-checked passports, keyed `kest.claim.<id>`.
+///
+/// Services that hand each other claim checks must share one store (Redis); Python and
+/// Rust services sharing a Redis read each other's claims.
+#[async_trait]
+pub trait ClaimStore: Send + Sync + fmt::Debug {
+    /// Stores `value` under `key` for `ttl`.
+    ///
+    /// # Errors
+    /// [`PropagationError::Store`] when the store cannot take it.
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), PropagationError>;
+
+    /// The value under `key`, if it is there and has not expired.
+    ///
+    /// # Errors
+    /// [`PropagationError::Store`] when the store cannot be read.
+    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError>;
+}
+
+/// An in-process store: bounded (least recently used entries go first) and expiring. For
+/// one process, or tests; services on several hosts need a shared store.
+pub struct MemoryClaimStore {
+    entries: Mutex<LruCache<String, (String, Instant)>>,
+}
+
+impl fmt::Debug for MemoryClaimStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.entries.lock().map_or(0, |entries| entries.len());
+        f.debug_struct("MemoryClaimStore")
+            .field("entries", &len)
+            .finish()
+    }
+}
+
+impl Default for MemoryClaimStore {
+    fn default() -> Self {
+        Self::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN))
+    }
+}
+
+impl MemoryClaimStore {
+    /// A store holding at most `capacity` passports.
+    #[must_use]
+    pub fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            entries: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    fn locked(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, LruCache<String, (String, Instant)>>, PropagationError>
+    {
+        self.entries.lock().map_err(|_| PropagationError::Store {
+            reason: "the in-memory claim store is poisoned".into(),
+        })
+    }
+}
+
+#[async_trait]
+impl ClaimStore for MemoryClaimStore {
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), PropagationError> {
+        let expires = Instant::now()
+            .checked_add(ttl)
+            .ok_or_else(|| PropagationError::Store {
+                reason: format!("TTL {ttl:?} is too long"),
+            })?;
+        self.locked()?
+            .put(key.to_owned(), (value.to_owned(), expires));
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError> {
+        let mut entries = self.locked()?;
+        match entries.get(key) {
+            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
+            Some(_) => {
+                entries.pop(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// A Redis store, shared by every service that points at the same server (feature
+/// `redis`). Values are written with `SET key value EX ttl`.
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+pub struct RedisClaimStore {
+    connection: redis::aio::ConnectionManager,
+    url: String,
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Debug for RedisClaimStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: show only where it points.
+        let shown = self.url.rsplit('@').next().unwrap_or_default();
+        f.debug_struct("RedisClaimStore")
+            .field("server", &shown)
+            .finish()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl RedisClaimStore {
+    /// Connects to the Redis server at `url` (`redis://host:port/db`).
+    ///
+    /// # Errors
+    /// [`PropagationError::Store`] when the URL is malformed or the server does not answer.
+    pub async fn connect(url: &str) -> Result<Self, PropagationError> {
+        let store_error = |error: redis::RedisError| PropagationError::Store {
+            reason: format!("redis: {error}"),
+        };
+        let client = redis::Client::open(url).map_err(store_error)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let connection = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(store_error)?;
+        Ok(Self {
+            connection,
+            url: url.to_owned(),
+        })
+    }
+}
+
+#[cfg(feature = "redis")]
+#[async_trait]
+impl ClaimStore for RedisClaimStore {
+    async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), PropagationError> {
+        let mut connection = self.connection.clone();
+        let seconds = ttl.as_secs().max(1);
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("EX")
+            .arg(seconds)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|error| PropagationError::Store {
+                reason: format!("redis SET {key}: {error}"),
+            })
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("GET")
+            .arg(key)
+            .query_async::<Option<String>>(&mut connection)
+            .await
+            .map_err(|error| PropagationError::Store {
+                reason: format!("redis GET {key}: {error}"),
+            })
+    }
+}

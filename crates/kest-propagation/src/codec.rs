@@ -1,0 +1,201 @@
+//! Writing a flow into outbound baggage and restoring one from inbound baggage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kest_passport::{Limits, Passport};
+
+use crate::ambient::Caller;
+use crate::claims::{ClaimStore, DEFAULT_CLAIM_TTL};
+use crate::tiers::{
+    DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT, KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_JWT,
+    KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER, claim_store_key, compress_passport,
+};
+use crate::{Baggage, PropagationError};
+
+/// Every baggage key Kest writes. The outbound side removes them all before writing, so
+/// stale members never pile up.
+pub const KEST_KEYS: [&str; 8] = [
+    KEY_PASSPORT,
+    KEY_PASSPORT_Z,
+    KEY_CLAIM_CHECK,
+    KEY_CHAIN_TIP,
+    KEY_USER,
+    KEY_AGENT,
+    KEY_TASK,
+    KEY_JWT,
+];
+
+/// Which tier a passport went out in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// `kest.passport`: the JSON.
+    Inline,
+    /// `kest.passport_z`: zlib and padded base64url.
+    Compressed,
+    /// `kest.claim_check`: an id; the JSON waits in the claim store.
+    ClaimCheck,
+}
+
+/// Encodes passports into baggage and decodes them back, per SPEC §1.5.
+#[derive(Debug, Clone)]
+pub struct PassportCodec {
+    threshold: usize,
+    store: Option<Arc<dyn ClaimStore>>,
+    ttl: Duration,
+    limits: Limits,
+}
+
+impl Default for PassportCodec {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_INLINE_THRESHOLD,
+            store: None,
+            ttl: DEFAULT_CLAIM_TTL,
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl PassportCodec {
+    /// Inline up to 4096 bytes, then compressed, and no claim-check store: a passport too
+    /// large for both is an error until [`PassportCodec::store`] is set.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The largest passport (JSON, or compressed text) sent in a header.
+    #[must_use]
+    pub fn threshold(mut self, bytes: usize) -> Self {
+        self.threshold = bytes;
+        self
+    }
+
+    /// Where passports too large for a header go, and where claim checks are redeemed.
+    #[must_use]
+    pub fn store(mut self, store: Arc<dyn ClaimStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How long a claimed passport is kept (default 300 s).
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The limits inbound passports are decoded under.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Writes `passport` and `caller` into `baggage`, replacing any Kest members already
+    /// there and keeping everything else. The chain tip is always written (`0` for an
+    /// empty passport, as the Python package does).
+    ///
+    /// # Errors
+    /// [`PropagationError::NoClaimStore`] when the passport is too large for a header and
+    /// no store is configured (it is never dropped silently), or a store error.
+    pub async fn write(
+        &self,
+        baggage: &mut Baggage,
+        passport: &Passport,
+        caller: &Caller,
+    ) -> Result<Option<Tier>, PropagationError> {
+        for key in KEST_KEYS {
+            baggage.remove(key);
+        }
+        let tier = if passport.is_empty() {
+            baggage.set(KEY_CHAIN_TIP, "0")?;
+            None
+        } else {
+            let json = passport.to_json();
+            let tier = if json.len() <= self.threshold {
+                baggage.set(KEY_PASSPORT, json)?;
+                Tier::Inline
+            } else {
+                let compressed = compress_passport(&json);
+                if compressed.len() <= self.threshold {
+                    baggage.set(KEY_PASSPORT_Z, compressed)?;
+                    Tier::Compressed
+                } else {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let store = self
+                        .store
+                        .as_ref()
+                        .ok_or_else(|| PropagationError::NoClaimStore { id: id.clone() })?;
+                    store.put(&claim_store_key(&id), &json, self.ttl).await?;
+                    baggage.set(KEY_CLAIM_CHECK, id)?;
+                    Tier::ClaimCheck
+                }
+            };
+            if let Some(tip) = passport.tip_hash() {
+                baggage.set(KEY_CHAIN_TIP, tip.to_hex())?;
+            }
+            Some(tier)
+        };
+        let values = [
+            (KEY_USER, &caller.user),
+            (KEY_AGENT, &caller.agent),
+            (KEY_TASK, &caller.task),
+            (KEY_JWT, &caller.jwt),
+        ];
+        for (key, value) in values {
+            if let Some(value) = value {
+                baggage.set(key, value.clone())?;
+            }
+        }
+        Ok(tier)
+    }
+
+    /// Reads the passport and caller from inbound `baggage`: every tier, the claim check
+    /// redeemed from the store. `None` when no passport was sent.
+    ///
+    /// # Errors
+    /// A chain tip whose passport cannot be read, a claim check with no store or not in
+    /// it, or a passport that does not decode: the chain never silently restarts.
+    pub async fn read(
+        &self,
+        baggage: &Baggage,
+    ) -> Result<(Option<Passport>, Caller), PropagationError> {
+        let inbound = InboundPassport::from_baggage(baggage);
+        // A claim that is not in the store leaves the other members to decide; only if none
+        // of them is the passport does the missing claim become the error.
+        let mut missing = None;
+        let claimed = match (&inbound.claim_check, &self.store) {
+            (Some(id), Some(store)) => {
+                let found = store.get(&claim_store_key(id)).await?;
+                if found.is_none() {
+                    missing = Some(id.clone());
+                }
+                found
+            }
+            _ => None,
+        };
+        let passport = inbound
+            .choose(claimed.as_deref(), &self.limits)
+            .map_err(|error| match (error, missing) {
+                (PropagationError::NoClaimStore { .. }, Some(id)) => {
+                    PropagationError::ClaimNotFound { id }
+                }
+                (error, _) => error,
+            })?;
+        let value = |key: &str| {
+            baggage
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let caller = Caller {
+            user: value(KEY_USER),
+            agent: value(KEY_AGENT),
+            task: value(KEY_TASK),
+            jwt: value(KEY_JWT),
+        };
+        Ok((passport, caller))
+    }
+}
