@@ -1,0 +1,63 @@
+//! Kest: zero-trust execution lineage.
+//!
+//! Every protected call is authorized by policy before it runs, then recorded as a signed
+//! entry chained by SHA-256 to the entries before it. The chain, the passport, follows the
+//! work across tasks and services, and anyone with the public keys can verify it offline.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use kest::{Call, Flow, Kest, Values};
+//! use kest_policy::CedarEngine;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = CedarEngine::builder()
+//!     .policy_source("invoke", r#"permit(principal, action, resource) when { context.subject.trust_score >= 50 };"#)
+//!     .build()?;
+//! let kest = Kest::builder()
+//!     .identity(Arc::new(kest_identity::MockIdentity::new("spiffe://example.org/agent")?))
+//!     .engine(Arc::new(engine))
+//!     .build()?;
+//!
+//! let fetch = kest.protect(Call::new("fetch").policy("invoke").origin("verified_rag"))?;
+//! let answer = kest.protect(Call::new("answer").policy("invoke").origin("llm"))?;
+//!
+//! let flow = Flow::new();
+//! flow.scope(async {
+//!     fetch.run(Values::new(), async { "documents" }).await?;
+//!     // The model's output has trust 0: the policy refuses, and the closure never runs.
+//!     let refused = answer.run(Values::new(), async { unreachable!() }).await;
+//!     assert!(refused.unwrap_err().is_denied());
+//!     Ok::<_, kest::KestError>(())
+//! }).await?;
+//!
+//! let passport = flow.passport();
+//! assert_eq!(passport.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod hook;
+#[doc(hidden)]
+pub mod private;
+pub mod telemetry;
+
+pub use config::{
+    ENV_APP, ENV_CLAIM_STORE, ENV_CONFIG, ENV_ENGINE, ENV_INLINE_THRESHOLD, ENV_POLICY_DIR,
+    ENV_SERVICE_NAME, Kest, KestBuilder,
+};
+pub use error::KestError;
+pub use hook::{Call, Protected, Values, hash_serialized, protect};
+#[cfg(feature = "macros")]
+pub use kest_macros::verified;
+pub use kest_propagation::{
+    Caller, Flow, current_agent, current_jwt, current_passport, current_task, current_user,
+    fork_current,
+};
+
+pub use {
+    kest_canon, kest_crypto, kest_identity, kest_passport, kest_policy, kest_propagation,
+    kest_trust,
+};
