@@ -26,6 +26,7 @@ pub struct MockEngine {
     overrides: HashMap<String, Outcome>,
     calls: AtomicU64,
     seen: Mutex<Vec<String>>,
+    contexts: Mutex<Vec<EvaluationContext>>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +55,7 @@ impl MockEngine {
             overrides: HashMap::new(),
             calls: AtomicU64::new(0),
             seen: Mutex::new(Vec::new()),
+            contexts: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,6 +95,15 @@ impl MockEngine {
             .map(|seen| seen.clone())
             .unwrap_or_default()
     }
+
+    /// The contexts it was asked about, in order.
+    #[must_use]
+    pub fn contexts(&self) -> Vec<EvaluationContext> {
+        self.contexts
+            .lock()
+            .map(|contexts| contexts.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[async_trait]
@@ -104,11 +115,14 @@ impl PolicyEngine for MockEngine {
     async fn evaluate(
         &self,
         policy: &str,
-        _context: &EvaluationContext,
+        context: &EvaluationContext,
     ) -> Result<Decision, PolicyError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(policy.to_owned());
+        }
+        if let Ok(mut contexts) = self.contexts.lock() {
+            contexts.push(context.clone());
         }
         let outcome = self
             .overrides

@@ -636,7 +636,14 @@ impl Protected {
                 builder = builder.label(label, value.clone());
             }
         }
-        let parents: Vec<&SignedEntry> = heads.iter().collect();
+        // The entry follows whatever the operation itself appended to the flow (nested
+        // protected calls), so it is built on the heads as they are now.
+        let now = flow.passport();
+        let parents: Vec<&SignedEntry> = if now.tip_hash() == heads.last().map(SignedEntry::hash) {
+            heads.iter().collect()
+        } else {
+            now.head_entries()
+        };
         let entry = builder
             .build_on(&parents, evaluator.as_ref())
             .map_err(KestError::record)?;
