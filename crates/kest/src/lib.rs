@@ -36,6 +36,54 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # The attribute
+//!
+//! `#[kest::verified(...)]` (feature `macros`, on by default) puts a function, sync or
+//! async, under the installed runtime ([`Kest::install`]). The function must return
+//! `Result<T, E>` with `E: From<KestError>`: a refused call comes back as `Err` and the
+//! body does not run. Parameters:
+//!
+//! | parameter | value |
+//! |---|---|
+//! | `policy` | one name or an array; at least one (checked at compile time) |
+//! | `name` | the operation name (default: the function's name) |
+//! | `origin`, `added_taints`, `removed_taints`, `trust_override`, `classification` | as on [`Call`] |
+//! | `engine`, `identity`, `trust_evaluator` | per-call overrides (`Arc`s), made once per call site |
+//! | `user`, `agent`, `task`, `resource_id` | an expression over the arguments, or a closure given a reference to every argument in order |
+//! | `resource_attr` | `[("name", expression or closure), ...]` |
+//!
+//! The input hash is the SHA-256 of the canonical JSON array of the arguments, when all
+//! of them serialize; the output hash is that of the `Ok` value, when it serializes.
+//!
+//! ```
+//! #[derive(Debug)]
+//! struct AppError(kest::KestError);
+//! impl From<kest::KestError> for AppError {
+//!     fn from(error: kest::KestError) -> Self { Self(error) }
+//! }
+//!
+//! #[kest::verified(policy = "read_ticket", origin = "user_input", added_taints = ["unverified"],
+//!                  user = |id: &String| format!("owner-of-{id}"), resource_id = id.clone())]
+//! async fn read_ticket(id: String) -> Result<String, AppError> {
+//!     Ok(format!("ticket {id}"))
+//! }
+//! ```
+//!
+//! A function without a policy does not compile:
+//!
+//! ```compile_fail
+//! # struct E; impl From<kest::KestError> for E { fn from(_: kest::KestError) -> Self { E } }
+//! #[kest::verified(origin = "user_input")]
+//! fn unchecked() -> Result<(), E> { Ok(()) }
+//! ```
+//!
+//! Nor does one that cannot report a refusal:
+//!
+//! ```compile_fail
+//! #[kest::verified(policy = "p")]
+//! fn infallible() -> u32 { 7 }
+//! ```
 
 mod config;
 mod error;

@@ -4,7 +4,64 @@ use kest_canon::Sha256Digest;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::Values;
 pub use crate::hook::hash_serialized;
+
+/// A value that may give a text: strings, and options of them.
+pub trait MaybeText {
+    /// The text, if any.
+    fn into_text(self) -> Option<String>;
+}
+
+impl MaybeText for String {
+    fn into_text(self) -> Option<String> {
+        Some(self)
+    }
+}
+
+impl MaybeText for &str {
+    fn into_text(self) -> Option<String> {
+        Some(self.to_owned())
+    }
+}
+
+impl MaybeText for &String {
+    fn into_text(self) -> Option<String> {
+        Some(self.clone())
+    }
+}
+
+impl<T: MaybeText> MaybeText for Option<T> {
+    fn into_text(self) -> Option<String> {
+        self.and_then(MaybeText::into_text)
+    }
+}
+
+macro_rules! setter {
+    ($name:ident, $method:ident) => {
+        /// Sets the value when there is one.
+        pub fn $name(values: Values, value: impl MaybeText) -> Values {
+            match value.into_text() {
+                Some(text) => values.$method(text),
+                None => values,
+            }
+        }
+    };
+}
+
+setter!(set_user, user);
+setter!(set_agent, agent);
+setter!(set_task, task);
+setter!(set_resource_id, resource_id);
+
+/// Sets the input hash when the arguments serialized.
+#[must_use]
+pub fn with_input_hash(values: Values, hash: Option<Sha256Digest>) -> Values {
+    match hash {
+        Some(hash) => values.input_hash(hash),
+        None => values,
+    }
+}
 
 /// Wraps a value to ask, at compile time, whether it serializes.
 pub struct Probe<'a, T: ?Sized>(pub &'a T);
