@@ -63,6 +63,8 @@ pub use error::IdentityError;
 pub use keyed::{LocalEd25519, MockIdentity, StaticIdentity, write_private_jwk};
 pub use lazy::LazyIdentity;
 pub use oidc::{OidcConfig, OidcIdentity, TokenSource};
+#[cfg(feature = "oidc")]
+pub use oidc_jwks::JwtValidator;
 pub use provider::{IdentityInfo, IdentityProvider};
 
 #[cfg(feature = "aws")]

@@ -209,7 +209,7 @@ pub struct OidcIdentity {
     key: Arc<SigningKey>,
     current: Mutex<Option<Current>>,
     #[cfg(feature = "oidc")]
-    validator: Option<crate::oidc_jwks::Validator>,
+    validator: Option<crate::oidc_jwks::JwtValidator>,
     #[cfg(not(feature = "oidc"))]
     validator: Option<std::convert::Infallible>,
 }
@@ -351,7 +351,11 @@ impl OidcIdentity {
     ) -> Result<Current, IdentityError> {
         let claims = match &self.validator {
             #[cfg(feature = "oidc")]
-            Some(validator) => validator.validate(token.expose()).await?,
+            Some(validator) => {
+                validator
+                    .decode(token.expose(), &["exp", "iss", "aud", "sub"])
+                    .await?
+            }
             #[cfg(not(feature = "oidc"))]
             Some(never) => match *never {},
             None => unverified_claims(token.expose())?,
@@ -380,8 +384,13 @@ async fn make_validator(
     audience: String,
     jwks_uri: Option<String>,
     leeway: Duration,
-) -> Result<crate::oidc_jwks::Validator, IdentityError> {
-    crate::oidc_jwks::Validator::discover(issuer, audience, jwks_uri, leeway).await
+) -> Result<crate::oidc_jwks::JwtValidator, IdentityError> {
+    match jwks_uri {
+        Some(uri) => {
+            crate::oidc_jwks::JwtValidator::with_jwks_uri(issuer, audience, uri, leeway).await
+        }
+        None => crate::oidc_jwks::JwtValidator::discover(issuer, audience, leeway).await,
+    }
 }
 
 #[cfg(not(feature = "oidc"))]

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use tokio::sync::RwLock;
 
 use crate::IdentityError;
-use crate::oidc::Claims;
 
 /// The largest discovery document or JWKS read, in bytes.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
@@ -40,19 +39,102 @@ struct Keys {
     fetched: Instant,
 }
 
-/// Validates tokens of one issuer for one audience.
-pub(crate) struct Validator {
-    issuer: String,
-    audience: String,
-    jwks_uri: String,
-    leeway: Duration,
-    client: reqwest::Client,
-    keys: RwLock<Keys>,
+/// Where the issuer's keys come from.
+enum KeySource {
+    /// Fetched over HTTP, and fetched again for an unknown `kid`.
+    Remote {
+        uri: String,
+        client: reqwest::Client,
+        keys: RwLock<Keys>,
+    },
+    /// A fixed set, given in configuration.
+    Fixed(JwkSet),
 }
 
-impl Validator {
-    /// Finds the issuer's JWKS by discovery (unless `jwks_uri` is given) and fetches it.
-    pub(crate) async fn discover(
+/// Validates JWTs of one issuer for one audience against the issuer's JWKS, with
+/// `jsonwebtoken`: the signature (asymmetric algorithms only), `exp` and `nbf` (with a
+/// leeway), `iss` and `aud`, all required.
+///
+/// The OIDC identity provider uses it for its own token; the identity layer of
+/// `kest-propagation` uses it for callers' bearer tokens.
+pub struct JwtValidator {
+    issuer: String,
+    audience: String,
+    leeway: Duration,
+    keys: KeySource,
+}
+
+impl std::fmt::Debug for JwtValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = match &self.keys {
+            KeySource::Remote { uri, .. } => uri.clone(),
+            KeySource::Fixed(set) => format!("{} fixed key(s)", set.keys.len()),
+        };
+        f.debug_struct("JwtValidator")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("keys", &keys)
+            .finish()
+    }
+}
+
+impl JwtValidator {
+    /// Finds the issuer's JWKS by OIDC discovery and fetches it.
+    ///
+    /// # Errors
+    /// [`IdentityError::Service`] when the issuer cannot be reached,
+    /// [`IdentityError::Token`] when its discovery document names another issuer,
+    /// [`IdentityError::Missing`] for a plain-HTTP issuer off this machine.
+    pub async fn discover(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        leeway: Duration,
+    ) -> Result<Self, IdentityError> {
+        Self::remote(issuer.into(), audience.into(), None, leeway).await
+    }
+
+    /// Fetches the JWKS from `jwks_uri` (no discovery).
+    ///
+    /// # Errors
+    /// As [`JwtValidator::discover`].
+    pub async fn with_jwks_uri(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        jwks_uri: impl Into<String>,
+        leeway: Duration,
+    ) -> Result<Self, IdentityError> {
+        Self::remote(
+            issuer.into(),
+            audience.into(),
+            Some(jwks_uri.into()),
+            leeway,
+        )
+        .await
+    }
+
+    /// Uses a fixed JWKS (JSON text).
+    ///
+    /// # Errors
+    /// [`IdentityError::Token`] when the text is not a JWK Set.
+    pub fn with_jwks(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        jwks_json: &str,
+        leeway: Duration,
+    ) -> Result<Self, IdentityError> {
+        let set: JwkSet =
+            serde_json::from_str(jwks_json).map_err(|error| IdentityError::Token {
+                reason: format!("not a JWK Set: {error}"),
+            })?;
+        Ok(Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+            keys: KeySource::Fixed(set),
+        })
+    }
+
+    async fn remote(
         issuer: String,
         audience: String,
         jwks_uri: Option<String>,
@@ -64,7 +146,7 @@ impl Validator {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| service(format!("cannot build an HTTP client: {error}")))?;
-        let jwks_uri = match jwks_uri {
+        let uri = match jwks_uri {
             Some(uri) => uri,
             None => {
                 let url = format!(
@@ -83,24 +165,47 @@ impl Validator {
                 discovery.jwks_uri
             }
         };
-        require_secure(&jwks_uri)?;
-        let set = get_json(&client, &jwks_uri).await?;
+        require_secure(&uri)?;
+        let set = get_json(&client, &uri).await?;
         Ok(Self {
             issuer,
             audience,
-            jwks_uri,
             leeway,
-            client,
-            keys: RwLock::new(Keys {
-                set,
-                fetched: Instant::now(),
-            }),
+            keys: KeySource::Remote {
+                uri,
+                client,
+                keys: RwLock::new(Keys {
+                    set,
+                    fetched: Instant::now(),
+                }),
+            },
         })
     }
 
-    /// Checks the token's signature against the issuer's keys, and its `exp`, `iss`,
-    /// `aud` and `sub`.
-    pub(crate) async fn validate(&self, token: &str) -> Result<Claims, IdentityError> {
+    /// The issuer tokens must come from.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Validates `token` and returns its claims.
+    ///
+    /// # Errors
+    /// [`IdentityError::Token`] saying what is wrong (signature, expiry, issuer, audience,
+    /// algorithm, unknown key), or [`IdentityError::Service`] when the JWKS cannot be
+    /// fetched again.
+    pub async fn validate(
+        &self,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, IdentityError> {
+        self.decode(token, &["exp", "iss", "aud"]).await
+    }
+
+    pub(crate) async fn decode<T: serde::de::DeserializeOwned + Clone>(
+        &self,
+        token: &str,
+        required: &[&str],
+    ) -> Result<T, IdentityError> {
         let header = jsonwebtoken::decode_header(token).map_err(|error| IdentityError::Token {
             reason: format!("unreadable token header: {error}"),
         })?;
@@ -116,10 +221,10 @@ impl Validator {
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(required);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        jsonwebtoken::decode::<T>(token, &key, &validation)
             .map(|data| data.claims)
             .map_err(|error| IdentityError::Token {
                 reason: describe(&error, &self.issuer, &self.audience),
@@ -129,24 +234,29 @@ impl Validator {
     /// The key named `kid`, fetching the JWKS again (rate-limited) if it is unknown: the
     /// issuer may have rotated its keys.
     async fn key_for(&self, kid: Option<&str>) -> Result<DecodingKey, IdentityError> {
-        if let Some(key) = find(&self.keys.read().await.set, kid)? {
-            return Ok(key);
-        }
-        let mut keys = self.keys.write().await;
-        if keys.fetched.elapsed() >= REFETCH_INTERVAL {
-            keys.set = get_json(&self.client, &self.jwks_uri).await?;
-            keys.fetched = Instant::now();
-        }
-        find(&keys.set, kid)?.ok_or_else(|| IdentityError::Token {
+        let missing = |source: &str| IdentityError::Token {
             reason: format!(
-                "no key {} in the issuer's JWKS at {}",
+                "no key {} in the issuer's JWKS ({source})",
                 kid.map_or_else(
                     || "(the token names none)".to_owned(),
                     |kid| format!("`{kid}`")
                 ),
-                self.jwks_uri
             ),
-        })
+        };
+        match &self.keys {
+            KeySource::Fixed(set) => find(set, kid)?.ok_or_else(|| missing("fixed")),
+            KeySource::Remote { uri, client, keys } => {
+                if let Some(key) = find(&keys.read().await.set, kid)? {
+                    return Ok(key);
+                }
+                let mut keys = keys.write().await;
+                if keys.fetched.elapsed() >= REFETCH_INTERVAL {
+                    keys.set = get_json(client, uri).await?;
+                    keys.fetched = Instant::now();
+                }
+                find(&keys.set, kid)?.ok_or_else(|| missing(uri))
+            }
+        }
     }
 }
 

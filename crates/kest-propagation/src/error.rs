@@ -75,4 +75,10 @@ pub enum PropagationError {
         /// What failed.
         reason: String,
     },
+    /// The identity layer was asked to run without verifying tokens, and
+    /// `KEST_INSECURE_NO_VERIFY` is not `true`.
+    #[error(
+        "the identity layer needs a JWKS to verify bearer tokens; set KEST_INSECURE_NO_VERIFY=true only for local development"
+    )]
+    Insecure,
 }

@@ -22,6 +22,8 @@ mod baggage;
 mod claims;
 mod codec;
 mod error;
+#[cfg(any(feature = "tower", feature = "reqwest"))]
+pub mod middleware;
 mod tiers;
 
 pub use ambient::{
@@ -34,6 +36,10 @@ pub use claims::RedisClaimStore;
 pub use claims::{ClaimStore, DEFAULT_CLAIM_TTL, MemoryClaimStore};
 pub use codec::{KEST_KEYS, PassportCodec, Tier};
 pub use error::PropagationError;
+#[cfg(feature = "reqwest")]
+pub use middleware::PropagateLineage;
+#[cfg(feature = "tower")]
+pub use middleware::{ClaimNames, IdentityLayer, LineageLayer};
 pub use tiers::{
     CLAIM_KEY_PREFIX, DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT, KEY_CHAIN_TIP,
     KEY_CLAIM_CHECK, KEY_JWT, KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER, claim_store_key,
