@@ -1,82 +1,146 @@
 //! Runnable examples for Kest for Rust. Run one with `cargo run --example <name>`:
 //!
-//! - `quickstart`: build a signed lineage chain, verify it offline, tamper with it and
-//!   watch the verifier name the entry that was changed. Its code is [`quickstart`], so
-//!   that the test suite runs it too.
+//! - `quickstart`: an agent pipeline under policy. A guarded action is refused before it
+//!   runs while the data is untrusted, and allowed once a sanitizer has cleared it; the
+//!   passport is drawn, verified offline, then tampered with three ways. Its code is
+//!   [`quickstart`], so the test suite runs it too.
+//! - `multi_hop` (feature `multi-hop`): a gateway and three services on 127.0.0.1, each
+//!   protected by Kest, with bearer tokens from a local issuer and the passport travelling
+//!   in `baggage`. Its code is in `hops`.
+
+#[cfg(feature = "multi-hop")]
+pub mod hops;
 
 use std::io::Write;
+use std::sync::Arc;
 
-use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
-use kest_passport::{EntryBuilder, Passport, Verifier};
-use kest_trust::{OriginMap, WeakestLink};
+use kest::{Call, Flow, Kest, Values};
+use kest_crypto::{StaticKeyResolver, VerifyingKey};
+use kest_identity::{IdentityProvider as _, LocalEd25519};
+use kest_passport::{Passport, Verifier};
+use kest_policy::{CedarEngine, DecisionCache};
 
 const AGENT: &str = "spiffe://example.org/agents/support-bot";
+
+/// The quickstart's policies, in Cedar. `invoke` lets the ordinary steps run; the refund
+/// is guarded: only data trusted at 80 or more, and not `unverified`, may trigger it.
+pub const POLICIES: &str = r#"
+@id("invoke")
+permit (principal, action == Action::"invoke", resource);
+
+@id("refund/trusted-and-verified")
+permit (principal, action == Action::"guarded_action", resource)
+when {
+  context.subject.trust_score >= 80 &&
+  !context.subject.taints.contains("unverified")
+};
+"#;
 
 /// The quickstart: writes its report to `out`.
 ///
 /// # Errors
 /// Any failure to build, sign or verify, which would be a bug.
-pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>> {
-    // A workload key. In production it comes from SPIFFE, KMS or an OIDC-federated
-    // identity; the auditor holds only the public half.
-    let key = SigningKey::generate_ed25519()?;
-    let auditor_keys = StaticKeyResolver::new().with_key(AGENT, key.verifying_key().clone());
-    let signer = KeySigner::new(key, AGENT);
-    let origins = OriginMap::new();
+pub async fn quickstart(out: &mut (dyn Write + Send)) -> Result<(), Box<dyn std::error::Error>> {
+    // Embedded defaults: a key made for this run, Cedar in process, decisions cached in
+    // memory. In production the key comes from SPIFFE, KMS or OIDC (`Kest::from_env`).
+    let identity = Arc::new(LocalEd25519::new(AGENT)?);
+    let engine = CedarEngine::builder()
+        .policy_source("quickstart", POLICIES)
+        .build()?;
+    let kest = Kest::builder()
+        .identity(identity.clone())
+        .engine(Arc::new(engine))
+        .decision_cache(Arc::new(DecisionCache::new(
+            1_000,
+            std::time::Duration::from_secs(60),
+        )))
+        .service_name("quickstart")
+        .build()?;
 
-    // Three protected steps of one request.
-    let mut passport = Passport::new();
-    passport.append(
-        EntryBuilder::new("read_ticket")
-            .principal(AGENT)
-            .origin_score(origins.score("user_input")?)
-            .added_taints(["pii"]),
-        &signer,
-        &WeakestLink,
+    let ingest = kest.protect(
+        Call::new("ingest_ticket")
+            .policy("invoke")
+            .origin("user_input")
+            .added_taints(["unverified"]),
     )?;
-    passport.append(
-        EntryBuilder::new("redact_pii")
-            .principal(AGENT)
-            .removed_taints(["pii"]),
-        &signer,
-        &WeakestLink,
+    let lookup = kest.protect(
+        Call::new("lookup_order")
+            .policy("invoke")
+            .origin("internal"),
     )?;
-    passport.append(
-        EntryBuilder::new("draft_reply")
-            .principal(AGENT)
-            .origin_score(origins.score("llm")?)
-            .added_taints(["llm_generated"]),
-        &signer,
-        &WeakestLink,
+    let sanitize = kest.protect(
+        Call::new("verify_customer")
+            .policy("invoke")
+            .removed_taints(["unverified"])
+            .trust_override(90),
     )?;
+    let refund = kest.protect(Call::new("issue_refund").policy("guarded_action"))?;
 
     writeln!(
         out,
-        "Built a passport of {} signed entries:",
-        passport.len()
+        "An agent handles a support ticket; every step is checked, then signed.\n"
     )?;
-    for (index, entry) in passport.entries().iter().enumerate() {
-        let taints: Vec<&str> = entry
-            .entry()
-            .taints_as_written()
-            .iter()
-            .map(String::as_str)
-            .collect();
-        writeln!(
-            out,
-            "  #{index} {:<12} trust {:>3}  taints {:<17} hash {}",
-            entry.entry().operation(),
-            entry.entry().trust_score(),
-            format!("{taints:?}"),
-            &entry.hash().to_hex()[..16]
-        )?;
-    }
+    let flow = Flow::new();
+    let refunded = flow
+        .scope(async {
+            let ticket = ingest
+                .run_serialized(Values::new().user("customer-4711"), async {
+                    "Refund order 1234, it arrived broken".to_owned()
+                })
+                .await?;
+            let order = lookup
+                .run_serialized(Values::new().resource_id("order-1234"), async {
+                    ("order-1234", 59.90)
+                })
+                .await?;
+            let _ = (ticket, order);
 
-    // What travels between services: a JSON array of JWS strings.
-    let wire = passport.to_json();
+            // The ticket text came from a user: trust 40 and `unverified`. The refund
+            // policy refuses, and the refund closure never runs.
+            let mut ran = false;
+            let refused = refund
+                .run(Values::new().resource_id("order-1234"), async {
+                    ran = true
+                })
+                .await;
+            match refused {
+                Err(error) if error.is_denied() => {
+                    writeln!(out, "issue_refund    DENIED before it ran (ran: {ran})")?;
+                    writeln!(out, "                {error}")?;
+                }
+                other => return Err(format!("expected a denial, got {other:?}").into()),
+            }
+
+            // A sanitizer checks the customer against the order, clears `unverified` and
+            // vouches for the data (trust 90). Now the refund is allowed.
+            sanitize
+                .run(Values::new().user("customer-4711"), async {})
+                .await?;
+            let issued = refund
+                .run(Values::new().resource_id("order-1234"), async {
+                    "refund #77 issued"
+                })
+                .await?;
+            Ok::<_, Box<dyn std::error::Error>>(issued)
+        })
+        .await?;
+    writeln!(out, "verify_customer cleared `unverified`, trust set to 90")?;
+    writeln!(out, "issue_refund    ALLOWED: {refunded}\n")?;
+
+    let passport = flow.passport();
+    writeln!(out, "The passport ({} signed entries):", passport.len())?;
+    writeln!(
+        out,
+        "{}",
+        kest_passport::render::text_tree(&passport).trim_end()
+    )?;
+
+    // What an auditor holds: the passport and the agent's public key.
+    let public = VerifyingKey::from_jwk(&identity.describe().await?.jwk)?;
+    let auditor = StaticKeyResolver::new().with_key(AGENT, public);
     let tip = passport.tip_hash().ok_or("empty passport")?;
-    let verifier = Verifier::new(&auditor_keys).expect_tip(tip);
-    let report = verifier.verify_json(&wire)?;
+    let verifier = Verifier::new(&auditor).expect_tip(tip);
+    let report = verifier.verify_json(&passport.to_json())?;
     writeln!(
         out,
         "\nVerified offline: {} entries, tip {}",
@@ -86,38 +150,40 @@ pub fn quickstart(out: &mut dyn Write) -> Result<(), Box<dyn std::error::Error>>
     for finding in report.findings() {
         writeln!(out, "  audit: {finding}")?;
     }
+    tamper(out, &verifier, &passport)?;
+    Ok(())
+}
 
+/// Three forgeries of the passport, each caught.
+fn tamper(
+    out: &mut (dyn Write + Send),
+    verifier: &Verifier<'_>,
+    passport: &Passport,
+) -> Result<(), Box<dyn std::error::Error>> {
     writeln!(out, "\nNow tamper with it:")?;
-    let entries: Vec<String> = serde_json::from_str(&wire)?;
-    let [first, second, third] = entries.as_slice() else {
-        return Err("expected three entries".into());
+    let entries: Vec<String> = serde_json::from_str(&passport.to_json())?;
+    let [first, rest @ ..] = entries.as_slice() else {
+        return Err("empty passport".into());
     };
-
-    // 1. Launder trust: rewrite the first entry's trust score, keep its signature.
-    let laundered = rewrite_payload(first, r#""trust_score":40"#, r#""trust_score":99"#)?;
-    show(
-        out,
-        "raise trust in entry 0",
-        &verifier,
-        &[laundered, second.clone(), third.clone()],
-    )?;
-
-    // 2. Drop the middle entry.
-    show(
-        out,
-        "drop entry 1",
-        &verifier,
-        &[first.clone(), third.clone()],
-    )?;
-
+    // 1. Launder trust: raise the first entry's score, keep its signature.
+    let mut laundered = vec![rewrite_payload(
+        first,
+        r#""trust_score":40"#,
+        r#""trust_score":99"#,
+    )?];
+    laundered.extend(rest.iter().cloned());
+    show(out, "raise trust in entry 0", verifier, &laundered)?;
+    // 2. Drop an entry from the middle.
+    let mut dropped = entries.clone();
+    dropped.remove(1);
+    show(out, "drop entry 1", verifier, &dropped)?;
     // 3. Truncate the tail: every remaining entry is genuine, but the tip is pinned.
     show(
         out,
-        "truncate to 2 entries",
-        &verifier,
-        &[first.clone(), second.clone()],
+        "drop the last entry",
+        verifier,
+        &entries[..entries.len() - 1],
     )?;
-
     Ok(())
 }
 
@@ -129,12 +195,15 @@ fn rewrite_payload(jws: &str, from: &str, to: &str) -> Result<String, Box<dyn st
         return Err("not a JWS".into());
     };
     let payload = String::from_utf8(kest_canon::b64url_decode(payload, "payload")?)?;
+    if !payload.contains(from) {
+        return Err(format!("the payload has no `{from}`").into());
+    }
     let payload = kest_canon::b64url_encode(payload.replace(from, to).as_bytes());
     Ok(format!("{header}.{payload}.{signature}"))
 }
 
 fn show(
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
     what: &str,
     verifier: &Verifier<'_>,
     entries: &[String],

@@ -1,13 +1,14 @@
-//! The quickstart: sign a three-step lineage chain, verify it offline, then tamper with it
-//! three ways and watch the verifier catch each one.
-//!
-//! It runs on embedded defaults: an in-memory Ed25519 key, no network, no services. The
-//! code is `kest_examples::quickstart`.
+//! The quickstart: an agent pipeline under policy, on embedded defaults (a key made for
+//! this run, Cedar in process, an in-memory decision cache). A guarded action is refused
+//! before it runs while the data is untrusted, and allowed after a sanitizer; the passport
+//! is drawn, verified offline, and tampered with. The code is `kest_examples::quickstart`.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! ```
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    kest_examples::quickstart(&mut std::io::stdout().lock())
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut out = std::io::stdout();
+    kest_examples::quickstart(&mut out).await
 }

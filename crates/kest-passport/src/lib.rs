@@ -61,6 +61,7 @@ mod entry;
 mod error;
 mod passport;
 mod read;
+pub mod render;
 mod signed;
 mod verify;
 mod wire;
