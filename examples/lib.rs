@@ -145,7 +145,7 @@ pub async fn quickstart(out: &mut (dyn Write + Send)) -> Result<(), Box<dyn std:
         out,
         "\nVerified offline: {} entries, tip {}",
         report.len(),
-        &tip.to_hex()[..16]
+        tip.to_hex().get(..16).unwrap_or_default()
     )?;
     for finding in report.findings() {
         writeln!(out, "  audit: {finding}")?;
@@ -182,7 +182,9 @@ fn tamper(
         out,
         "drop the last entry",
         verifier,
-        &entries[..entries.len() - 1],
+        entries
+            .get(..entries.len().saturating_sub(1))
+            .unwrap_or_default(),
     )?;
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! cargo run --release --example multi_hop --features multi-hop -- --load --clients 32 --seconds 30
 //! ```
 
+#![allow(clippy::print_stdout, reason = "an example that reports on stdout")]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -35,8 +35,11 @@ pub trait ClaimStore: Send + Sync + fmt::Debug {
 /// An in-process store: bounded (least recently used entries go first) and expiring. For
 /// one process, or tests; services on several hosts need a shared store.
 pub struct MemoryClaimStore {
-    entries: Mutex<LruCache<String, (String, Instant)>>,
+    entries: Mutex<Claims>,
 }
+
+/// Claimed passports and when they expire, least recently used first out.
+type Claims = LruCache<String, (String, Instant)>;
 
 impl fmt::Debug for MemoryClaimStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,10 +65,7 @@ impl MemoryClaimStore {
         }
     }
 
-    fn locked(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, LruCache<String, (String, Instant)>>, PropagationError>
-    {
+    fn locked(&self) -> Result<std::sync::MutexGuard<'_, Claims>, PropagationError> {
         self.entries.lock().map_err(|_| PropagationError::Store {
             reason: "the in-memory claim store is poisoned".into(),
         })

@@ -74,7 +74,6 @@ impl fmt::Debug for Kest {
 impl Kest {
     /// A builder with nothing configured but the defaults: the weakest-link evaluator, the
     /// built-in origins, an in-memory claim store.
-    #[must_use]
     pub fn builder() -> KestBuilder {
         KestBuilder::default()
     }

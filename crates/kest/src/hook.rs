@@ -327,7 +327,6 @@ pub fn protect(call: Call) -> Result<Protected, KestError> {
 
 impl Protected {
     /// The call this hook runs.
-    #[must_use]
     pub fn call(&self) -> &Call {
         &self.call
     }

@@ -55,7 +55,6 @@ setter!(set_task, task);
 setter!(set_resource_id, resource_id);
 
 /// Sets the input hash when the arguments serialized.
-#[must_use]
 pub fn with_input_hash(values: Values, hash: Option<Sha256Digest>) -> Values {
     match hash {
         Some(hash) => values.input_hash(hash),

@@ -1,6 +1,7 @@
 //! The verification hook: the lifecycle in order, chaining, overrides, configuration, and
 //! a test per fail-closed case proving the operation did not run.
 #![allow(
+    clippy::unreachable,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,

@@ -2,6 +2,7 @@
 //! resolver closures over the arguments, input and output hashes, and denial before the
 //! body runs.
 #![allow(
+    clippy::unreachable,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,

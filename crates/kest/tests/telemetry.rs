@@ -3,6 +3,7 @@
 //! is process-wide.
 #![cfg(feature = "telemetry")]
 #![allow(
+    clippy::unreachable,
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
