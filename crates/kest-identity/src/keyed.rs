@@ -17,19 +17,30 @@ use crate::{IdentityError, IdentityInfo, IdentityProvider};
 pub(crate) struct KeyedIdentity {
     pub(crate) workload_id: String,
     pub(crate) key: Arc<SigningKey>,
+    /// What `describe` answers, worked out once.
+    described: IdentityInfo,
 }
 
 impl KeyedIdentity {
-    pub(crate) fn info(&self, provider: &str) -> IdentityInfo {
-        IdentityInfo {
+    pub(crate) fn new(provider: &str, workload_id: String, key: SigningKey) -> Self {
+        let described = IdentityInfo {
             provider: provider.to_owned(),
-            workload_id: self.workload_id.clone(),
-            alg: self.key.algorithm(),
-            kid: self.workload_id.clone(),
-            jwk: self.key.verifying_key().to_jwk(),
+            workload_id: workload_id.clone(),
+            alg: key.algorithm(),
+            kid: workload_id.clone(),
+            jwk: key.verifying_key().to_jwk(),
             issuer: None,
             x5c: None,
+        };
+        Self {
+            workload_id,
+            key: Arc::new(key),
+            described,
         }
+    }
+
+    pub(crate) fn info(&self) -> IdentityInfo {
+        self.described.clone()
     }
 
     pub(crate) fn sign(&self, kid: &str, signing_input: &[u8]) -> Result<Vec<u8>, IdentityError> {
@@ -57,7 +68,7 @@ macro_rules! keyed_provider {
             }
 
             async fn describe(&self) -> Result<IdentityInfo, IdentityError> {
-                Ok(self.inner.info($name))
+                Ok(self.inner.info())
             }
 
             async fn sign(
@@ -99,10 +110,7 @@ impl LocalEd25519 {
              but development"
         );
         Ok(Self {
-            inner: KeyedIdentity {
-                workload_id,
-                key: Arc::new(key),
-            },
+            inner: KeyedIdentity::new("local", workload_id, key),
         })
     }
 }
@@ -124,10 +132,7 @@ impl MockIdentity {
         let seed = kest_canon::sha256(workload_id.as_bytes());
         let key = SigningKey::from_ed25519_seed(seed.as_bytes()).map_err(IdentityError::Signing)?;
         Ok(Self {
-            inner: KeyedIdentity {
-                workload_id,
-                key: Arc::new(key),
-            },
+            inner: KeyedIdentity::new("mock", workload_id, key),
         })
     }
 
@@ -161,10 +166,7 @@ impl StaticIdentity {
     /// `workload_id` signing with `key`.
     pub fn new(workload_id: impl Into<String>, key: SigningKey) -> Self {
         Self {
-            inner: KeyedIdentity {
-                workload_id: workload_id.into(),
-                key: Arc::new(key),
-            },
+            inner: KeyedIdentity::new("static", workload_id.into(), key),
         }
     }
 

@@ -61,19 +61,39 @@ pub trait IdentityProvider: Send + Sync + fmt::Debug {
     /// # Errors
     /// As [`IdentityProvider::describe`] and [`IdentityProvider::sign`].
     async fn sign_entry(&self, entry: Entry) -> Result<SignedEntry, IdentityError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let info = self.describe().await?;
-            let unsigned =
-                UnsignedEntry::with_chain(entry.clone(), info.alg, &info.kid, info.x5c.as_deref())
-                    .map_err(IdentityError::Entry)?;
-            match self.sign(&info.kid, unsigned.signing_input()).await {
-                Ok(signature) => return unsigned.finish(&signature).map_err(IdentityError::Entry),
-                Err(IdentityError::KeyChanged { .. }) if attempts < 2 => {}
-                Err(error) => return Err(error),
-            }
+        let info = self.describe().await?;
+        self.sign_entry_as(&info, entry).await
+    }
+
+    /// As [`IdentityProvider::sign_entry`], with the identity already described (the hook
+    /// describes it before the call runs). If the key rotated since, it describes it again
+    /// and retries once.
+    ///
+    /// # Errors
+    /// As [`IdentityProvider::sign_entry`].
+    async fn sign_entry_as(
+        &self,
+        info: &IdentityInfo,
+        entry: Entry,
+    ) -> Result<SignedEntry, IdentityError> {
+        let unsigned = UnsignedEntry::with_chain(entry, info.alg, &info.kid, info.x5c.as_deref())
+            .map_err(IdentityError::Entry)?;
+        match self.sign(&info.kid, unsigned.signing_input()).await {
+            Ok(signature) => return unsigned.finish(&signature).map_err(IdentityError::Entry),
+            Err(IdentityError::KeyChanged { .. }) => {}
+            Err(error) => return Err(error),
         }
+        // The key rotated after `info` was taken: once more with the current key.
+        let info = self.describe().await?;
+        let unsigned = UnsignedEntry::with_chain(
+            unsigned.into_entry(),
+            info.alg,
+            &info.kid,
+            info.x5c.as_deref(),
+        )
+        .map_err(IdentityError::Entry)?;
+        let signature = self.sign(&info.kid, unsigned.signing_input()).await?;
+        unsigned.finish(&signature).map_err(IdentityError::Entry)
     }
 }
 
@@ -93,6 +113,14 @@ impl<P: IdentityProvider + ?Sized> IdentityProvider for Arc<P> {
 
     async fn sign_entry(&self, entry: Entry) -> Result<SignedEntry, IdentityError> {
         (**self).sign_entry(entry).await
+    }
+
+    async fn sign_entry_as(
+        &self,
+        info: &IdentityInfo,
+        entry: Entry,
+    ) -> Result<SignedEntry, IdentityError> {
+        (**self).sign_entry_as(info, entry).await
     }
 }
 

@@ -126,6 +126,12 @@ impl UnsignedEntry {
         self.header.kid.as_deref().unwrap_or_default()
     }
 
+    /// The entry back, unsigned (to sign it under another key).
+    #[must_use]
+    pub fn into_entry(self) -> Entry {
+        self.entry
+    }
+
     /// Attaches the signature. It is not verified here (the caller's signer made it); it
     /// must have the algorithm's length. There is no way to finish without one.
     ///

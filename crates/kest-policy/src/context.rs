@@ -125,6 +125,29 @@ impl EvaluationContext {
     /// for evaluating one tier.
     #[must_use]
     pub fn for_tier(&self, tier: Tier, policy_names: &[String], deviations: &[String]) -> Self {
+        // Callers that built the context for this tier already share it: no copy.
+        let environment = self.document.get("environment");
+        let same = |key: &str, expected: &[String]| {
+            environment
+                .and_then(|e| e.get(key))
+                .and_then(Value::as_array)
+                .is_some_and(|items| {
+                    items.len() == expected.len()
+                        && items
+                            .iter()
+                            .zip(expected)
+                            .all(|(item, name)| item.as_str() == Some(name))
+                })
+        };
+        if environment
+            .and_then(|e| e.get("policy_tier"))
+            .and_then(Value::as_str)
+            == Some(tier.as_str())
+            && same("policy_names", policy_names)
+            && same("active_deviations", deviations)
+        {
+            return self.clone();
+        }
         let mut document = (*self.document).clone();
         let environment = document
             .entry("environment")

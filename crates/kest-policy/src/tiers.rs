@@ -399,7 +399,12 @@ impl TieredPolicies {
         let mut decisions = Vec::new();
         for (tier, run, skipped) in self.plan() {
             let active: Vec<String> = skipped.iter().map(|d| d.policy.clone()).collect();
-            let tier_context = context.for_tier(tier, &run, &active);
+            // A tier with nothing to evaluate needs no context of its own.
+            let tier_context = if run.is_empty() {
+                context.clone()
+            } else {
+                context.for_tier(tier, &run, &active)
+            };
             for policy in &run {
                 let decision = engine
                     .evaluate(policy, &tier_context)

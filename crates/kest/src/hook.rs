@@ -251,6 +251,9 @@ pub struct Protected {
     kest: Kest,
     call: Arc<Call>,
     tiers: Arc<TieredPolicies>,
+    /// The function tier's policies and deviations, set in every context up front so
+    /// that evaluating that tier needs no copy of it.
+    function_tier: Arc<(Vec<String>, Vec<String>)>,
     origin_score: TrustScore,
     trust_override: Option<TrustScore>,
 }
@@ -272,7 +275,8 @@ struct Authorized {
     identity: Arc<dyn IdentityProvider>,
     info: IdentityInfo,
     entry_id: Uuid,
-    heads: Vec<SignedEntry>,
+    /// The passport the call was authorized against.
+    before: Passport,
     caller: Caller,
     outcome: TierOutcome,
     input_hash: Option<Sha256Digest>,
@@ -302,10 +306,17 @@ impl Kest {
                     .map_err(|error| KestError::Call(format!("trust_override {score}: {error}")))
             })
             .transpose()?;
+        let function_tier = tiers
+            .plan()
+            .into_iter()
+            .find(|(tier, _, _)| *tier == kest_policy::Tier::Function)
+            .map(|(_, run, skipped)| (run, skipped.iter().map(|d| d.policy.clone()).collect()))
+            .unwrap_or_default();
         Ok(Protected {
             kest: self.clone(),
             call: Arc::new(call),
             tiers: Arc::new(tiers),
+            function_tier: Arc::new(function_tier),
             origin_score,
             trust_override,
         })
@@ -487,7 +498,7 @@ impl Protected {
 
         // 3. Trust and taints from the heads; a fresh entry id.
         let passport = flow.passport();
-        let heads: Vec<SignedEntry> = passport.head_entries().into_iter().cloned().collect();
+        let heads: Vec<&SignedEntry> = passport.head_entries();
         let parent_scores: Vec<TrustScore> =
             heads.iter().map(|h| h.entry().trust_score()).collect();
         let trust = kest_trust::derive_trust(
@@ -513,9 +524,11 @@ impl Protected {
                     .clone()
                     .unwrap_or_else(|| "system".into()),
             )
-            .parents(heads.iter().map(SignedEntry::hash).collect())
+            .parents(heads.iter().map(|head| head.hash()).collect())
             .resource_attributes(values.resource_attributes.clone())
-            .value("entry_id", entry_id.to_string());
+            .policy_names(self.function_tier.0.clone())
+            .policy_tier(kest_policy::Tier::Function)
+            .active_deviations(self.function_tier.1.clone());
         if let Some(origin) = &call.origin {
             context = context.origin(origin.clone());
         }
@@ -541,7 +554,7 @@ impl Protected {
                 identity,
                 info,
                 entry_id,
-                heads,
+                before: passport.clone(),
                 caller,
                 outcome,
                 input_hash: values.input_hash,
@@ -591,14 +604,14 @@ impl Protected {
         &self,
         authorized: Authorized,
         output_hash: Option<Sha256Digest>,
-    ) -> Result<SignedEntry, KestError> {
+    ) -> Result<(), KestError> {
         let call = &self.call;
         let Authorized {
             flow,
             identity,
             info,
             entry_id,
-            heads,
+            before,
             caller,
             outcome,
             input_hash,
@@ -638,22 +651,26 @@ impl Protected {
         // The entry follows whatever the operation itself appended to the flow (nested
         // protected calls), so it is built on the heads as they are now.
         let now = flow.passport();
-        let parents: Vec<&SignedEntry> = if now.tip_hash() == heads.last().map(SignedEntry::hash) {
-            heads.iter().collect()
+        let passport = if now.tip_hash() == before.tip_hash() {
+            &before
         } else {
-            now.head_entries()
+            &now
         };
         let entry = builder
-            .build_on(&parents, evaluator.as_ref())
+            .build_on(&passport.head_entries(), evaluator.as_ref())
             .map_err(KestError::record)?;
         let signed = identity
-            .sign_entry(entry)
+            .sign_entry_as(&info, entry)
             .await
             .map_err(KestError::record)?;
-        flow.update(|passport| passport.push(signed.clone()))
+        let after = flow
+            .update(move |passport| {
+                passport.push(signed)?;
+                Ok(passport.clone())
+            })
             .map_err(KestError::record)?;
-        telemetry::recorded(&self.kest, &signed, &flow);
-        Ok(signed)
+        telemetry::recorded(&self.kest, &after);
+        Ok(())
     }
 }
 

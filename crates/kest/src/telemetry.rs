@@ -23,9 +23,9 @@
 
 use std::time::Instant;
 
-use kest_passport::SignedEntry;
+use kest_passport::Passport;
 use kest_policy::AuthorizationError;
-use kest_propagation::{Baggage, Flow, KEST_KEYS};
+use kest_propagation::{Baggage, KEST_KEYS};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::{InstrumentationScope, KeyValue, global};
 use uuid::Uuid;
@@ -46,7 +46,10 @@ fn tracer() -> global::BoxedTracer {
 }
 
 /// Emits the span of a recorded call.
-pub(crate) fn recorded(kest: &Kest, signed: &SignedEntry, flow: &Flow) {
+pub(crate) fn recorded(kest: &Kest, passport: &Passport) {
+    let Some(signed) = passport.tip() else {
+        return;
+    };
     let tracer = tracer();
     let entry = signed.entry();
     let mut span = tracer
@@ -56,7 +59,6 @@ pub(crate) fn recorded(kest: &Kest, signed: &SignedEntry, flow: &Flow) {
     if !span.is_recording() {
         return;
     }
-    let passport = flow.passport();
     let signature = signed
         .jws()
         .rsplit('.')

@@ -1,0 +1,171 @@
+//! The verification hook's overhead and throughput, and baggage pack/unpack.
+//!
+//! - `hook/overhead/depth_N`: one protected call (in-process Cedar, Ed25519 signing,
+//!   entry built, signed and appended, span emitted to the no-op tracer) on a passport
+//!   already N entries deep; the operation itself does nothing.
+//! - `hook/throughput/threads_T`: 64 concurrent flows making 32 calls each on a
+//!   multi-threaded runtime with T workers; the time per call.
+//! - `baggage/pack_N` and `baggage/unpack_N`: a passport of N entries into a `baggage`
+//!   header and back (inline or compressed tier).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kest::{Call, Flow, Kest, Protected, Values};
+use kest_crypto::{KeySigner, SigningKey};
+use kest_passport::{EntryBuilder, Passport};
+use kest_policy::CedarEngine;
+use kest_propagation::{Baggage, Caller, PassportCodec};
+use kest_trust::WeakestLink;
+
+const W: &str = "spiffe://kest.bench/agent";
+const POLICY: &str = r#"
+@id("bench/threshold")
+permit (principal, action == Action::"invoke", resource)
+when { context.subject.trust_score >= 50 };
+"#;
+
+fn hook() -> Protected {
+    let kest = Kest::builder()
+        .identity(Arc::new(
+            kest_identity::MockIdentity::new(W).expect("identity"),
+        ))
+        .engine(Arc::new(
+            CedarEngine::builder()
+                .policy_source("bench", POLICY)
+                .build()
+                .expect("engine"),
+        ))
+        .build()
+        .expect("kest");
+    kest.protect(Call::new("step").policy("invoke").origin("internal"))
+        .expect("hook")
+}
+
+fn passport_of(depth: usize) -> Passport {
+    let signer = KeySigner::new(SigningKey::from_ed25519_seed(&[1; 32]).expect("key"), W);
+    let mut passport = Passport::new();
+    for i in 0..depth {
+        passport
+            .append(
+                EntryBuilder::new(format!("step{i}")).principal(W),
+                &signer,
+                &WeakestLink,
+            )
+            .expect("append");
+    }
+    passport
+}
+
+fn overhead(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let hook = hook();
+    let mut group = c.benchmark_group("hook/overhead");
+    for depth in [0_usize, 10, 50, 1000] {
+        let base = passport_of(depth);
+        group.bench_with_input(BenchmarkId::new("depth", depth), &depth, |b, _| {
+            b.iter(|| {
+                // A fork of the base: every iteration appends at the same depth.
+                let flow = Flow::with_passport(base.clone(), Caller::default());
+                runtime
+                    .block_on(flow.scope(hook.run(Values::new(), async {})))
+                    .expect("allowed");
+            });
+        });
+    }
+    group.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    const FLOWS: u64 = 64;
+    const CALLS: u64 = 32;
+    let hook = hook();
+    let mut group = c.benchmark_group("hook/throughput");
+    group.throughput(Throughput::Elements(FLOWS * CALLS));
+    group.sample_size(20);
+    for threads in [1_usize, 2] {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        group.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, _| {
+            b.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    let started = Instant::now();
+                    runtime.block_on(async {
+                        let mut tasks = Vec::new();
+                        for _ in 0..FLOWS {
+                            let hook = hook.clone();
+                            tasks.push(tokio::spawn(async move {
+                                let flow = Flow::new();
+                                flow.scope(async {
+                                    for _ in 0..CALLS {
+                                        hook.run(Values::new(), async {}).await.expect("allowed");
+                                    }
+                                })
+                                .await;
+                            }));
+                        }
+                        for task in tasks {
+                            task.await.expect("task");
+                        }
+                    });
+                    total += started.elapsed();
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
+fn baggage(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let codec = PassportCodec::new().store(Arc::new(kest_propagation::MemoryClaimStore::default()));
+    let caller = Caller {
+        user: Some("alice".into()),
+        ..Caller::default()
+    };
+    let mut group = c.benchmark_group("baggage");
+    for depth in [10_usize, 50] {
+        let passport = passport_of(depth);
+        group.bench_with_input(BenchmarkId::new("pack", depth), &depth, |b, _| {
+            b.iter(|| {
+                let mut baggage = Baggage::new();
+                runtime
+                    .block_on(codec.write(&mut baggage, &passport, &caller))
+                    .expect("pack");
+                baggage.to_header()
+            });
+        });
+        let mut baggage = Baggage::new();
+        runtime
+            .block_on(codec.write(&mut baggage, &passport, &caller))
+            .expect("pack");
+        let header = baggage.to_header();
+        group.bench_with_input(BenchmarkId::new("unpack", depth), &depth, |b, _| {
+            b.iter(|| {
+                let parsed = Baggage::parse(&header, &Default::default()).expect("parse");
+                runtime
+                    .block_on(codec.read(&parsed))
+                    .expect("unpack")
+                    .0
+                    .expect("passport")
+                    .len()
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, overhead, throughput, baggage);
+criterion_main!(benches);
