@@ -9,7 +9,8 @@
 //! | `services` | installs and starts the real components of the live tier (`stop` stops them) |
 //! | `live` | the live tier: installs what it needs, then runs the tests with `KEST_LIVE=1` |
 //! | `fuzz` | a short run of every fuzz target, when `cargo fuzz` is installed |
-//! | `bench` | the criterion benchmarks |
+//! | `bench` | the criterion benchmarks and peak RSS; `--compare-python` adds the Python package's figures and ratios |
+//! | `load` | the multi-hop services under 32 clients for 30 s: requests/s, p50/p99, broken chains |
 //! | `ci` | tidy, lint, doc, test (including the live tier), fuzz smoke: what `.ci/run` runs |
 #![allow(
     clippy::print_stdout,
@@ -29,7 +30,7 @@ mod tidy;
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 const USAGE: &str =
-    "usage: cargo xtask <lint|test|doc|tidy|services [start|stop]|live|fuzz|bench|ci>";
+    "usage: cargo xtask <lint|test|doc|tidy|services [start|stop]|live|fuzz|bench [--compare-python]|load|ci>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
             "fuzz" => fuzz(&sh, false),
             "bench" => bench(&sh, args.get(1..).unwrap_or_default()),
             "services" => services::run(&sh, args.get(1..).unwrap_or_default()),
+            "load" => load(&sh, args.get(1..).unwrap_or_default()),
             "ci" => ci(&sh),
             other => Err(format!("unknown task `{other}`\n{USAGE}").into()),
         }
@@ -140,7 +142,10 @@ fn fuzz(sh: &Shell, install: bool) -> Result {
     Ok(())
 }
 
-fn bench(sh: &Shell, extra: &[String]) -> Result {
+fn bench(sh: &Shell, args: &[String]) -> Result {
+    let compare_python = args.iter().any(|a| a == "--compare-python");
+    let extra: Vec<&String> = args.iter().filter(|a| *a != "--compare-python").collect();
+    let extra = extra.as_slice();
     step("bench");
     cmd!(
         sh,
@@ -152,6 +157,71 @@ fn bench(sh: &Shell, extra: &[String]) -> Result {
         "cargo bench --locked -p kest-policy --bench engines -- {extra...}"
     )
     .run()?;
+    cmd!(sh, "cargo bench --locked -p kest --bench hook -- {extra...}").run()?;
+    step("bench: peak RSS over 10,000 calls");
+    for shape in ["service", "pipeline"] {
+        cmd!(sh, "cargo bench --locked -p kest --bench rss -- {shape}").run()?;
+    }
+    if compare_python {
+        compare_with_python(sh)?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask load`: the multi-hop services under 32 concurrent clients for 30 s (or
+/// the `--clients` and `--seconds` given), checking every final passport.
+fn load(sh: &Shell, args: &[String]) -> Result {
+    step("load: multi_hop, release build");
+    let mut extra: Vec<String> = args.to_vec();
+    if !extra.iter().any(|a| a == "--clients") {
+        extra.extend(["--clients".into(), "32".into()]);
+    }
+    if !extra.iter().any(|a| a == "--seconds") {
+        extra.extend(["--seconds".into(), "30".into()]);
+    }
+    cmd!(
+        sh,
+        "cargo run --locked --release -p kest-examples --features multi-hop --example multi_hop -- --load {extra...}"
+    )
+    .run()?;
+    Ok(())
+}
+
+/// Runs the Python package's equivalents and prints each measurement's ratio.
+fn compare_with_python(sh: &Shell) -> Result {
+    step("bench: the Python package (kest==0.3.0.post1) on the same machine");
+    let venv = live::target_dir(sh)?.join("kest-bench-venv");
+    let python = live::ensure_venv(sh, &venv, "import kest", &["kest==0.3.0.post1"])?;
+    let script = workspace_root().join("crates/kest/benches/python/hook_bench.py");
+    let output = cmd!(sh, "{python} {script}").read()?;
+    let python_us: std::collections::BTreeMap<String, f64> = serde_json::from_str(output.trim())?;
+    let criterion = live::target_dir(sh)?.join("criterion");
+    let rust_us = |path: &str| -> Result<f64> {
+        let file = criterion.join(path).join("new/estimates.json");
+        let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+        estimates["median"]["point_estimate"]
+            .as_f64()
+            .map(|ns| ns / 1000.0)
+            .ok_or_else(|| format!("no median in {}", file.display()).into())
+    };
+    let rows = [
+        ("hook, depth 0", "hook_depth_0", "hook_overhead/depth/0"),
+        ("hook, depth 50", "hook_depth_50", "hook_overhead/depth/50"),
+        ("baggage pack, 10 entries", "baggage_pack_10", "baggage/pack/10"),
+        ("baggage pack, 50 entries", "baggage_pack_50", "baggage/pack/50"),
+        ("baggage unpack, 10 entries", "baggage_unpack_10", "baggage/unpack/10"),
+        ("baggage unpack, 50 entries", "baggage_unpack_50", "baggage/unpack/50"),
+    ];
+    println!("\n| measurement | Python µs | Rust µs | Rust is faster by |");
+    println!("|---|---|---|---|");
+    for (label, python_key, rust_path) in rows {
+        let python = python_us.get(python_key).copied().ok_or_else(|| format!("python gave no {python_key}"))?;
+        let rust = rust_us(rust_path)?;
+        println!("| {label} | {python:.1} | {rust:.1} | {:.1}× |", python / rust);
+    }
+    let one = rust_us("hook_throughput/threads/1")?;
+    let two = rust_us("hook_throughput/threads/2")?;
+    println!("| throughput, 2 threads against 1 | | | {:.2}× |", one / two);
     Ok(())
 }
 
