@@ -85,6 +85,21 @@
 //! fn infallible() -> u32 { 7 }
 //! ```
 
+/// The book's pages whose examples run as tests.
+#[cfg(doctest)]
+mod book {
+    #[doc = include_str!("../../../docs/src/hook.md")]
+    struct Hook;
+    #[doc = include_str!("../../../docs/src/configuration.md")]
+    struct Configuration;
+    #[cfg(feature = "telemetry")]
+    #[doc = include_str!("../../../docs/src/telemetry.md")]
+    struct Telemetry;
+    #[cfg(all(feature = "tower", feature = "reqwest", feature = "oidc"))]
+    #[doc = include_str!("../../../docs/src/middleware.md")]
+    struct Middleware;
+}
+
 mod config;
 mod error;
 mod hook;
