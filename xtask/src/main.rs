@@ -29,8 +29,7 @@ mod tidy;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-const USAGE: &str =
-    "usage: cargo xtask <lint|test|doc|tidy|services [start|stop]|live|fuzz|bench [--compare-python]|load|ci>";
+const USAGE: &str = "usage: cargo xtask <lint|test|doc|tidy|services [start|stop]|live|fuzz|bench [--compare-python]|load|ci>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -157,7 +156,11 @@ fn bench(sh: &Shell, args: &[String]) -> Result {
         "cargo bench --locked -p kest-policy --bench engines -- {extra...}"
     )
     .run()?;
-    cmd!(sh, "cargo bench --locked -p kest --bench hook -- {extra...}").run()?;
+    cmd!(
+        sh,
+        "cargo bench --locked -p kest --bench hook -- {extra...}"
+    )
+    .run()?;
     step("bench: peak RSS over 10,000 calls");
     for shape in ["service", "pipeline"] {
         cmd!(sh, "cargo bench --locked -p kest --bench rss -- {shape}").run()?;
@@ -205,23 +208,66 @@ fn compare_with_python(sh: &Shell) -> Result {
             .ok_or_else(|| format!("no median in {}", file.display()).into())
     };
     let rows = [
-        ("hook, depth 0", "hook_depth_0", "hook_overhead/depth/0"),
-        ("hook, depth 50", "hook_depth_50", "hook_overhead/depth/50"),
-        ("baggage pack, 10 entries", "baggage_pack_10", "baggage/pack/10"),
-        ("baggage pack, 50 entries", "baggage_pack_50", "baggage/pack/50"),
-        ("baggage unpack, 10 entries", "baggage_unpack_10", "baggage/unpack/10"),
-        ("baggage unpack, 50 entries", "baggage_unpack_50", "baggage/unpack/50"),
+        (
+            "hook, depth 0, allow-all engine",
+            "hook_depth_0",
+            "hook_overhead_allow_all/depth/0",
+        ),
+        (
+            "hook, depth 50, allow-all engine",
+            "hook_depth_50",
+            "hook_overhead_allow_all/depth/50",
+        ),
+        (
+            "hook, depth 0 (Rust with Cedar)",
+            "hook_depth_0",
+            "hook_overhead/depth/0",
+        ),
+        (
+            "hook, depth 50 (Rust with Cedar)",
+            "hook_depth_50",
+            "hook_overhead/depth/50",
+        ),
+        (
+            "baggage pack, 10 entries",
+            "baggage_pack_10",
+            "baggage/pack/10",
+        ),
+        (
+            "baggage pack, 50 entries",
+            "baggage_pack_50",
+            "baggage/pack/50",
+        ),
+        (
+            "baggage unpack, 10 entries",
+            "baggage_unpack_10",
+            "baggage/unpack/10",
+        ),
+        (
+            "baggage unpack, 50 entries",
+            "baggage_unpack_50",
+            "baggage/unpack/50",
+        ),
     ];
     println!("\n| measurement | Python µs | Rust µs | Rust is faster by |");
     println!("|---|---|---|---|");
     for (label, python_key, rust_path) in rows {
-        let python = python_us.get(python_key).copied().ok_or_else(|| format!("python gave no {python_key}"))?;
+        let python = python_us
+            .get(python_key)
+            .copied()
+            .ok_or_else(|| format!("python gave no {python_key}"))?;
         let rust = rust_us(rust_path)?;
-        println!("| {label} | {python:.1} | {rust:.1} | {:.1}× |", python / rust);
+        println!(
+            "| {label} | {python:.1} | {rust:.1} | {:.1}× |",
+            python / rust
+        );
     }
     let one = rust_us("hook_throughput/threads/1")?;
     let two = rust_us("hook_throughput/threads/2")?;
-    println!("| throughput, 2 threads against 1 | | | {:.2}× |", one / two);
+    println!(
+        "| throughput, 2 threads against 1 | | | {:.2}× |",
+        one / two
+    );
     Ok(())
 }
 

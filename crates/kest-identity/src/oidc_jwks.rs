@@ -13,8 +13,9 @@ use crate::IdentityError;
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 /// How long a request to the issuer may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
-/// The JWKS is fetched again for an unknown `kid` at most this often.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// The JWKS is fetched again for an unknown `kid` at most this often, so tokens with
+/// made-up key ids cannot make the validator hammer the issuer.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Algorithms accepted on identity tokens: asymmetric only. An HMAC token would be
 /// "signed" with a secret the verifier has to hold, which no issuer JWKS provides.
 const ACCEPTED: [Algorithm; 8] = [

@@ -368,4 +368,51 @@ mod validated {
             "{error}"
         );
     }
+
+    /// The issuer rotates its key: a token under the new `kid` makes the validator fetch
+    /// the JWKS again (at most once a second), and the old key stops working once gone.
+    #[tokio::test]
+    async fn the_jwks_is_fetched_again_when_the_issuer_rotates() {
+        let old_key = SigningKey::generate_p256().unwrap();
+        let new_key = SigningKey::generate_p256().unwrap();
+        let current =
+            std::sync::Arc::new(std::sync::Mutex::new(json!([public_jwk(&old_key, "old")])));
+        let served = current.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let keys = served.lock().unwrap().clone();
+                async move { axum::Json(json!({ "keys": keys })) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let validator = kest_identity::JwtValidator::with_jwks_uri(
+            &url,
+            "kest",
+            format!("{url}/jwks"),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        let claims = json!({"sub": "svc", "iss": url, "aud": "kest", "exp": now() + 600});
+        validator
+            .validate(&jwt(&old_key, "old", &claims))
+            .await
+            .unwrap();
+        *current.lock().unwrap() = json!([public_jwk(&new_key, "new")]);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let validated = validator
+            .validate(&jwt(&new_key, "new", &claims))
+            .await
+            .unwrap();
+        assert_eq!(validated["sub"], "svc");
+        // The set now holds only the new key.
+        let error = validator
+            .validate(&jwt(&old_key, "old", &claims))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("no key `old`"), "{error}");
+    }
 }

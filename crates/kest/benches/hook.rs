@@ -3,6 +3,8 @@
 //! - `hook/overhead/depth_N`: one protected call (in-process Cedar, Ed25519 signing,
 //!   entry built, signed and appended, span emitted to the no-op tracer) on a passport
 //!   already N entries deep; the operation itself does nothing.
+//! - `hook/overhead_allow_all/depth_N`: the same with an allow-all engine, the setting
+//!   the Python comparison uses for the Python package's decorator.
 //! - `hook/throughput/threads_T`: 64 concurrent flows making 32 calls each on a
 //!   multi-threaded runtime with T workers; the time per call.
 //! - `baggage/pack_N` and `baggage/unpack_N`: a passport of N entries into a `baggage`
@@ -73,6 +75,21 @@ fn overhead(c: &mut Criterion) {
                 let flow = Flow::with_passport(base.clone(), Caller::default());
                 runtime
                     .block_on(flow.scope(hook.run(Values::new(), async {})))
+                    .expect("allowed");
+            });
+        });
+    }
+    group.finish();
+    // The same with an allow-all engine, as the Python comparison runs its decorator.
+    let mock = hook_with(Arc::new(kest_policy::MockEngine::allow_all()));
+    let mut group = c.benchmark_group("hook/overhead_allow_all");
+    for depth in [0_usize, 50] {
+        let base = passport_of(depth);
+        group.bench_with_input(BenchmarkId::new("depth", depth), &depth, |b, _| {
+            b.iter(|| {
+                let flow = Flow::with_passport(base.clone(), Caller::default());
+                runtime
+                    .block_on(flow.scope(mock.run(Values::new(), async {})))
                     .expect("allowed");
             });
         });
