@@ -29,16 +29,20 @@ when { context.subject.trust_score >= 50 };
 "#;
 
 fn hook() -> Protected {
+    hook_with(Arc::new(
+        CedarEngine::builder()
+            .policy_source("bench", POLICY)
+            .build()
+            .expect("engine"),
+    ))
+}
+
+fn hook_with(engine: Arc<dyn kest_policy::PolicyEngine>) -> Protected {
     let kest = Kest::builder()
         .identity(Arc::new(
             kest_identity::MockIdentity::new(W).expect("identity"),
         ))
-        .engine(Arc::new(
-            CedarEngine::builder()
-                .policy_source("bench", POLICY)
-                .build()
-                .expect("engine"),
-        ))
+        .engine(engine)
         .build()
         .expect("kest");
     kest.protect(Call::new("step").policy("invoke").origin("internal"))
