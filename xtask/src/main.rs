@@ -202,8 +202,9 @@ fn compare_with_python(sh: &Shell) -> Result {
     let rust_us = |path: &str| -> Result<f64> {
         let file = criterion.join(path).join("new/estimates.json");
         let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
-        estimates["median"]["point_estimate"]
-            .as_f64()
+        estimates
+            .pointer("/median/point_estimate")
+            .and_then(serde_json::Value::as_f64)
             .map(|ns| ns / 1000.0)
             .ok_or_else(|| format!("no median in {}", file.display()).into())
     };

@@ -111,10 +111,10 @@ impl Jwk {
         if let Some(x) = &self.x {
             members.insert("x", x);
         }
-        if self.kty == "EC" {
-            if let Some(y) = &self.y {
-                members.insert("y", y);
-            }
+        if self.kty == "EC"
+            && let Some(y) = &self.y
+        {
+            members.insert("y", y);
         }
         let canonical = kest_canon::jcs_bytes(&members).unwrap_or_default();
         kest_canon::b64url_encode(kest_canon::sha256(&canonical).as_bytes())

@@ -153,10 +153,10 @@ impl SigningKey {
                     <&pkcs8::der::asn1::OctetStringRef>::from_der(info.private_key.as_bytes())
                         .map_err(|e| invalid(format!("Ed25519 private key: {e}")))?;
                 let key = Self::from_ed25519_seed(seed.as_bytes())?;
-                if let Some(public) = &info.public_key {
-                    if public.raw_bytes() != key.public.as_bytes() {
-                        return Err(invalid("the public key does not match the seed".into()));
-                    }
+                if let Some(public) = &info.public_key
+                    && public.raw_bytes() != key.public.as_bytes()
+                {
+                    return Err(invalid("the public key does not match the seed".into()));
                 }
                 Ok(key)
             }

@@ -392,13 +392,13 @@ impl KeyResolver for TrustBundleResolver {
         let (_, certificate) = x509_parser::parse_x509_certificate(leaf)
             .map_err(|error| untrusted(format!("unreadable leaf certificate: {error}")))?;
         let key = VerifyingKey::from_spki_der(certificate.public_key().raw)?;
-        if let Some(kid) = query.kid.filter(|kid| *kid != query.principal) {
-            if kid != key.thumbprint() {
-                return Err(CryptoError::UnknownKeyId {
-                    principal: query.principal.chars().take(256).collect(),
-                    kid: kid.chars().take(256).collect(),
-                });
-            }
+        if let Some(kid) = query.kid.filter(|kid| *kid != query.principal)
+            && kid != key.thumbprint()
+        {
+            return Err(CryptoError::UnknownKeyId {
+                principal: query.principal.chars().take(256).collect(),
+                kid: kid.chars().take(256).collect(),
+            });
         }
         Ok(key)
     }

@@ -149,13 +149,12 @@ fn parse_args(tokens: TokenStream2) -> syn::Result<Args> {
             lit: Lit::Str(text),
             ..
         }) = policy
+            && text.value().trim().is_empty()
         {
-            if text.value().trim().is_empty() {
-                return Err(syn::Error::new(
-                    policy.span(),
-                    "a policy name must not be empty",
-                ));
-            }
+            return Err(syn::Error::new(
+                policy.span(),
+                "a policy name must not be empty",
+            ));
         }
     }
     if args.policies.is_empty() {

@@ -234,10 +234,10 @@ impl EntryBuilder {
                 Value::String(value.to_string()),
             );
         }
-        if let Parents::Hashes(hashes) = &parents {
-            if hashes.is_empty() {
-                return Err(build("a non-root entry needs at least one parent"));
-            }
+        if let Parents::Hashes(hashes) = &parents
+            && hashes.is_empty()
+        {
+            return Err(build("a non-root entry needs at least one parent"));
         }
         let entry = Entry {
             schema_version: SCHEMA_VERSION.to_owned(),

@@ -353,13 +353,13 @@ impl<'r> Verifier<'r> {
         strict: bool,
         findings: Vec<Finding>,
     ) -> Result<VerificationReport, PassportError> {
-        if let Some(expected) = self.expected_tip {
-            if passport.tip_hash() != Some(expected) {
-                return Err(PassportError::TipMismatch {
-                    expected,
-                    found: TipText(passport.tip_hash()),
-                });
-            }
+        if let Some(expected) = self.expected_tip
+            && passport.tip_hash() != Some(expected)
+        {
+            return Err(PassportError::TipMismatch {
+                expected,
+                found: TipText(passport.tip_hash()),
+            });
         }
         Ok(VerificationReport {
             passport,

@@ -463,10 +463,10 @@ fn to_context_members(
             (Value::Object(record), Some(wanted)) => {
                 let mut fields = Vec::with_capacity(wanted.len());
                 for name in wanted {
-                    if let Some(item) = record.get(name) {
-                        if let Some(expression) = to_expression(item, name)? {
-                            fields.push((name.clone(), expression));
-                        }
+                    if let Some(item) = record.get(name)
+                        && let Some(expression) = to_expression(item, name)?
+                    {
+                        fields.push((name.clone(), expression));
                     }
                 }
                 Some(RestrictedExpression::new_record(fields).map_err(|error| {

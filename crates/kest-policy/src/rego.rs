@@ -436,13 +436,12 @@ fn walk(node: &Value, entry: &mut (Option<Members>, Vec<Vec<String>>)) {
                 }
             }
             ("input", [top, member, ..]) => {
-                if let Some(members) = &mut entry.0 {
-                    if let Some(set) = members
+                if let Some(members) = &mut entry.0
+                    && let Some(set) = members
                         .entry(top.clone())
                         .or_insert_with(|| Some(BTreeSet::new()))
-                    {
-                        set.insert(member.clone());
-                    }
+                {
+                    set.insert(member.clone());
                 }
             }
             ("data", _) => entry.1.push(path),

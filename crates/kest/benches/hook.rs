@@ -10,6 +10,8 @@
 //! - `baggage/pack_N` and `baggage/unpack_N`: a passport of N entries into a `baggage`
 //!   header and back (inline or compressed tier).
 
+#![allow(clippy::expect_used, reason = "a measurement binary")]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

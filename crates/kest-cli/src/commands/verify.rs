@@ -90,16 +90,16 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
         Input::Passport(json) => verifier(expected).verify_json(&json).map(Outcome::Passport),
         Input::Baggage(baggage) => {
             let inbound = InboundPassport::from_baggage(&baggage);
-            if let (Some(given), Some(announced)) = (expected, inbound.tip()) {
-                if given != announced {
-                    return fail(
-                        args.json,
-                        None,
-                        &format!(
-                            "--expect-tip {given} differs from the header's kest.chain_tip {announced}"
-                        ),
-                    );
-                }
+            if let (Some(given), Some(announced)) = (expected, inbound.tip())
+                && given != announced
+            {
+                return fail(
+                    args.json,
+                    None,
+                    &format!(
+                        "--expect-tip {given} differs from the header's kest.chain_tip {announced}"
+                    ),
+                );
             }
             expected = expected.or(inbound.tip());
             match inbound.choose(None, &limits) {
