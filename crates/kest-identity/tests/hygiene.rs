@@ -70,7 +70,7 @@ fn secret_of(key: &SigningKey) -> Vec<u8> {
 
 #[test]
 fn no_provider_shows_its_key_or_token() {
-    let (outcome, logs) = common::logged(|| {
+    let (outcome, logs) = kest_testkit::logs::logged(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

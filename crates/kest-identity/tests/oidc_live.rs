@@ -16,49 +16,6 @@ use kest_identity::{IdentityError, IdentityProvider, OidcConfig, OidcIdentity, T
 use kest_passport::{EntryBuilder, Passport, Verifier};
 use kest_trust::WeakestLink;
 
-const REDIRECT: &str = "http://127.0.0.1/callback";
-
-/// Logs `sub` in at the provider and returns the ID token issued for `client_id`.
-async fn fetch_token(issuer: &str, client_id: &str, sub: &str) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let authorize = format!(
-        "{issuer}/oauth2/authorize?client_id={client_id}&redirect_uri={REDIRECT}&response_type=code&scope=openid"
-    );
-    let response = client
-        .post(&authorize)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("sub={sub}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302, "the provider redirects with a code");
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let code = location
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
-    let token: serde_json::Value = client
-        .post(format!("{issuer}/oauth2/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=authorization_code&code={code}&redirect_uri={REDIRECT}&client_id={client_id}&client_secret=secret"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    token["id_token"].as_str().expect("an id_token").to_owned()
-}
-
 fn config(token: String, issuer: &str, audience: &str) -> OidcConfig {
     OidcConfig::new(TokenSource::Value(SecretString::new(token)))
         .issuer(issuer, audience)
@@ -71,7 +28,8 @@ async fn tokens_from_a_real_provider_are_validated() {
         return;
     }
     let issuer = kest_testkit::live_env("KEST_OIDC_PROVIDER_URL");
-    let token = fetch_token(&issuer, "kest-agent", "repo:kest/agent").await;
+    let token =
+        kest_testkit::oidc_provider::id_token(&issuer, "kest-agent", "repo:kest/agent").await;
 
     let identity = OidcIdentity::new(config(token.clone(), &issuer, "kest-agent"))
         .await
@@ -134,7 +92,8 @@ async fn expired_tokens_from_a_real_provider_are_refused() {
         return;
     }
     let issuer = kest_testkit::live_env("KEST_OIDC_PROVIDER_URL");
-    let token = fetch_token(&issuer, "kest-agent", "repo:kest/agent").await;
+    let token =
+        kest_testkit::oidc_provider::id_token(&issuer, "kest-agent", "repo:kest/agent").await;
     let identity =
         OidcIdentity::new(config(token.clone(), &issuer, "kest-agent").leeway(Duration::ZERO))
             .await

@@ -55,12 +55,13 @@ fn local_keys_are_fresh_and_warn_once() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (identity, events) = common::logged(|| LocalEd25519::new("local:test").unwrap());
+    let (identity, events) =
+        kest_testkit::logs::logged(|| LocalEd25519::new("local:test").unwrap());
     let warnings: Vec<_> = events.iter().filter(|e| e.starts_with("WARN")).collect();
     assert_eq!(warnings.len(), 1, "{events:?}");
     assert!(warnings[0].contains("this process only"), "{warnings:?}");
     // Describing and signing log nothing more.
-    let (info, again) = common::logged(|| runtime.block_on(sign_and_verify(&identity)));
+    let (info, again) = kest_testkit::logs::logged(|| runtime.block_on(sign_and_verify(&identity)));
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(info.provider, "local");
     assert_eq!(info.alg, Algorithm::EdDSA);

@@ -76,3 +76,9 @@ pub fn live_env(name: &str) -> String {
 
 #[cfg(feature = "workload-api")]
 pub mod workload_api;
+
+#[cfg(feature = "oidc-provider")]
+pub mod oidc_provider;
+
+#[cfg(feature = "logs")]
+pub mod logs;

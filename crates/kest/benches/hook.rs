@@ -5,12 +5,21 @@
 //!   already N entries deep; the operation itself does nothing.
 //! - `hook/overhead_allow_all/depth_N`: the same with an allow-all engine, the setting
 //!   the Python comparison uses for the Python package's decorator.
+//! - `hook/latency/depth_50`: the same call timed one by one; after criterion's figures
+//!   it prints the p50, p99 and p99.9 of every call it timed (the SPEC's p99 target).
 //! - `hook/throughput/threads_T`: 64 concurrent flows making 32 calls each on a
 //!   multi-threaded runtime with T workers; the time per call.
 //! - `baggage/pack_N` and `baggage/unpack_N`: a passport of N entries into a `baggage`
 //!   header and back (inline or compressed tier).
 
-#![allow(clippy::expect_used, reason = "a measurement binary")]
+#![allow(
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "a measurement binary"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +112,46 @@ fn overhead(c: &mut Criterion) {
     group.finish();
 }
 
+/// Times each call on its own, so that tail latency (p99) can be reported next to
+/// criterion's per-iteration estimate.
+fn latency(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let hook = hook();
+    let base = passport_of(50);
+    let mut samples: Vec<Duration> = Vec::new();
+    c.bench_function("hook/latency/depth_50", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let flow = Flow::with_passport(base.clone(), Caller::default());
+                let start = Instant::now();
+                runtime
+                    .block_on(flow.scope(hook.run(Values::new(), async {})))
+                    .expect("allowed");
+                let took = start.elapsed();
+                total += took;
+                samples.push(took);
+            }
+            total
+        });
+    });
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples.get(rank).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    println!(
+        "hook/latency/depth_50: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs over {} calls",
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        samples.len()
+    );
+}
+
 fn throughput(c: &mut Criterion) {
     const FLOWS: u64 = 64;
     const CALLS: u64 = 32;
@@ -190,5 +239,5 @@ fn baggage(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, overhead, throughput, baggage);
+criterion_group!(benches, overhead, latency, throughput, baggage);
 criterion_main!(benches);

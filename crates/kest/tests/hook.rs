@@ -157,44 +157,17 @@ async fn an_engine_error_is_a_denial_too() {
 /// Denials are logged with the entry id, the policy and the workload.
 #[test]
 fn denials_are_logged_with_entry_policy_and_workload() {
-    use std::sync::Mutex;
-    struct Capture(Arc<Mutex<Vec<String>>>);
-    struct Text(String);
-    impl tracing::field::Visit for Text {
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            self.0.push_str(&format!(" {}={value:?}", field.name()));
-        }
-    }
-    impl tracing::Subscriber for Capture {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            let mut text = Text(String::new());
-            event.record(&mut text);
-            self.0.lock().unwrap().push(text.0);
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-    let lines = Arc::new(Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let hook = kest_with(MockEngine::allow_all().denying("guard"))
         .protect(Call::new("wire_money").policy("guard"))
         .unwrap();
-    tracing::subscriber::with_default(Capture(lines.clone()), || {
+    let ((), lines) = kest_testkit::logs::logged(|| {
         runtime
             .block_on(Flow::new().scope(hook.run(Values::new(), async {})))
             .unwrap_err();
     });
-    let lines = lines.lock().unwrap();
     let refused = lines
         .iter()
         .find(|l| l.contains("refused before it ran"))

@@ -1,8 +1,6 @@
 //! Helpers shared by the identity tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
-
 use kest_canon::b64url_encode;
 use kest_crypto::SigningKey;
 use serde_json::Value;
@@ -29,45 +27,4 @@ pub(crate) fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Warnings and errors logged while `f` runs, as text.
-pub(crate) fn logged<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let subscriber = Capture {
-        events: Arc::clone(&events),
-    };
-    let value = tracing::subscriber::with_default(subscriber, f);
-    let events = events.lock().unwrap().clone();
-    (value, events)
-}
-
-struct Capture {
-    events: Arc<Mutex<Vec<String>>>,
-}
-
-struct Text(String);
-
-impl tracing::field::Visit for Text {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!(" {}={value:?}", field.name()));
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut text = Text(format!("{}", event.metadata().level()));
-        event.record(&mut text);
-        self.events.lock().unwrap().push(text.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
