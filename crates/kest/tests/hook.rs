@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kest::{Call, Flow, Kest, KestError, Values};
+use kest::{Call, Flow, Kest, KestError, Protected, Values};
 use kest_crypto::StaticKeyResolver;
 use kest_identity::{IdentityError, IdentityInfo, IdentityProvider, MockIdentity};
 use kest_passport::Verifier;
@@ -46,6 +46,13 @@ impl Runs {
             runs.fetch_add(1, Ordering::SeqCst);
             "done"
         }
+    }
+    /// Runs `hook` in a new flow and returns the error it must fail with.
+    async fn refused(&self, hook: &Protected) -> KestError {
+        Flow::new()
+            .scope(hook.run(Values::new(), self.op()))
+            .await
+            .unwrap_err()
     }
     fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
@@ -127,10 +134,7 @@ async fn an_engine_error_is_a_denial_too() {
     let hook = kest_with(engine)
         .protect(Call::new("act").policy("guard"))
         .unwrap();
-    let error = Flow::new()
-        .scope(hook.run(Values::new(), runs.op()))
-        .await
-        .unwrap_err();
+    let error = runs.refused(&hook).await;
     assert!(
         matches!(error, KestError::Unauthorized(_)) && !error.is_denied(),
         "{error}"
@@ -146,10 +150,7 @@ async fn an_engine_error_is_a_denial_too() {
     let hook = kest_with(engine)
         .protect(Call::new("act").policy("guard"))
         .unwrap();
-    let error = Flow::new()
-        .scope(hook.run(Values::new(), runs.op()))
-        .await
-        .unwrap_err();
+    let error = runs.refused(&hook).await;
     assert!(matches!(error, KestError::Unauthorized(_)), "{error}");
     assert_eq!(runs.count(), 0);
 }
@@ -244,10 +245,7 @@ async fn no_identity_means_no_execution() {
         .build()
         .unwrap();
     let hook = kest.protect(Call::new("act").policy("p")).unwrap();
-    let error = Flow::new()
-        .scope(hook.run(Values::new(), runs.op()))
-        .await
-        .unwrap_err();
+    let error = runs.refused(&hook).await;
     assert!(
         matches!(&error, KestError::NotConfigured { what } if what.contains("KEST_WORKLOAD_ID")),
         "{error}"
@@ -273,19 +271,13 @@ async fn no_identity_means_no_execution() {
     let hook = kest
         .protect(Call::new("act").policy("p").identity(Arc::new(Broken)))
         .unwrap();
-    let error = Flow::new()
-        .scope(hook.run(Values::new(), runs.op()))
-        .await
-        .unwrap_err();
+    let error = runs.refused(&hook).await;
     assert!(matches!(error, KestError::Identity(_)), "{error}");
     assert_eq!(runs.count(), 0);
     // No engine either.
     let kest = Kest::builder().identity(identity()).build().unwrap();
     let hook = kest.protect(Call::new("act").policy("p")).unwrap();
-    let error = Flow::new()
-        .scope(hook.run(Values::new(), runs.op()))
-        .await
-        .unwrap_err();
+    let error = runs.refused(&hook).await;
     assert!(
         matches!(&error, KestError::NotConfigured { what } if what.contains("engine")),
         "{error}"
