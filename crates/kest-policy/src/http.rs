@@ -137,6 +137,7 @@ impl Remote {
 
 /// Policy names that are safe to put in a URL path: letters, digits, `_`, `-`, `.` and
 /// `/` between segments.
+#[cfg(feature = "opa")]
 pub(crate) fn check_policy_name(engine: &'static str, policy: &str) -> Result<(), PolicyError> {
     let valid = !policy.is_empty()
         && policy.split('/').all(|segment| {
