@@ -11,6 +11,7 @@ use aws_sdk_verifiedpermissions::types::{
 };
 use serde_json::Value;
 
+use crate::cedar_number::{CedarNumber, cedar_number};
 use crate::{Decision, EvaluationContext, PolicyEngine, PolicyError};
 
 const ENGINE: &str = "avp";
@@ -106,25 +107,12 @@ fn attribute(value: &Value) -> Result<Option<AttributeValue>, PolicyError> {
         Value::Null => return Ok(None),
         Value::Bool(b) => AttributeValue::Boolean(*b),
         Value::String(s) => AttributeValue::String(s.clone()),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => AttributeValue::Long(i),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 =>
-            {
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    reason = "bounded and whole just above"
-                )]
-                AttributeValue::Long(f as i64)
+        Value::Number(n) => {
+            match cedar_number(n).map_err(|reason| PolicyError::Context { reason })? {
+                CedarNumber::Long(whole) => AttributeValue::Long(whole),
+                CedarNumber::Decimal(text) => AttributeValue::Decimal(text),
             }
-            (None, Some(f)) if f.is_finite() && (f * 10_000.0).fract() == 0.0 => {
-                AttributeValue::Decimal(format!("{f:.4}"))
-            }
-            _ => {
-                return Err(PolicyError::Context {
-                    reason: format!("the number {n} has no exact Cedar representation"),
-                });
-            }
-        },
+        }
         Value::Array(items) => AttributeValue::Set(
             items
                 .iter()

@@ -13,6 +13,7 @@ use cedar_policy::{
 use kest_canon::Sha256Digest;
 use serde_json::{Map, Value};
 
+use crate::cedar_number::{CedarNumber, cedar_number};
 use crate::{Decision, Enricher, EvaluationContext, PolicyEngine, PolicyError};
 
 const ENGINE: &str = "cedar";
@@ -509,18 +510,11 @@ fn to_expression(value: &Value, path: &str) -> Result<Option<RestrictedExpressio
         Value::Null => return Ok(None),
         Value::Bool(b) => RestrictedExpression::new_bool(*b),
         Value::String(s) => RestrictedExpression::new_string(s.clone()),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => RestrictedExpression::new_long(i),
-            // A whole-valued double (`3.0`) is the number 3, as in Rego and JSON.
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 =>
-            {
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    reason = "bounded and whole just above"
-                )]
-                RestrictedExpression::new_long(f as i64)
-            }
-            (None, f) => decimal(f.unwrap_or(f64::NAN), path)?,
+        Value::Number(n) => match cedar_number(n).map_err(|reason| PolicyError::Context {
+            reason: format!("`{path}`: {reason}"),
+        })? {
+            CedarNumber::Long(whole) => RestrictedExpression::new_long(whole),
+            CedarNumber::Decimal(text) => RestrictedExpression::new_decimal(text),
         },
         Value::Array(items) => {
             let mut set = Vec::with_capacity(items.len());
@@ -543,18 +537,4 @@ fn to_expression(value: &Value, path: &str) -> Result<Option<RestrictedExpressio
             })?
         }
     }))
-}
-
-/// Cedar has no floating point: a number with up to four decimal places becomes a
-/// `decimal`; anything else cannot be expressed, which is an error (and a deny), never a
-/// silently different value.
-fn decimal(value: f64, path: &str) -> Result<RestrictedExpression, PolicyError> {
-    let scaled = value * 10_000.0;
-    if value.is_finite() && scaled.fract() == 0.0 && scaled.abs() < 9.2e18 {
-        Ok(RestrictedExpression::new_decimal(format!("{value:.4}")))
-    } else {
-        Err(PolicyError::Context {
-            reason: format!("`{path}`: the number {value} has no exact Cedar representation"),
-        })
-    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
+use crate::cedar_number::{CedarNumber, cedar_number};
 use crate::http::{DEFAULT_TIMEOUT, Remote};
 use crate::{Decision, Enricher, EvaluationContext, PolicyEngine, PolicyError};
 
@@ -78,27 +79,12 @@ fn uid(kind: &str, id: &str) -> String {
 fn cedar_json(value: &Value) -> Result<Option<Value>, PolicyError> {
     Ok(Some(match value {
         Value::Null => return Ok(None),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => json!(i),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => {
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    reason = "bounded and whole just above"
-                )]
-                let whole = f as i64;
-                json!(whole)
+        Value::Number(n) => {
+            match cedar_number(n).map_err(|reason| PolicyError::Context { reason })? {
+                CedarNumber::Long(whole) => json!(whole),
+                CedarNumber::Decimal(text) => json!({"__extn": {"fn": "decimal", "arg": text}}),
             }
-            (None, Some(f))
-                if f.is_finite() && (f * 10_000.0).fract() == 0.0 && f.abs() < 9.0e14 =>
-            {
-                json!({"__extn": {"fn": "decimal", "arg": format!("{f:.4}")}})
-            }
-            _ => {
-                return Err(PolicyError::Context {
-                    reason: format!("the number {n} has no exact Cedar representation"),
-                });
-            }
-        },
+        }
         Value::Array(items) => Value::Array(
             items
                 .iter()

@@ -44,6 +44,8 @@ mod cache;
 mod cedar;
 #[cfg(feature = "cedar-agent")]
 mod cedar_agent;
+#[cfg(any(feature = "cedar", feature = "cedar-agent", feature = "aws"))]
+mod cedar_number;
 mod context;
 mod engine;
 mod error;

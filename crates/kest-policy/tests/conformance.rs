@@ -136,6 +136,55 @@ async fn verified_permissions_conforms() {
     conforms(&avp(&url, Duration::from_secs(2)).await).await;
 }
 
+/// Cedar has no floating point. Every Cedar engine turns a JSON number into the same Cedar
+/// value (a `decimal` up to four places) and refuses the same numbers, rather than
+/// deciding on a different value.
+#[tokio::test]
+async fn cedar_engines_agree_on_numbers() {
+    const AMOUNT: &str = "conf/amount";
+    let cedar = || {
+        CedarEngine::builder()
+            .policy_source(
+                "amount.cedar",
+                r#"permit (principal, action == Action::"conf/amount", resource)
+when { context.object.attributes.amount.lessThan(decimal("3.0")) };"#,
+            )
+            .build()
+            .unwrap()
+    };
+    let remote = avp(&support::avp_server(cedar()).await, Duration::from_secs(2)).await;
+    let with_amount = |amount: serde_json::Value| {
+        EvaluationContext::builder("spiffe://conformance/w")
+            .resource_attribute("amount", amount)
+            .build()
+            .unwrap()
+    };
+    let local = cedar();
+    for engine in [&local as &dyn PolicyEngine, &remote] {
+        let name = engine.name();
+        let low = engine
+            .evaluate(AMOUNT, &with_amount(2.5.into()))
+            .await
+            .unwrap();
+        assert!(low.allow, "{name}: 2.5 < 3.0 denied: {low:?}");
+        let high = engine
+            .evaluate(AMOUNT, &with_amount(3.25.into()))
+            .await
+            .unwrap();
+        assert!(!high.allow, "{name}: 3.25 < 3.0 allowed");
+        for unrepresentable in [0.123_456, 1.0e300] {
+            let error = engine
+                .evaluate(AMOUNT, &with_amount(unrepresentable.into()))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, PolicyError::Context { reason } if reason.contains("no exact Cedar representation")),
+                "{name}: {unrepresentable}: {error}"
+            );
+        }
+    }
+}
+
 #[test]
 fn malformed_policies_are_refused_when_built() {
     let error = CedarEngine::builder()
