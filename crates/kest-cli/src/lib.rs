@@ -130,47 +130,7 @@ pub enum Command {
     },
     /// Append one signed entry to a passport (empty when none is given), with trust and
     /// taints derived from its tip, and print the passport.
-    Append {
-        /// The signer's private JWK.
-        #[arg(long, value_name = "FILE")]
-        key: String,
-        /// The signer's workload id.
-        #[arg(long, value_name = "ID")]
-        principal: String,
-        /// The operation the entry records.
-        #[arg(long, value_name = "NAME")]
-        operation: String,
-        /// The passport to extend.
-        #[arg(long, value_name = "FILE")]
-        passport: Option<String>,
-        /// Where the entry's data came from (an origin of the trust map).
-        #[arg(long, value_name = "O")]
-        origin: Option<String>,
-        /// Register a custom origin, NAME=SCORE (repeatable).
-        #[arg(long = "origin-score", value_name = "NAME=SCORE")]
-        origin_scores: Vec<String>,
-        /// A taint this entry introduces (repeatable).
-        #[arg(long = "added-taint", value_name = "T")]
-        added_taints: Vec<String>,
-        /// A taint this entry clears (repeatable).
-        #[arg(long = "removed-taint", value_name = "T")]
-        removed_taints: Vec<String>,
-        /// Set the trust score instead of deriving it (recorded in the entry).
-        #[arg(long, value_name = "N")]
-        trust_override: Option<u8>,
-        /// A function-level policy that allowed the operation (repeatable).
-        #[arg(long = "policy", value_name = "P")]
-        policies: Vec<String>,
-        /// Data classification (default `system`).
-        #[arg(long, value_name = "C")]
-        classification: Option<String>,
-        /// OpenTelemetry trace id; default the tip's, or a fresh one.
-        #[arg(long, value_name = "HEX")]
-        trace_id: Option<String>,
-        /// Write the passport here instead of stdout.
-        #[arg(long, value_name = "FILE")]
-        out: Option<String>,
-    },
+    Append(commands::append::AppendArgs),
 }
 
 /// `kest policy` subcommands.
@@ -265,35 +225,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }),
         Command::Policy(PolicyCommand::Test { dir }) => commands::policy::test(&dir),
         Command::Whoami { json } => commands::whoami::run(json),
-        Command::Append {
-            key,
-            principal,
-            operation,
-            passport,
-            origin,
-            origin_scores,
-            added_taints,
-            removed_taints,
-            trust_override,
-            policies,
-            classification,
-            trace_id,
-            out,
-        } => commands::append::run(&commands::append::AppendArgs {
-            key,
-            principal,
-            operation,
-            passport,
-            origin,
-            origin_scores,
-            added_taints,
-            removed_taints,
-            trust_override,
-            policies,
-            classification,
-            trace_id,
-            out,
-        }),
+        Command::Append(args) => commands::append::run(&args),
     }
 }
 

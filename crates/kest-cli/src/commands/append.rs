@@ -8,33 +8,46 @@ use crate::error::CliError;
 use crate::{input, output};
 
 /// The options of `kest append`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct AppendArgs {
-    /// Private JWK file.
+    /// The signer's private JWK.
+    #[arg(long, value_name = "FILE")]
     pub key: String,
-    /// Workload id of the signer.
+    /// The signer's workload id.
+    #[arg(long, value_name = "ID")]
     pub principal: String,
-    /// Operation name.
+    /// The operation the entry records.
+    #[arg(long, value_name = "NAME")]
     pub operation: String,
-    /// Passport file to extend; an empty passport when absent.
+    /// The passport to extend.
+    #[arg(long, value_name = "FILE")]
     pub passport: Option<String>,
-    /// Origin of the data this entry handles.
+    /// Where the entry's data came from (an origin of the trust map).
+    #[arg(long, value_name = "O")]
     pub origin: Option<String>,
-    /// Custom origins, `NAME=SCORE`.
+    /// Register a custom origin, NAME=SCORE (repeatable).
+    #[arg(long = "origin-score", value_name = "NAME=SCORE")]
     pub origin_scores: Vec<String>,
-    /// Taints introduced.
+    /// A taint this entry introduces (repeatable).
+    #[arg(long = "added-taint", value_name = "T")]
     pub added_taints: Vec<String>,
-    /// Taints cleared.
+    /// A taint this entry clears (repeatable).
+    #[arg(long = "removed-taint", value_name = "T")]
     pub removed_taints: Vec<String>,
-    /// Replaces the derived trust score.
+    /// Set the trust score instead of deriving it (recorded in the entry).
+    #[arg(long, value_name = "N")]
     pub trust_override: Option<u8>,
-    /// Function-level policies that ran.
+    /// A function-level policy that allowed the operation (repeatable).
+    #[arg(long = "policy", value_name = "P")]
     pub policies: Vec<String>,
-    /// Data classification.
+    /// Data classification (default `system`).
+    #[arg(long, value_name = "C")]
     pub classification: Option<String>,
-    /// Trace id; the tip's, or a fresh one, when absent.
+    /// OpenTelemetry trace id; default the tip's, or a fresh one.
+    #[arg(long, value_name = "HEX")]
     pub trace_id: Option<String>,
-    /// Where to write the passport; stdout when absent.
+    /// Write the passport here instead of stdout.
+    #[arg(long, value_name = "FILE")]
     pub out: Option<String>,
 }
 
