@@ -1,25 +1,36 @@
 //! A gateway and three services, each protected by Kest, passing one request along:
-//! `gateway → hop1 → hop2 → hop3`.
+//! `gateway → hop1 → hop2 → hop3`, and trusting nothing it has not verified.
 //!
-//! Every service runs the lineage layer (outermost) and the identity layer, validating
-//! the caller's bearer token against the local issuer's JWKS, then a protected call, then
-//! forwards the request with the reqwest propagator. The last hop answers with the
-//! passport, which by then has one entry per hop, each signed by its own service.
+//! - The **gateway** takes the user's input: its entry has origin `user_input` (trust 40)
+//!   and the taint `unverified`.
+//! - **hop1** is the sanitizer: it clears `unverified` and declares trust 90.
+//! - **hop2** passes the work on.
+//! - **hop3** performs the guarded action: its Cedar policy requires trust ≥ 80 and no
+//!   `unverified` taint.
+//!
+//! Every service publishes its public key at `GET /.well-known/jwks.json` and trusts only
+//! its peers' keys, fetched from their JWK Set URLs. Each runs the lineage layer (which
+//! verifies the inbound passport: every signature, the chain, the label audit), the
+//! identity layer (the caller's bearer token, against the local issuer's JWKS), then its
+//! protected step, then forwards the request with the reqwest propagator. hop3 answers
+//! with the final passport. A forged passport is refused with 403 at whichever hop
+//! receives it, and nothing runs there.
 
 use std::error::Error;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kest::{Call, Kest, Protected, Values};
-use kest_crypto::{SigningKey, StaticKeyResolver, VerifyingKey};
+use kest_crypto::{Jwk, KeySigner, SigningKey, StaticKeyResolver, VerifyingKey};
 use kest_identity::{JwtValidator, StaticIdentity};
 use kest_passport::{Passport, Verifier};
 use kest_policy::CedarEngine;
 use kest_propagation::{
-    ClaimStore, IdentityLayer, LineageLayer, MemoryClaimStore, PropagateLineage,
+    ClaimStore, IdentityLayer, Ingress, LineageLayer, MemoryClaimStore, PropagateLineage,
 };
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -34,34 +45,85 @@ pub const ISSUER: &str = "https://issuer.example.org";
 /// The audience the services accept.
 pub const AUDIENCE: &str = "kest-demo-services";
 
-/// Each hop's policy: the request must act for a user.
-const POLICY: &str = r#"
+/// The services' policies. Every step must act for a user; the guarded action also
+/// needs trusted, verified data.
+const POLICIES: &str = r#"
 @id("hop/needs-a-user")
 permit (principal, action == Action::"hop", resource)
 when { context.subject has user && context.subject.user != "" };
+
+@id("guarded/trusted-and-verified")
+permit (principal, action == Action::"guarded", resource)
+when {
+  context.subject.trust_score >= 80 &&
+  !context.subject.taints.contains("unverified")
+};
 "#;
 
+/// The workload id of a service.
+#[must_use]
+pub fn workload(hop: &str) -> String {
+    format!("spiffe://example.org/{hop}")
+}
+
+/// The protected step of each service.
+fn step(index: usize) -> Call {
+    let name = HOPS.get(index).copied().unwrap_or("hop");
+    let call = Call::new(name).policy("hop");
+    match index {
+        // The user's input: trust 40, and not verified yet.
+        0 => call.origin("user_input").added_taints(["unverified"]),
+        // The sanitizer clears the taint and declares the trust it vouches for.
+        1 => call.removed_taints(["unverified"]).trust_override(90),
+        // The guarded action.
+        3 => call.policy("guarded"),
+        _ => call,
+    }
+}
+
 /// How to run the services.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// A Redis server for claim checks (`redis://…`); memory shared by the services
     /// otherwise.
     pub redis: Option<String>,
     /// Passports above this many bytes go by claim check (default 4096).
     pub inline_threshold: Option<usize>,
+    /// Verify inbound passports (the default). Off, each hop takes lineage on faith, as
+    /// `KEST_INSECURE_UNVERIFIED_LINEAGE=true` would: only for measuring what
+    /// verification costs.
+    pub verify_ingress: bool,
+    /// How long tokens from [`Deployment::token`] stay valid.
+    pub token_lifetime: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            redis: None,
+            inline_threshold: None,
+            verify_ingress: true,
+            token_lifetime: Duration::from_secs(600),
+        }
+    }
 }
 
 /// The running services.
 pub struct Deployment {
-    gateway: String,
+    urls: Vec<String>,
     issuer: SigningKey,
     keys: Vec<(String, VerifyingKey)>,
+    /// Each service's private key, kept only to play an attacker who stole one.
+    private: Vec<Jwk>,
+    runs: Vec<Arc<AtomicU64>>,
     tasks: Vec<JoinHandle<()>>,
     http: reqwest::Client,
+    token_lifetime: Duration,
 }
 
 struct Hop {
     process: Protected,
+    runs: Arc<AtomicU64>,
     next: Option<String>,
     client: reqwest_middleware::ClientWithMiddleware,
 }
@@ -86,7 +148,7 @@ impl Deployment {
         }
         let jwks = json!({ "keys": [jwk] }).to_string();
 
-        // Bind every listener first, so each service knows the next one's address.
+        // Bind every listener first, so each service knows its peers' addresses.
         let mut listeners = Vec::new();
         for _ in HOPS {
             listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
@@ -97,27 +159,42 @@ impl Deployment {
             .collect::<Result<_, _>>()?;
 
         let mut keys = Vec::new();
+        let mut private = Vec::new();
+        let mut runs = Vec::new();
         let mut tasks = Vec::new();
         for (index, listener) in listeners.into_iter().enumerate() {
             let name = HOPS.get(index).copied().unwrap_or("hop");
-            let workload = format!("spiffe://example.org/{name}");
             let key = SigningKey::generate_ed25519()?;
-            keys.push((workload.clone(), key.verifying_key().clone()));
+            keys.push((workload(name), key.verifying_key().clone()));
+            private.push(key.to_private_jwk());
             let mut builder = Kest::builder()
-                .identity(Arc::new(StaticIdentity::new(workload, key)))
+                .identity(Arc::new(StaticIdentity::new(workload(name), key)))
                 .engine(Arc::new(
                     CedarEngine::builder()
-                        .policy_source("hop", POLICY)
+                        .policy_source("multi_hop", POLICIES)
                         .build()?,
                 ))
                 .claim_store(store.clone())
                 .service_name(name);
+            if options.verify_ingress {
+                // Each hop trusts its peers, and only them, as they publish themselves.
+                for (peer, url) in urls.iter().enumerate() {
+                    if peer != index {
+                        builder = builder.trust_jwks_url(format!("{url}.well-known/jwks.json"))?;
+                    }
+                }
+            } else {
+                builder = builder.ingress(Ingress::insecure_unverified(Some("true"))?);
+            }
             if let Some(threshold) = options.inline_threshold {
                 builder = builder.inline_threshold(threshold);
             }
             let kest = builder.build()?;
+            let counter = Arc::new(AtomicU64::new(0));
+            runs.push(Arc::clone(&counter));
             let hop = Arc::new(Hop {
-                process: kest.protect(Call::new(name).policy("hop"))?,
+                process: kest.protect(step(index))?,
+                runs: counter,
                 next: urls.get(index + 1).cloned(),
                 client: reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
                     .with(PropagateLineage::new(kest.codec().clone()))
@@ -125,23 +202,55 @@ impl Deployment {
             });
             let validator =
                 JwtValidator::with_jwks(ISSUER, AUDIENCE, &jwks, Duration::from_secs(5))?;
+            // The key endpoint is outermost: it needs neither lineage nor a token.
             let app = axum::Router::new()
                 .route("/", axum::routing::post(handle))
                 .with_state(hop)
                 .layer(IdentityLayer::new(validator))
-                .layer(LineageLayer::new(kest.codec().clone()));
+                .layer(LineageLayer::new(kest.codec().clone()))
+                .layer(kest.publish_keys_layer().await?);
             tasks.push(tokio::spawn(async move {
                 // A service that stops shows up as failed calls at the gateway.
                 let _ = axum::serve(listener, app).await;
             }));
         }
         Ok(Self {
-            gateway: urls.first().cloned().ok_or("no gateway")?,
+            urls,
             issuer,
             keys,
+            private,
+            runs,
             tasks,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            token_lifetime: options.token_lifetime,
         })
+    }
+
+    /// Each service's URL, gateway first.
+    #[must_use]
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// How many times the protected step of service `index` has run.
+    #[must_use]
+    pub fn runs(&self, index: usize) -> u64 {
+        self.runs
+            .get(index)
+            .map_or(0, |runs| runs.load(Ordering::SeqCst))
+    }
+
+    /// A signer holding service `index`'s own key: what an attacker has after stealing
+    /// it. Tests use it to forge entries that carry a valid signature.
+    ///
+    /// # Errors
+    /// When `index` is not a service.
+    pub fn stolen_signer(&self, index: usize) -> Result<KeySigner, BoxError> {
+        let jwk = self.private.get(index).ok_or("no such service")?;
+        let name = HOPS.get(index).copied().unwrap_or("hop");
+        Ok(KeySigner::new(SigningKey::from_jwk(jwk)?, workload(name)))
     }
 
     /// A token from the local issuer for `user`, acting through `agent` on `task`.
@@ -154,7 +263,8 @@ impl Deployment {
             .as_secs();
         let header = json!({"alg": "EdDSA", "kid": "issuer-key-1", "typ": "JWT"});
         let claims = json!({
-            "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600,
+            "iss": ISSUER, "aud": AUDIENCE, "iat": now,
+            "exp": now + self.token_lifetime.as_secs(),
             "sub": user, "client_id": agent, "scope": task,
         });
         let input = format!(
@@ -172,12 +282,29 @@ impl Deployment {
     /// # Errors
     /// When the gateway cannot be reached.
     pub async fn call(&self, token: &str) -> Result<(u16, String), BoxError> {
-        let response = self
+        self.call_hop(0, token, None).await
+    }
+
+    /// Sends a request straight to service `index`, with `baggage` as the header if
+    /// given: how an attacker would reach a hop with a forged passport.
+    ///
+    /// # Errors
+    /// When the service cannot be reached.
+    pub async fn call_hop(
+        &self,
+        index: usize,
+        token: &str,
+        baggage: Option<&str>,
+    ) -> Result<(u16, String), BoxError> {
+        let url = self.urls.get(index).ok_or("no such service")?;
+        let mut request = self
             .http
-            .post(&self.gateway)
-            .header("authorization", format!("Bearer {token}"))
-            .send()
-            .await?;
+            .post(url)
+            .header("authorization", format!("Bearer {token}"));
+        if let Some(baggage) = baggage {
+            request = request.header("baggage", baggage);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.text().await?))
     }
@@ -193,26 +320,39 @@ impl Deployment {
     }
 
     /// Checks a final passport: it verifies, has one entry per hop in order, each signed
-    /// by its own service, and carries `user` through.
+    /// by its own service, carries `user` through, and tells the zero-trust story: the
+    /// gateway's input at trust 40 and `unverified`, the sanitizer's declared 90, the
+    /// guarded action on trusted, verified data.
     ///
     /// # Errors
     /// Saying what is wrong.
     pub fn check(&self, passport_json: &str, user: &str) -> Result<Passport, BoxError> {
         let resolver = self.resolver();
-        let report = Verifier::new(&resolver).verify_json(passport_json)?;
-        let passport = Passport::decode(passport_json, &kest_passport::Limits::default())?;
-        if report.len() != HOPS.len() {
-            return Err(format!("{} entries, expected {}", report.len(), HOPS.len()).into());
+        let passport = Verifier::new(&resolver)
+            .verify_json(passport_json)?
+            .into_passport();
+        if passport.len() != HOPS.len() {
+            return Err(format!("{} entries, expected {}", passport.len(), HOPS.len()).into());
         }
-        for (entry, hop) in passport.entries().iter().zip(HOPS) {
+        let expected = [(40, true), (90, false), (90, false), (90, false)];
+        for ((entry, hop), (trust, unverified)) in passport.entries().iter().zip(HOPS).zip(expected)
+        {
             let entry = entry.entry();
-            if entry.operation() != hop
-                || entry.principal() != Some(&format!("spiffe://example.org/{hop}"))
-            {
+            if entry.operation() != hop || entry.principal() != Some(workload(hop).as_str()) {
                 return Err(format!("entry {} is not {hop}'s", entry.operation()).into());
             }
             if entry.label("user") != Some(user) {
                 return Err(format!("{hop}'s entry lost the user").into());
+            }
+            if entry.trust_score().get() != trust
+                || entry.taints().contains("unverified") != unverified
+            {
+                return Err(format!(
+                    "{hop}'s entry has trust {} and taints {:?}",
+                    entry.trust_score(),
+                    entry.taints()
+                )
+                .into());
             }
         }
         Ok(passport)
@@ -226,15 +366,55 @@ impl Deployment {
     }
 }
 
+/// `baggage` carrying `passport` inline, with its chain tip, as a caller would send it.
+///
+/// # Errors
+/// When the passport does not fit a header.
+pub fn baggage_of(passport: &Passport) -> Result<String, BoxError> {
+    let mut baggage = kest_propagation::Baggage::new();
+    baggage.set(kest_propagation::KEY_PASSPORT, passport.to_json())?;
+    if let Some(tip) = passport.tip_hash() {
+        baggage.set(kest_propagation::KEY_CHAIN_TIP, tip.to_hex())?;
+    }
+    Ok(baggage.to_header())
+}
+
+/// The passport the gateway sends on, as someone listening between the gateway and hop1
+/// would capture it: one entry, validly signed by the gateway, at trust 40 and
+/// `unverified`. Sent straight to hop3, it skips the sanitizer.
+///
+/// # Errors
+/// When signing fails.
+pub fn gateway_only_baggage(deployment: &Deployment) -> Result<String, BoxError> {
+    let signer = deployment.stolen_signer(0)?;
+    let mut passport = Passport::new();
+    passport.append(
+        kest_passport::EntryBuilder::new("gateway")
+            .principal(workload("gateway"))
+            .origin_score(kest_trust::OriginMap::new().score("user_input")?)
+            .added_taints(["unverified"]),
+        &signer,
+        &kest_trust::WeakestLink,
+    )?;
+    baggage_of(&passport)
+}
+
 /// One service's handler: the protected step, then the next hop.
 async fn handle(State(hop): State<Arc<Hop>>) -> Response {
-    if let Err(error) = hop.process.run(Values::new(), async {}).await {
+    let runs = Arc::clone(&hop.runs);
+    let ran = hop
+        .process
+        .run(Values::new(), async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+        })
+        .await;
+    if let Err(error) = ran {
         let status = if error.stopped_before_running() {
             StatusCode::FORBIDDEN
         } else {
             StatusCode::INTERNAL_SERVER_ERROR
         };
-        return (status, error.to_string()).into_response();
+        return (status, format!("{error}\n")).into_response();
     }
     let Some(next) = &hop.next else {
         let passport = kest::current_passport().unwrap_or_default();
@@ -245,6 +425,7 @@ async fn handle(State(hop): State<Arc<Hop>>) -> Response {
         .client
         .post(next)
         .header("authorization", format!("Bearer {token}"))
+        .timeout(Duration::from_secs(10))
         .send()
         .await
     {
@@ -319,13 +500,17 @@ pub async fn load(
         #[allow(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
-            clippy::cast_precision_loss
+            clippy::cast_precision_loss,
+            reason = "an index into a sorted list of samples, well within range"
         )]
         let index = ((last as f64) * quantile).round() as usize;
         latencies.get(index).copied().unwrap_or_default()
     };
     let requests = u64::try_from(latencies.len()).unwrap_or(u64::MAX);
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        reason = "a request count shown as a rate"
+    )]
     let per_second = requests as f64 / elapsed.as_secs_f64();
     Ok(LoadReport {
         requests,

@@ -1,22 +1,32 @@
-//! A gateway and three services on 127.0.0.1, each protected by Kest: bearer tokens from
-//! a local issuer, the passport carried in `baggage` over reqwest, one signed entry per
-//! hop, verified at the end. The code is `kest_examples::hops`.
+//! A gateway and three services on 127.0.0.1, each protected by Kest and trusting only
+//! what it has verified: the gateway takes user input (trust 40, `unverified`), hop1
+//! sanitizes it (declares trust 90), hop3 performs a guarded action that needs trust ≥ 80
+//! and no `unverified` taint. Bearer tokens come from a local issuer, the passport travels
+//! in `baggage` over reqwest, every hop verifies it against its peers' published keys. The
+//! code is `kest_examples::hops`.
 //!
 //! ```text
 //! cargo run --example multi_hop --features multi-hop
+//! cargo run --example multi_hop --features multi-hop -- --serve
 //! cargo run --example multi_hop --features redis -- --redis redis://127.0.0.1:6379/
 //! cargo run --release --example multi_hop --features multi-hop -- --load --clients 32 --seconds 30
 //! ```
+//!
+//! With `--serve`, the services keep running for probing: one line per service
+//! (`gateway http://127.0.0.1:PORT/`, then hop1, hop2, hop3), then `token <bearer token
+//! for alice>`, then they serve `POST /` (with `Authorization: Bearer` and `baggage`) and
+//! `GET /.well-known/jwks.json` until standard input closes or the process is terminated.
 
 #![allow(clippy::print_stdout, reason = "an example that reports on stdout")]
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kest_examples::hops::{Deployment, Options};
+use kest_examples::hops::{Deployment, HOPS, Options};
 
-/// Run the multi-hop demo once, or drive it with load.
+/// Run the multi-hop demo once, serve it for probing, or drive it with load.
 #[derive(Parser)]
 struct Args {
     /// Keep claim-checked passports in this Redis (`redis://host:port/`) instead of memory.
@@ -25,6 +35,10 @@ struct Args {
     /// Passports above this many bytes go by claim check.
     #[arg(long)]
     inline_threshold: Option<usize>,
+    /// Start the four services, print their URLs and a token, and serve until stdin
+    /// closes or the process is terminated.
+    #[arg(long, conflicts_with = "load")]
+    serve: bool,
     /// Measure throughput and latency instead of making one call.
     #[arg(long)]
     load: bool,
@@ -34,6 +48,10 @@ struct Args {
     /// Seconds of --load.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Take inbound passports on faith (no verification), to measure what verification
+    /// costs. Never in production.
+    #[arg(long)]
+    insecure_unverified: bool,
 }
 
 #[tokio::main]
@@ -42,15 +60,29 @@ async fn main() -> Result<(), kest_examples::hops::BoxError> {
     let deployment = Deployment::start(Options {
         redis: args.redis,
         inline_threshold: args.inline_threshold,
+        verify_ingress: !args.insecure_unverified,
+        token_lifetime: if args.serve {
+            Duration::from_secs(24 * 3600)
+        } else {
+            Duration::from_secs(600)
+        },
     })
     .await?;
+    if args.serve {
+        return serve(deployment).await;
+    }
     if args.load {
         let deployment = Arc::new(deployment);
         let report =
             kest_examples::hops::load(deployment, args.clients, Duration::from_secs(args.seconds))
                 .await?;
+        let mode = if args.insecure_unverified {
+            "ingress NOT verified"
+        } else {
+            "ingress verified"
+        };
         println!(
-            "{} requests in {} s with {} clients: {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, broken chains {}",
+            "{} requests in {} s with {} clients ({mode}): {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, broken chains {}",
             report.requests,
             args.seconds,
             args.clients,
@@ -71,16 +103,54 @@ async fn main() -> Result<(), kest_examples::hops::BoxError> {
     }
     let passport = deployment.check(&body, "alice")?;
     println!(
-        "The request crossed {} services; the final passport:",
+        "The request crossed {} services, each verifying what it received; the final passport:",
         passport.len()
     );
     println!("{}", kest_passport::render::text_tree(&passport).trim_end());
     println!("Verified offline with the four services' public keys; kest.user = alice throughout.");
+    // The guarded action without the sanitizer: the gateway's own, validly signed entry
+    // sent straight to hop3.
+    let skipped = kest_examples::hops::gateway_only_baggage(&deployment)?;
+    let (status, body) = deployment.call_hop(3, &token, Some(&skipped)).await?;
+    println!(
+        "Skipping the sanitizer, hop3 answers {status}: {}",
+        body.lines().next().unwrap_or_default()
+    );
     let (status, body) = deployment.call("not-a-token").await?;
     println!(
         "Without a valid token the gateway answers {status}: {}",
         body.trim()
     );
+    deployment.shutdown();
+    Ok(())
+}
+
+/// Prints where the services are and a token, then serves until stdin closes or the
+/// process is told to stop.
+async fn serve(deployment: Deployment) -> Result<(), kest_examples::hops::BoxError> {
+    {
+        let mut out = std::io::stdout().lock();
+        for (name, url) in HOPS.iter().zip(deployment.urls()) {
+            writeln!(out, "{name} {url}")?;
+        }
+        writeln!(
+            out,
+            "token {}",
+            deployment.token("alice", "support-bot", "refunds")?
+        )?;
+        out.flush()?;
+    }
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        // Returns at end of input (or on a read error): either way, time to stop.
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut sink);
+    });
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = stdin_closed => {}
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
     deployment.shutdown();
     Ok(())
 }

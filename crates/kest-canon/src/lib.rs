@@ -42,6 +42,7 @@ mod error;
 mod fast;
 mod jcs;
 mod scan;
+mod text;
 
 pub use encoding::{
     Sha256Digest, b64url_decode, b64url_decode_unpadded, b64url_encode, b64url_encode_padded,
@@ -53,3 +54,4 @@ pub use jcs::{
     Canonicalizer, MAX_DEPTH, MAX_SAFE_INTEGER, NumberMode, canonicalize, canonicalize_text,
     jcs_bytes, parse,
 };
+pub use text::{DEFAULT_SHOWN_CHARS, Untrusted, check_nesting, escape_untrusted};

@@ -2,7 +2,7 @@
 
 use std::io::Read as _;
 
-use kest_passport::{EntryHash, Limits, Passport, SignedEntry};
+use kest_passport::{EntryHash, Limits, UnverifiedEntry, UnverifiedPassport};
 use kest_propagation::{Baggage, BaggageLimits, InboundPassport};
 
 use crate::error::CliError;
@@ -78,36 +78,46 @@ pub fn classify(text: &str) -> Result<Input, CliError> {
     ))
 }
 
+/// Limits for passports the CLI reads: the input size limit, the default entry limit.
+#[must_use]
+pub fn limits() -> Limits {
+    Limits {
+        max_bytes: MAX_INPUT_BYTES,
+        ..Limits::default()
+    }
+}
+
 /// A passport read structurally (signatures unchecked), with the tip a baggage header
 /// announced, for the commands that display passports.
 ///
 /// # Errors
-/// [`CliError::Input`] when the passport cannot be decoded.
-pub fn load_unverified(input: Input) -> Result<(Passport, Option<EntryHash>), CliError> {
-    let limits = Limits {
-        max_bytes: MAX_INPUT_BYTES,
-        ..Limits::default()
-    };
+/// [`CliError::Input`] when the passport cannot be decoded, or a baggage header carries
+/// none.
+pub fn load_unverified(input: Input) -> Result<(UnverifiedPassport, Option<EntryHash>), CliError> {
+    let limits = limits();
     match input {
-        Input::Passport(text) => Passport::decode(&text, &limits)
+        Input::Passport(text) => UnverifiedPassport::decode(&text, &limits)
             .map(|passport| (passport, None))
             .map_err(CliError::input),
         Input::Baggage(baggage) => {
             let inbound = InboundPassport::from_baggage(&baggage);
+            if !inbound.is_present() {
+                return Err(no_passport_in_baggage());
+            }
             let passport = inbound
-                .choose(None, &limits)
+                .choose_unverified(None, &limits)
                 .map_err(CliError::input)?
                 .unwrap_or_default();
             Ok((passport, inbound.tip()))
         }
         Input::Jws(jws) => {
-            let entry = SignedEntry::parse(&jws)
+            let entry = UnverifiedEntry::parse(&jws)
                 .map_err(|fault| CliError::input(format!("entry 0: {fault}")))?;
             // A lone entry is shown on its own, whatever its parents.
-            let mut passport = Passport::new();
             if entry.entry().parents().is_root() {
-                passport.push(entry).map_err(CliError::input)?;
-                Ok((passport, None))
+                UnverifiedPassport::decode(&format!("[\"{jws}\"]"), &limits)
+                    .map(|passport| (passport, None))
+                    .map_err(CliError::input)
             } else {
                 Err(CliError::input(
                     "a single non-root JWS is not a passport; inspect the passport it belongs to",
@@ -115,4 +125,13 @@ pub fn load_unverified(input: Input) -> Result<(Passport, Option<EntryHash>), Cl
             }
         }
     }
+}
+
+/// The error for a baggage header with `kest.` members but no passport or chain tip.
+#[must_use]
+pub fn no_passport_in_baggage() -> CliError {
+    CliError::input(
+        "the baggage header carries no passport: none of kest.passport, kest.passport_z, \
+         kest.claim_check or kest.chain_tip",
+    )
 }

@@ -130,7 +130,7 @@ pub enum Command {
     },
     /// Append one signed entry to a passport (empty when none is given), with trust and
     /// taints derived from its tip, and print the passport.
-    Append(commands::append::AppendArgs),
+    Append(Box<commands::append::AppendArgs>),
 }
 
 /// `kest policy` subcommands.

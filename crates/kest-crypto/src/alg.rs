@@ -58,11 +58,7 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// Bounds attacker-controlled text quoted in errors.
+/// Bounds and escapes attacker-controlled text quoted in errors.
 pub(crate) fn kest_shorten(text: &str) -> String {
-    const MAX: usize = 64;
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
-        None => text.to_owned(),
-    }
+    kest_canon::escape_untrusted(text, 64)
 }

@@ -5,6 +5,33 @@ use thiserror::Error;
 
 use crate::Algorithm;
 
+/// What makes a public key unusable although it decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyDefect {
+    /// The bytes are not a point on the curve.
+    NotOnCurve,
+    /// The point is spelled in a non-canonical way (an unreduced coordinate, or a sign bit
+    /// on x = 0): the same key would have two encodings.
+    NonCanonical,
+    /// The point has small order (one of the eight torsion points): signatures under it
+    /// can be forged for any message.
+    SmallOrder,
+    /// The point has a torsion component: it is not in the prime-order subgroup that every
+    /// honestly generated key lies in.
+    TorsionComponent,
+}
+
+impl std::fmt::Display for KeyDefect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NotOnCurve => "the point is not on the curve",
+            Self::NonCanonical => "the point is not canonically encoded",
+            Self::SmallOrder => "the point has small order (universal forgery)",
+            Self::TorsionComponent => "the point is not in the prime-order subgroup",
+        })
+    }
+}
+
 /// Why a key could not be loaded, a JWS could not be produced, or a JWS did not verify.
 ///
 /// Verification errors are deliberately not `#[non_exhaustive]` within their group: code
@@ -18,6 +45,23 @@ pub enum CryptoError {
         /// The format being read: `seed`, `PKCS#8`, `JWK`, `public key`.
         format: &'static str,
         /// What was wrong with it.
+        reason: String,
+    },
+    /// A public key that is well formed but must never be trusted: see [`KeyDefect`].
+    #[error("refused {alg} public key: {defect}")]
+    DegenerateKey {
+        /// The key's algorithm.
+        alg: Algorithm,
+        /// What is wrong with it.
+        defect: KeyDefect,
+    },
+    /// A JWK that declares it is not for verifying signatures (`use` other than `sig`,
+    /// `key_ops` without `verify`, or an `alg` other than the key's signature algorithm).
+    #[error("JWK{} is not a signing key: {reason}", kid.as_deref().map(|k| format!(" `{k}`")).unwrap_or_default())]
+    NotASigningKey {
+        /// The JWK's `kid`, shortened and escaped.
+        kid: Option<String>,
+        /// What it declares instead.
         reason: String,
     },
     /// A JWK whose `kty`/`crv` names a key type this crate does not handle.
@@ -82,6 +126,10 @@ pub enum CryptoError {
     /// The signature does not verify under the key.
     #[error("signature does not verify")]
     BadSignature,
+    /// An ES256 signature with the high S value. Both `(r, s)` and `(r, n − s)` verify;
+    /// only the low-S form is accepted, so a signed entry has one spelling and one hash.
+    #[error("ES256 signature has a high S value: only the low-S form is accepted")]
+    HighS,
     /// No key is known for this principal.
     #[error("no key is known for principal `{principal}`")]
     UnknownPrincipal {

@@ -40,6 +40,9 @@ pub struct Jwk {
     /// Intended use (`sig`).
     #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
     pub key_use: Option<String>,
+    /// Permitted operations (`verify`, `sign`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<String>>,
 }
 
 impl fmt::Debug for Jwk {
@@ -88,6 +91,38 @@ impl Jwk {
     #[must_use]
     pub const fn is_private(&self) -> bool {
         self.d.is_some()
+    }
+
+    /// Checks that the JWK may verify signatures of `alg`: `use`, when present, is `sig`;
+    /// `key_ops`, when present, includes `verify`; `alg`, when present, is `alg`. A key
+    /// published for encryption must not be accepted as a signing key, even if its bytes
+    /// would verify.
+    ///
+    /// # Errors
+    /// [`CryptoError::NotASigningKey`] saying which member declares otherwise.
+    pub fn check_signing_use(&self, alg: crate::Algorithm) -> Result<(), CryptoError> {
+        let refuse = |reason: String| CryptoError::NotASigningKey {
+            kid: self.kid.as_deref().map(crate::alg::kest_shorten),
+            reason,
+        };
+        if let Some(key_use) = self.key_use.as_deref().filter(|u| *u != "sig") {
+            return Err(refuse(format!(
+                "`use` is `{}`",
+                crate::alg::kest_shorten(key_use)
+            )));
+        }
+        if let Some(ops) = &self.key_ops
+            && !ops.iter().any(|op| op == "verify")
+        {
+            return Err(refuse("`key_ops` does not include `verify`".into()));
+        }
+        if let Some(declared) = self.alg.as_deref().filter(|a| *a != alg.as_str()) {
+            return Err(refuse(format!(
+                "`alg` is `{}`, the key verifies {alg}",
+                crate::alg::kest_shorten(declared)
+            )));
+        }
+        Ok(())
     }
 
     /// The RFC 7638 thumbprint: base64url(SHA-256) of the required public members in

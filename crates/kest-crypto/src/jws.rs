@@ -165,11 +165,13 @@ impl Formatter for PythonAsciiFormatter {
 }
 
 /// Converts an ECDSA signature from ASN.1 DER (`SEQUENCE { r INTEGER, s INTEGER }`, what
-/// AWS KMS and most HSMs return) to the fixed 64-byte `r || s` form JWS ES256 requires.
+/// AWS KMS and most HSMs return) to the fixed 64-byte `r || s` form JWS ES256 requires,
+/// in its low-S form (KMS returns either; verifiers here accept only low S).
 ///
 /// # Errors
 /// [`CryptoError::SignatureLength`] when the DER is malformed or a value is wider than
-/// 32 bytes.
+/// 32 bytes, [`CryptoError::BadSignature`] when `r` or `s` is zero or not below the group
+/// order.
 pub fn es256_signature_from_der(der: &[u8]) -> Result<[u8; 64], CryptoError> {
     use pkcs8::der::{Decode as _, Reader as _, SliceReader};
     let malformed = || CryptoError::SignatureLength {
@@ -197,7 +199,7 @@ pub fn es256_signature_from_der(der: &[u8]) -> Result<[u8; 64], CryptoError> {
             .ok_or_else(malformed)?
             .copy_from_slice(value);
     }
-    Ok(fixed)
+    crate::keys::es256_low_s(&fixed)
 }
 
 /// Signs `payload` and returns the compact serialization `header.payload.signature`.
@@ -262,12 +264,25 @@ impl JwsHeader {
     /// Parses the JSON text of a protected header.
     ///
     /// Duplicate members are rejected (two `alg`s could be read differently by different
-    /// verifiers), as is `crit`: no extension is understood, so none may be required.
+    /// verifiers), as is `crit`: no extension is understood, so none may be required. The
+    /// header must be an object nested no deeper than [`kest_canon::MAX_DEPTH`].
     ///
     /// # Errors
     /// [`CryptoError::Header`], [`CryptoError::AlgNone`] or
     /// [`CryptoError::UnsupportedAlgorithm`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, CryptoError> {
+        // serde would also read a struct from a JSON array; a header is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(CryptoError::Header {
+                reason: "the header is not a JSON object".into(),
+            });
+        }
+        // Members this verifier ignores are skipped without depth limit by serde.
+        kest_canon::check_nesting(bytes, kest_canon::MAX_DEPTH).map_err(|error| {
+            CryptoError::Header {
+                reason: error.to_string(),
+            }
+        })?;
         let raw: RawHeader =
             serde_json::from_slice(bytes).map_err(|error| CryptoError::Header {
                 reason: kest_shorten(&error.to_string()),

@@ -8,7 +8,7 @@ use ring::signature::{self as ring_sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair as
 use zeroize::Zeroizing;
 
 use crate::jwk::{Jwk, SecretString};
-use crate::{Algorithm, CryptoError};
+use crate::{Algorithm, CryptoError, KeyDefect};
 
 /// OID 1.3.101.112, Ed25519.
 const OID_ED25519: &str = "1.3.101.112";
@@ -248,10 +248,10 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
         match &self.inner {
             Inner::Ed25519 { pair, .. } => Ok(pair.sign(message).as_ref().to_vec()),
-            Inner::P256 { pair, rng, .. } => pair
-                .sign(rng, message)
-                .map(|signature| signature.as_ref().to_vec())
-                .map_err(|_| CryptoError::Random),
+            Inner::P256 { pair, rng, .. } => {
+                let signature = pair.sign(rng, message).map_err(|_| CryptoError::Random)?;
+                es256_low_s(signature.as_ref()).map(|fixed| fixed.to_vec())
+            }
         }
     }
 
@@ -293,20 +293,47 @@ impl fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// An Ed25519 public key from its 32 bytes.
     ///
+    /// The point is checked as it is loaded: it must be on the curve, encoded canonically
+    /// (the y coordinate reduced, no sign bit on x = 0) and in the prime-order subgroup.
+    /// A small-order key would let one constant signature (R = identity, S = 0) "verify"
+    /// for every message; a key with a torsion component, or spelled two ways, has no
+    /// honest use. Keys made from a seed always pass.
+    ///
     /// # Errors
-    /// [`CryptoError::InvalidKey`] for the wrong length.
+    /// [`CryptoError::InvalidKey`] for the wrong length, [`CryptoError::DegenerateKey`]
+    /// for a point that fails a check.
     pub fn from_ed25519_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        use curve25519_dalek::edwards::CompressedEdwardsY;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::InvalidKey {
             format: "Ed25519 public key",
             reason: format!("expected 32 bytes, found {}", bytes.len()),
         })?;
+        let degenerate = |defect| CryptoError::DegenerateKey {
+            alg: Algorithm::EdDSA,
+            defect,
+        };
+        let point = CompressedEdwardsY(bytes)
+            .decompress()
+            .ok_or_else(|| degenerate(KeyDefect::NotOnCurve))?;
+        if point.compress().to_bytes() != bytes {
+            return Err(degenerate(KeyDefect::NonCanonical));
+        }
+        if point.is_small_order() {
+            return Err(degenerate(KeyDefect::SmallOrder));
+        }
+        if !point.is_torsion_free() {
+            return Err(degenerate(KeyDefect::TorsionComponent));
+        }
         Ok(Self(PublicBytes::Ed25519(bytes)))
     }
 
     /// A P-256 public key from its SEC1 uncompressed form (65 bytes, leading `0x04`).
     ///
+    /// The point must lie on the curve and not be the point at infinity.
+    ///
     /// # Errors
-    /// [`CryptoError::InvalidKey`] for the wrong length or a compressed point.
+    /// [`CryptoError::InvalidKey`] for the wrong length or a compressed point,
+    /// [`CryptoError::DegenerateKey`] for a point off the curve.
     pub fn from_p256_uncompressed(bytes: &[u8]) -> Result<Self, CryptoError> {
         let bytes: [u8; 65] = bytes.try_into().map_err(|_| CryptoError::InvalidKey {
             format: "P-256 public key",
@@ -318,6 +345,12 @@ impl VerifyingKey {
                 reason: "expected an uncompressed point (leading 0x04)".into(),
             });
         }
+        // Identity is not encodable in 65 bytes, so the only way to fail is off the curve
+        // (or a coordinate not reduced modulo p).
+        p256::PublicKey::from_sec1_bytes(&bytes).map_err(|_| CryptoError::DegenerateKey {
+            alg: Algorithm::ES256,
+            defect: KeyDefect::NotOnCurve,
+        })?;
         Ok(Self(PublicBytes::P256(bytes)))
     }
 
@@ -461,7 +494,15 @@ impl VerifyingKey {
         }
         let verifier: &'static dyn ring_sig::VerificationAlgorithm = match self.0 {
             PublicBytes::Ed25519(_) => &ring_sig::ED25519,
-            PublicBytes::P256(_) => &ring_sig::ECDSA_P256_SHA256_FIXED,
+            PublicBytes::P256(_) => {
+                // (r, s) and (r, n − s) both verify; only the low-S spelling is accepted,
+                // so nobody but the signer can make a second spelling of an entry (and a
+                // second entry hash).
+                if es256_is_high_s(signature)? {
+                    return Err(CryptoError::HighS);
+                }
+                &ring_sig::ECDSA_P256_SHA256_FIXED
+            }
         };
         ring_sig::UnparsedPublicKey::new(verifier, self.as_bytes())
             .verify(message, signature)
@@ -491,4 +532,25 @@ fn p256_scalar_from_pkcs8(ec_private_key: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         })
         .ok()?;
     (scalar.len() == 32).then(|| Zeroizing::new(scalar))
+}
+
+/// Reads a fixed-size ES256 signature `r || s`.
+fn es256_signature(fixed: &[u8]) -> Result<p256::ecdsa::Signature, CryptoError> {
+    p256::ecdsa::Signature::from_slice(fixed).map_err(|_| CryptoError::BadSignature)
+}
+
+/// Whether a fixed-size ES256 signature has the high S value of the two that verify.
+fn es256_is_high_s(fixed: &[u8]) -> Result<bool, CryptoError> {
+    Ok(es256_signature(fixed)?.normalize_s().is_some())
+}
+
+/// The low-S form of a fixed-size ES256 signature `r || s`: `s` is replaced by `n − s`
+/// when it is above `n / 2`. Signers that do not normalize (ring, AWS KMS) go through this.
+///
+/// # Errors
+/// [`CryptoError::BadSignature`] when `r` or `s` is zero or not below the group order.
+pub(crate) fn es256_low_s(fixed: &[u8]) -> Result<[u8; 64], CryptoError> {
+    let signature = es256_signature(fixed)?;
+    let low = signature.normalize_s().unwrap_or(signature);
+    <[u8; 64]>::try_from(low.to_bytes().as_slice()).map_err(|_| CryptoError::BadSignature)
 }

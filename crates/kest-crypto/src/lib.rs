@@ -42,11 +42,14 @@ mod keys;
 mod resolver;
 
 pub use alg::Algorithm;
-pub use error::CryptoError;
+pub use error::{CryptoError, KeyDefect};
 pub use jwk::{Jwk, Jwks, MAX_JWK_BYTES, SecretString};
 pub use jws::{
     CompactJws, JwsHeader, KeySigner, MAX_JWS_BYTES, Signer, encode_header,
     encode_header_with_chain, es256_signature_from_der, sign_compact, signing_input, verify_parts,
 };
 pub use keys::{SigningKey, VerifyingKey};
-pub use resolver::{JwksKeyResolver, KeyQuery, KeyResolver, ResolverChain, StaticKeyResolver};
+pub use resolver::{
+    JwksKeyResolver, KeyQuery, KeyResolver, MAX_CANDIDATE_KEYS, Refresh, ResolverChain,
+    StaticKeyResolver,
+};

@@ -6,9 +6,19 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::{Algorithm, CryptoError, Jwk, Jwks, VerifyingKey};
+
+/// The most keys tried for one signature when a principal holds several keys of the
+/// header's algorithm and the header does not name one (key rotation). More is refused as
+/// ambiguous, so a resolver cannot be made to cost many verifications per entry.
+pub const MAX_CANDIDATE_KEYS: usize = 8;
+
+/// What [`KeyResolver::refresh`] returns: a future telling whether the keys changed.
+pub type Refresh<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// What a verifier knows when it needs a key.
 #[derive(Debug, Clone, Copy)]
@@ -51,11 +61,36 @@ pub trait KeyResolver: Send + Sync {
     /// [`CryptoError::UnknownPrincipal`], [`CryptoError::UnknownKeyId`] or
     /// [`CryptoError::AmbiguousKey`].
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError>;
+
+    /// Every key that may have signed for this query, most likely first: one, unless the
+    /// principal holds several keys of the header's algorithm and the header does not
+    /// name one (rotation). A signature is accepted when one of them verifies it. At most
+    /// [`MAX_CANDIDATE_KEYS`].
+    ///
+    /// # Errors
+    /// As [`KeyResolver::resolve`].
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
+        self.resolve(query).map(|key| vec![key])
+    }
+
+    /// Fetches the keys again, for resolvers whose keys live elsewhere (a peer's JWK Set
+    /// URL): verifiers call it once when an entry names a principal or key the resolver
+    /// does not know, then try again. Resolves to whether anything changed. Fixed
+    /// resolvers do nothing.
+    fn refresh(&self) -> Refresh<'_> {
+        Box::pin(std::future::ready(false))
+    }
 }
 
 impl<R: KeyResolver + ?Sized> KeyResolver for &R {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
         (**self).resolve(query)
+    }
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
+        (**self).candidates(query)
+    }
+    fn refresh(&self) -> Refresh<'_> {
+        (**self).refresh()
     }
 }
 
@@ -63,11 +98,23 @@ impl<R: KeyResolver + ?Sized> KeyResolver for Arc<R> {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
         (**self).resolve(query)
     }
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
+        (**self).candidates(query)
+    }
+    fn refresh(&self) -> Refresh<'_> {
+        (**self).refresh()
+    }
 }
 
 impl<R: KeyResolver + ?Sized> KeyResolver for Box<R> {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
         (**self).resolve(query)
+    }
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
+        (**self).candidates(query)
+    }
+    fn refresh(&self) -> Refresh<'_> {
+        (**self).refresh()
     }
 }
 
@@ -93,37 +140,55 @@ impl KnownKey {
     }
 }
 
-/// Picks the key among a principal's keys. A `kid` equal to the principal names no key in
-/// particular (the Kest and Python convention); any other `kid` must name one.
-fn choose(keys: &[KnownKey], query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
-    let named = query.kid.filter(|kid| *kid != query.principal);
-    if let Some(kid) = named {
+/// The keys among a principal's keys that may have signed. A `kid` equal to the principal
+/// names no key in particular (the Kest and Python convention, and what the `kid` of a
+/// published key says); any other `kid` must name one, by thumbprint or JWK `kid`.
+fn choose(keys: &[KnownKey], query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
+    if let Some(kid) = query.kid.filter(|kid| *kid != query.principal) {
         return keys
             .iter()
             .find(|known| known.answers_to(kid))
-            .map(|known| known.key.clone())
+            .map(|known| vec![known.key.clone()])
             .ok_or_else(|| CryptoError::UnknownKeyId {
                 principal: crate::alg::kest_shorten(query.principal),
                 kid: crate::alg::kest_shorten(kid),
             });
     }
-    // Without a naming kid, prefer the key of the header's algorithm: a principal may hold
-    // an Ed25519 and a P-256 key. The signature check then rejects any mismatch.
-    let matching: Vec<&KnownKey> = keys
+    // Without a naming kid, the keys of the header's algorithm: a principal may hold an
+    // Ed25519 and a P-256 key, and several of one during a rotation.
+    let matching: Vec<VerifyingKey> = keys
         .iter()
         .filter(|known| known.key.algorithm() == query.alg)
+        .map(|known| known.key.clone())
         .collect();
-    match (matching.as_slice(), keys) {
-        ([only], _) => Ok(only.key.clone()),
-        // No key of the header's algorithm: hand back one so that verification reports the
-        // algorithm mismatch, which says more than "unknown key".
-        ([], [first, ..]) => Ok(first.key.clone()),
-        ([], []) => Err(CryptoError::UnknownPrincipal {
+    match (matching.len(), keys) {
+        (0, []) => Err(CryptoError::UnknownPrincipal {
             principal: crate::alg::kest_shorten(query.principal),
         }),
-        (several, _) => Err(CryptoError::AmbiguousKey {
+        // No key of the header's algorithm: hand back one so that verification reports the
+        // algorithm mismatch, which says more than "unknown key".
+        (0, [first, ..]) => Ok(vec![first.key.clone()]),
+        (count, _) if count > MAX_CANDIDATE_KEYS => Err(CryptoError::AmbiguousKey {
             principal: crate::alg::kest_shorten(query.principal),
-            count: several.len(),
+            count,
+        }),
+        _ => Ok(matching),
+    }
+}
+
+/// The one candidate, or [`CryptoError::AmbiguousKey`], for [`KeyResolver::resolve`].
+fn only(
+    candidates: Result<Vec<VerifyingKey>, CryptoError>,
+    principal: &str,
+) -> Result<VerifyingKey, CryptoError> {
+    let mut candidates = candidates?;
+    match candidates.len() {
+        1 => candidates.pop().ok_or(CryptoError::UnknownPrincipal {
+            principal: crate::alg::kest_shorten(principal),
+        }),
+        count => Err(CryptoError::AmbiguousKey {
+            principal: crate::alg::kest_shorten(principal),
+            count,
         }),
     }
 }
@@ -179,13 +244,16 @@ impl StaticKeyResolver {
     /// Trusts a public JWK for `principal`; its `kid`, if any, also names it.
     ///
     /// # Errors
-    /// When the JWK is not a supported public key.
+    /// When the JWK is not a supported public key, the key is degenerate
+    /// ([`CryptoError::DegenerateKey`]), or the JWK is declared for something other than
+    /// verifying signatures ([`CryptoError::NotASigningKey`]).
     pub fn insert_jwk(
         &mut self,
         principal: impl Into<String>,
         jwk: &Jwk,
     ) -> Result<(), CryptoError> {
         let key = VerifyingKey::from_jwk(jwk)?;
+        jwk.check_signing_use(key.algorithm())?;
         self.insert_known(principal.into(), KnownKey::new(key, jwk.kid.clone()));
         Ok(())
     }
@@ -206,6 +274,10 @@ impl StaticKeyResolver {
 
 impl KeyResolver for StaticKeyResolver {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        only(self.candidates(query), query.principal)
+    }
+
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
         let keys =
             self.principals
                 .get(query.principal)
@@ -229,23 +301,48 @@ pub struct JwksKeyResolver {
 }
 
 impl JwksKeyResolver {
-    /// Reads a JWK Set. Keys of unsupported types are skipped, so a set that also serves
-    /// RSA keys for other purposes still works; a set with no usable key is an error.
+    /// Reads a JWK Set.
+    ///
+    /// Keys of types this crate does not verify with (RSA, say) and keys declared for
+    /// another purpose (`use` `enc`, `key_ops` without `verify`, a non-signing `alg`) are
+    /// skipped, so a set that also serves other keys still works. A key of a supported
+    /// type that is malformed or degenerate (a small-order Ed25519 point, a P-256 point off
+    /// the curve) makes the whole set an error: a set that carries one cannot be trusted.
     ///
     /// # Errors
-    /// [`CryptoError::InvalidJwk`] when the set is malformed or holds no usable key.
+    /// [`CryptoError::InvalidJwk`] when the set holds no usable signing key or a key is
+    /// malformed, [`CryptoError::DegenerateKey`] for a degenerate key.
     pub fn from_jwks(jwks: &Jwks) -> Result<Self, CryptoError> {
-        let keys: Vec<KnownKey> = jwks
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let key = VerifyingKey::from_jwk(&jwk.to_public()).ok()?;
-                Some(KnownKey::new(key, jwk.kid.clone()))
-            })
-            .collect();
+        let mut keys = Vec::new();
+        let mut skipped = Vec::new();
+        for (index, jwk) in jwks.keys.iter().enumerate() {
+            let key = match VerifyingKey::from_jwk(&jwk.to_public()) {
+                Ok(key) => key,
+                Err(CryptoError::UnsupportedKeyType { kty, crv }) => {
+                    skipped.push(format!("key {index}: unsupported `{kty}`/`{crv}`"));
+                    continue;
+                }
+                Err(error @ CryptoError::DegenerateKey { .. }) => return Err(error),
+                Err(error) => {
+                    return Err(CryptoError::InvalidJwk {
+                        reason: format!("JWK Set key {index}: {error}"),
+                    });
+                }
+            };
+            if let Err(error) = jwk.check_signing_use(key.algorithm()) {
+                skipped.push(format!("key {index}: {error}"));
+                continue;
+            }
+            keys.push(KnownKey::new(key, jwk.kid.clone()));
+        }
         if keys.is_empty() {
+            let why = if skipped.is_empty() {
+                "it is empty".to_owned()
+            } else {
+                skipped.join("; ")
+            };
             return Err(CryptoError::InvalidJwk {
-                reason: "the JWK Set holds no Ed25519 or P-256 key".into(),
+                reason: format!("the JWK Set holds no Ed25519 or P-256 signing key ({why})"),
             });
         }
         Ok(Self {
@@ -272,6 +369,10 @@ impl JwksKeyResolver {
 
 impl KeyResolver for JwksKeyResolver {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        only(self.candidates(query), query.principal)
+    }
+
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
         let unknown = || CryptoError::UnknownPrincipal {
             principal: crate::alg::kest_shorten(query.principal),
         };
@@ -325,12 +426,26 @@ impl ResolverChain {
 
 impl KeyResolver for ResolverChain {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
+        only(self.candidates(query), query.principal)
+    }
+
+    fn refresh(&self) -> Refresh<'_> {
+        Box::pin(async move {
+            let mut changed = false;
+            for resolver in &self.resolvers {
+                changed |= resolver.refresh().await;
+            }
+            changed
+        })
+    }
+
+    fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
         let mut last = CryptoError::UnknownPrincipal {
             principal: crate::alg::kest_shorten(query.principal),
         };
         for resolver in &self.resolvers {
-            match resolver.resolve(query) {
-                Ok(key) => return Ok(key),
+            match resolver.candidates(query) {
+                Ok(keys) => return Ok(keys),
                 // A resolver that knows the principal but not this key has the final word:
                 // a later resolver must not widen what that principal may sign with.
                 Err(

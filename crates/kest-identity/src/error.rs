@@ -60,6 +60,10 @@ pub enum IdentityError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signing(CryptoError),
+    /// A peer's published keys that cannot be trusted: no usable signing key, or a
+    /// degenerate one.
+    #[error("untrusted key set: {0}")]
+    Keys(CryptoError),
     /// The entry could not be assembled.
     #[error("cannot sign entry: {0}")]
     Entry(PassportError),

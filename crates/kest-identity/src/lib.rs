@@ -46,11 +46,15 @@
 
 mod detect;
 mod error;
+#[cfg(feature = "jwks")]
+mod fetch;
 mod keyed;
 mod lazy;
 mod oidc;
 #[cfg(feature = "oidc")]
 mod oidc_jwks;
+#[cfg(feature = "jwks")]
+mod peer_keys;
 mod provider;
 
 #[cfg(feature = "aws")]
@@ -65,6 +69,8 @@ pub use lazy::LazyIdentity;
 pub use oidc::{OidcConfig, OidcIdentity, TokenSource};
 #[cfg(feature = "oidc")]
 pub use oidc_jwks::JwtValidator;
+#[cfg(feature = "jwks")]
+pub use peer_keys::RemoteJwks;
 pub use provider::{IdentityInfo, IdentityProvider};
 
 #[cfg(feature = "aws")]

@@ -9,13 +9,7 @@ use tokio::sync::RwLock;
 
 use crate::IdentityError;
 
-/// The largest discovery document or JWKS read, in bytes.
-const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
-/// How long a request to the issuer may take.
-const TIMEOUT: Duration = Duration::from_secs(10);
-/// The JWKS is fetched again for an unknown `kid` at most this often, so tokens with
-/// made-up key ids cannot make the validator hammer the issuer.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
+use crate::fetch::{REFETCH_INTERVAL, require_secure};
 /// Algorithms accepted on identity tokens: asymmetric only. An HMAC token would be
 /// "signed" with a secret the verifier has to hold, which no issuer JWKS provides.
 const ACCEPTED: [Algorithm; 8] = [
@@ -142,11 +136,7 @@ impl JwtValidator {
         leeway: Duration,
     ) -> Result<Self, IdentityError> {
         require_secure(&issuer)?;
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| service(format!("cannot build an HTTP client: {error}")))?;
+        let client = crate::fetch::client("OIDC issuer")?;
         let uri = match jwks_uri {
             Some(uri) => uri,
             None => {
@@ -293,63 +283,9 @@ fn describe(error: &jsonwebtoken::errors::Error, issuer: &str, audience: &str) -
     }
 }
 
-/// Plain HTTP only to this machine: a token validated against keys fetched in clear text
-/// from elsewhere proves nothing.
-fn require_secure(url: &str) -> Result<(), IdentityError> {
-    let parsed = reqwest::Url::parse(url).map_err(|error| IdentityError::Missing {
-        what: format!("`{url}` is not a URL: {error}"),
-    })?;
-    let host = parsed.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        scheme => Err(IdentityError::Missing {
-            what: format!(
-                "`{url}`: the issuer and its JWKS must be fetched over https, not {scheme}"
-            ),
-        }),
-    }
-}
-
-fn service(reason: String) -> IdentityError {
-    IdentityError::Service {
-        service: "OIDC issuer",
-        reason,
-    }
-}
-
-/// GETs a JSON document of bounded size.
 async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<T, IdentityError> {
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|error| service(format!("GET {url}: {error}")))?;
-    if !response.status().is_success() {
-        return Err(service(format!("GET {url}: HTTP {}", response.status())));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| service(format!("GET {url}: {error}")))?
-    {
-        if body.len().saturating_add(chunk.len()) > MAX_DOCUMENT_BYTES {
-            return Err(service(format!(
-                "GET {url}: the response is larger than {MAX_DOCUMENT_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body)
-        .map_err(|error| service(format!("GET {url}: not the expected JSON: {error}")))
+    crate::fetch::get_json(client, url, "OIDC issuer").await
 }

@@ -12,7 +12,7 @@ use crate::entry::{
     Entry, LABEL_PRINCIPAL, LABEL_TRACE_ID, LABEL_TRUST_OVERRIDE, Parents, PolicyContext, Runtime,
     SCHEMA_VERSION,
 };
-use crate::{PassportError, SignedEntry};
+use crate::{Head, PassportError};
 
 /// Builds an [`Entry`].
 ///
@@ -180,20 +180,21 @@ impl EntryBuilder {
         self
     }
 
-    /// Builds the entry on `parents` (none for a root), deriving `parent_ids`, trust and
-    /// taints from them with `evaluator`.
+    /// Builds the entry on `parents` (none for a root; [`crate::Passport::head_entries`]
+    /// for the next entry of a passport), deriving `parent_ids`, trust and taints from
+    /// them with `evaluator`.
     ///
     /// # Errors
     /// [`PassportError::Build`] when the principal is missing, the operation is empty, or a
     /// free-form value holds an integer outside ±(2^53−1).
     pub fn build_on(
         self,
-        parents: &[&SignedEntry],
+        parents: &[Head<'_>],
         evaluator: &dyn TrustEvaluator,
     ) -> Result<Entry, PassportError> {
-        let scores: Vec<TrustScore> = parents.iter().map(|p| p.entry().trust_score()).collect();
+        let scores: Vec<TrustScore> = parents.iter().map(Head::trust).collect();
         let trust = derive_trust(evaluator, self.origin_score, &scores, self.trust_override);
-        let parent_taints: Vec<TaintSet> = parents.iter().map(|p| p.entry().taints()).collect();
+        let parent_taints: Vec<TaintSet> = parents.iter().map(Head::taints).collect();
         let taints = TaintSet::derive(&parent_taints, self.added.iter().cloned(), &self.removed);
         let ids = if parents.is_empty() {
             Parents::Root

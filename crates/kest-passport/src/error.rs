@@ -173,6 +173,11 @@ pub enum EntryFault {
         /// The taint.
         taint: String,
     },
+    /// Checking this entry's labels would cost more than the passport's size allows: a
+    /// DAG shaped to make the audit quadratic (many parents with many distinct taints).
+    /// No honest passport comes near the budget, which grows with the passport's size.
+    #[error("auditing this entry exceeds the work budget for a passport of this size")]
+    TooComplex,
     /// Trust rose above the parents' minimum without a declared override (strict mode).
     #[error("trust rose from {bound} to {trust} without a declared `kest.trust_override`")]
     UndeclaredTrustRaise {

@@ -57,22 +57,27 @@
 //! See [`Verifier`] for the full list.
 
 mod builder;
+mod cache;
+mod chain;
 mod entry;
 mod error;
 mod passport;
 mod read;
 pub mod render;
 mod signed;
+mod unverified;
 mod verify;
 mod wire;
 
 pub use builder::EntryBuilder;
+pub use cache::{DEFAULT_VERIFIED_ENTRIES, VerifiedEntries};
 pub use entry::{
     Deviation, Entry, LABEL_IDENTITY, LABEL_PRINCIPAL, LABEL_RESOURCE_ATTR, LABEL_TRACE_ID,
     LABEL_TRUST_OVERRIDE, Parents, PolicyContext, RUNTIME_NAME, RUNTIME_VERSION, Runtime,
     SCHEMA_VERSION,
 };
 pub use error::{EntryFault, PassportError, TipText};
-pub use passport::{Limits, Passport};
-pub use signed::{EntryHash, SignedEntry, UnsignedEntry};
+pub use passport::{Head, Limits, Passport};
+pub use signed::{EntryHash, SignedEntry, UnsignedEntry, UnverifiedEntry};
+pub use unverified::UnverifiedPassport;
 pub use verify::{Finding, FindingKind, Strictness, VerificationReport, Verifier};

@@ -1,6 +1,6 @@
 //! The passport: an append-only, hash-linked list of signed entries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -10,10 +10,9 @@ use kest_trust::{TaintSet, TrustEvaluator, TrustScore};
 use crate::builder::EntryBuilder;
 use crate::error::{EntryFault, PassportError};
 use crate::signed::{EntryHash, SignedEntry};
-use crate::wire;
 
-/// Bounds on what [`Passport::decode`] and the verifier accept, so that hostile input
-/// cannot exhaust memory.
+/// Bounds on what [`crate::UnverifiedPassport::decode`] and the verifier accept, so that
+/// hostile input cannot exhaust memory or time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest passport text, in bytes. Default 16 MiB.
@@ -64,18 +63,79 @@ impl Default for Limits {
 /// assert_eq!(report.len(), 4);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Passport {
     head: Option<Arc<Node>>,
+    /// Entries no later entry builds on yet: the tip, or every branch tip after a join.
+    /// Held once per passport (not per entry), so a wide DAG costs linear memory.
+    heads: Arc<[EntryHash]>,
 }
 
 struct Node {
     entry: Arc<SignedEntry>,
     prev: Option<Arc<Node>>,
     len: usize,
+    /// The trust this passport allows the entry: its own score, except for an
+    /// undeclared raise that the audit let through (from another runtime), which counts
+    /// at the parents' bound.
+    trust: TrustScore,
     min_trust: TrustScore,
-    /// Entries no later entry builds on yet: the tip, or every branch tip after a join.
-    heads: Arc<[EntryHash]>,
+}
+
+/// An entry the next entry builds on, with the trust its passport allows it.
+///
+/// For entries signed here that is their own `trust_score`. For entries received from
+/// elsewhere it is what the verifier derived: a raise that the entry did not declare
+/// (allowed, as a finding, for runtimes that do not declare their raises) does not count.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    entry: &'a SignedEntry,
+    trust: TrustScore,
+}
+
+impl<'a> Head<'a> {
+    /// The entry.
+    #[must_use]
+    pub const fn entry(&self) -> &'a SignedEntry {
+        self.entry
+    }
+
+    /// Its hash, the next entry's parent id.
+    #[must_use]
+    pub const fn hash(&self) -> EntryHash {
+        self.entry.hash()
+    }
+
+    /// The trust the next entry derives from.
+    #[must_use]
+    pub const fn trust(&self) -> TrustScore {
+        self.trust
+    }
+
+    /// The taints the next entry inherits.
+    #[must_use]
+    pub fn taints(&self) -> TaintSet {
+        self.entry.entry().taints()
+    }
+}
+
+impl<'a> From<&'a SignedEntry> for Head<'a> {
+    /// A head at the trust the entry claims: for entries signed here, or checked alone.
+    fn from(entry: &'a SignedEntry) -> Self {
+        Self {
+            entry,
+            trust: entry.entry().trust_score(),
+        }
+    }
+}
+
+impl Default for Passport {
+    fn default() -> Self {
+        Self {
+            head: None,
+            heads: Arc::from([]),
+        }
+    }
 }
 
 impl Drop for Passport {
@@ -157,41 +217,59 @@ impl Passport {
     /// [`Passport::join`]. The next appended entry takes them all as parents.
     #[must_use]
     pub fn heads(&self) -> &[EntryHash] {
-        self.head.as_deref().map_or(&[], |node| &node.heads)
+        &self.heads
     }
 
     /// The entries, oldest first. O(n).
     #[must_use]
     pub fn entries(&self) -> Vec<&SignedEntry> {
+        self.nodes().into_iter().map(|node| &*node.entry).collect()
+    }
+
+    fn nodes(&self) -> Vec<&Node> {
         let mut out = Vec::with_capacity(self.len());
         let mut current = self.head.as_deref();
         while let Some(node) = current {
-            out.push(&*node.entry);
+            out.push(node);
             current = node.prev.as_deref();
         }
         out.reverse();
         out
     }
 
-    /// The entry with `hash`, searching from the tip. O(distance from the tip).
-    #[must_use]
-    pub fn find(&self, hash: &EntryHash) -> Option<&SignedEntry> {
+    fn find_node(&self, hash: &EntryHash) -> Option<&Node> {
         let mut current = self.head.as_deref();
         while let Some(node) = current {
             if node.entry.hash() == *hash {
-                return Some(&node.entry);
+                return Some(node);
             }
             current = node.prev.as_deref();
         }
         None
     }
 
-    /// The head entries, which the next entry builds on.
+    /// The entry with `hash`, searching from the tip. O(distance from the tip).
     #[must_use]
-    pub fn head_entries(&self) -> Vec<&SignedEntry> {
-        match (self.tip(), self.heads()) {
-            (Some(tip), [only]) if *only == tip.hash() => vec![tip],
-            (_, heads) => heads.iter().filter_map(|hash| self.find(hash)).collect(),
+    pub fn find(&self, hash: &EntryHash) -> Option<&SignedEntry> {
+        self.find_node(hash).map(|node| &*node.entry)
+    }
+
+    /// The head entries, which the next entry builds on, with the trust this passport
+    /// allows each of them.
+    #[must_use]
+    pub fn head_entries(&self) -> Vec<Head<'_>> {
+        fn as_head(node: &Node) -> Head<'_> {
+            Head {
+                entry: &node.entry,
+                trust: node.trust,
+            }
+        }
+        match (self.head.as_deref(), self.heads()) {
+            (Some(tip), [only]) if *only == tip.entry.hash() => vec![as_head(tip)],
+            (_, heads) => heads
+                .iter()
+                .filter_map(|hash| self.find_node(hash).map(as_head))
+                .collect(),
         }
     }
 
@@ -199,12 +277,21 @@ impl Passport {
     /// later entry may be one, every parent must already be here, and the entry must not
     /// be here already. O(1) when the parents are the current heads.
     ///
-    /// The signature is not checked: entries are signed by the caller's own signer or come
-    /// from [`Passport::decode`]; [`crate::Verifier`] checks signatures.
+    /// Entries are [`SignedEntry`] values: signed here, or verified. Entries read from
+    /// elsewhere come in through [`crate::Verifier`] instead.
     ///
     /// # Errors
     /// [`PassportError::Entry`] naming the fault.
     pub fn push(&mut self, entry: SignedEntry) -> Result<(), PassportError> {
+        let trust = entry.entry().trust_score();
+        self.push_shared(Arc::new(entry), trust)
+    }
+
+    fn push_shared(
+        &mut self,
+        entry: Arc<SignedEntry>,
+        trust: TrustScore,
+    ) -> Result<(), PassportError> {
         let index = self.len();
         let fault = |fault| PassportError::Entry {
             index,
@@ -234,17 +321,41 @@ impl Passport {
             .copied()
             .collect();
         new_heads.push(entry.hash());
-        let min_trust = self.min_trust().map_or(entry.entry().trust_score(), |min| {
-            min.min(entry.entry().trust_score())
-        });
+        let min_trust = self.min_trust().map_or(trust, |min| min.min(trust));
         self.head = Some(Arc::new(Node {
-            entry: Arc::new(entry),
+            entry,
             prev: self.head.take(),
             len: index + 1,
+            trust,
             min_trust,
-            heads: new_heads.into(),
         }));
+        self.heads = new_heads.into();
         Ok(())
+    }
+
+    /// A passport of entries whose chain rules were already checked, in order, each with
+    /// the trust the audit allows it, and its heads. Linear, whatever the DAG's shape.
+    pub(crate) fn from_checked(
+        entries: impl IntoIterator<Item = (Arc<SignedEntry>, TrustScore)>,
+        heads: Vec<EntryHash>,
+    ) -> Self {
+        let mut head: Option<Arc<Node>> = None;
+        for (entry, trust) in entries {
+            let (len, min_trust) = head
+                .as_deref()
+                .map_or((1, trust), |node| (node.len + 1, node.min_trust.min(trust)));
+            head = Some(Arc::new(Node {
+                entry,
+                prev: head,
+                len,
+                trust,
+                min_trust,
+            }));
+        }
+        Self {
+            head,
+            heads: heads.into(),
+        }
     }
 
     /// One backwards scan that finds every non-head parent and spots a duplicate.
@@ -314,9 +425,9 @@ impl Passport {
         let mut joined = (*first).clone();
         let mut known: HashSet<EntryHash> = joined.entries().iter().map(|e| e.hash()).collect();
         for branch in rest {
-            for entry in branch.entries() {
-                if known.insert(entry.hash()) {
-                    joined.push(entry.clone())?;
+            for node in branch.nodes() {
+                if known.insert(node.entry.hash()) {
+                    joined.push_shared(Arc::clone(&node.entry), node.trust)?;
                 }
             }
         }
@@ -326,52 +437,6 @@ impl Passport {
     /// The wire form: a compact JSON array of the JWS strings, oldest first.
     #[must_use]
     pub fn to_json(&self) -> String {
-        let entries = self.entries();
-        let size: usize = entries.iter().map(|e| e.jws().len() + 3).sum();
-        let mut out = String::with_capacity(size + 2);
-        out.push('[');
-        for (index, entry) in entries.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
-            }
-            // A JWS holds only base64url characters and dots: nothing to escape.
-            out.push('"');
-            out.push_str(entry.jws());
-            out.push('"');
-        }
-        out.push(']');
-        out
-    }
-
-    /// Reads a passport from its wire form (any JSON whitespace, as the Python package
-    /// writes `", "`), within `limits`.
-    ///
-    /// Checks every entry's shape, canonical payload and schema, the parent links, and
-    /// duplicates. It does **not** check signatures or labels: use [`crate::Verifier`]
-    /// for anything received from elsewhere.
-    ///
-    /// # Errors
-    /// [`PassportError`] naming the index and cause of the first problem.
-    pub fn decode(text: &str, limits: &Limits) -> Result<Self, PassportError> {
-        let jws_list = wire::parse_list(text, limits)?;
-        let parsed = crate::verify::parse_all(&jws_list, None);
-        let mut passport = Self::new();
-        let mut seen_ids: HashMap<uuid::Uuid, usize> = HashMap::new();
-        for (index, result) in parsed.into_iter().enumerate() {
-            let entry = result.map_err(|failure| PassportError::Entry {
-                index,
-                entry_id: failure.entry_id,
-                fault: failure.fault,
-            })?;
-            if let Some(first) = seen_ids.insert(entry.entry().entry_id(), index) {
-                return Err(PassportError::Entry {
-                    index,
-                    entry_id: Some(entry.entry().entry_id().to_string()),
-                    fault: EntryFault::DuplicateEntryId { first },
-                });
-            }
-            passport.push(entry)?;
-        }
-        Ok(passport)
+        crate::wire::write_list(self.entries().into_iter().map(SignedEntry::jws))
     }
 }

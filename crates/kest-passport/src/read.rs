@@ -338,11 +338,9 @@ fn required<T>(slot: Option<T>, field: &str) -> Result<T, EntryFault> {
     slot.ok_or_else(|| schema(field, "is missing"))
 }
 
+/// Attacker-controlled text quoted in a fault: escaped and cut short.
 fn shorten(text: &str) -> String {
-    match text.char_indices().nth(40) {
-        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
-        None => text.to_owned(),
-    }
+    kest_canon::escape_untrusted(text, 40)
 }
 
 impl Entry {
@@ -375,6 +373,15 @@ fn read_entry_id(text: &str) -> Result<Uuid, EntryFault> {
             format!("must be a UUID v7, found version {}", id.get_version_num()),
         ));
     }
+    if id.get_variant() != uuid::Variant::RFC4122 {
+        return Err(schema(
+            "entry_id",
+            format!(
+                "must be a UUID v7 with the RFC 9562 variant bits (10xx), found {:?}",
+                id.get_variant()
+            ),
+        ));
+    }
     Ok(id)
 }
 
@@ -387,6 +394,7 @@ fn read_parents(ids: &[String]) -> Result<Parents, EntryFault> {
         [only] if only == "0" => Ok(Parents::Root),
         _ => {
             let mut hashes = Vec::with_capacity(ids.len());
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
             for id in ids {
                 let hash = Sha256Digest::from_hex(id).map_err(|error| {
                     schema(
@@ -394,7 +402,7 @@ fn read_parents(ids: &[String]) -> Result<Parents, EntryFault> {
                         format!("must hold \"0\" or entry hashes: {error}"),
                     )
                 })?;
-                if hashes.contains(&hash) {
+                if !seen.insert(hash) {
                     return Err(schema("parent_ids", format!("lists {hash} twice")));
                 }
                 hashes.push(hash);

@@ -4,7 +4,7 @@ use std::fmt;
 
 use kest_canon::Sha256Digest;
 use kest_crypto::{
-    Algorithm, CompactJws, CryptoError, JwsHeader, KeyQuery, KeyResolver, Signer,
+    Algorithm, CompactJws, CryptoError, JwsHeader, KeyQuery, KeyResolver, Signer, VerifyingKey,
     encode_header_with_chain, verify_parts,
 };
 use serde_json::Value;
@@ -18,8 +18,10 @@ pub type EntryHash = Sha256Digest;
 
 /// A signed entry: the compact JWS, its hash, and the payload it carries.
 ///
-/// Built by signing an [`Entry`], or parsed from a JWS with [`SignedEntry::parse`], which
-/// checks everything except the signature; [`SignedEntry::verify_signature`] checks that.
+/// A value of this type was either signed in this process ([`SignedEntry::sign`],
+/// [`UnsignedEntry::finish`]) or read from outside and verified against a trusted key
+/// ([`UnverifiedEntry::verify`], or the [`crate::Verifier`]). Text from elsewhere parses
+/// into an [`UnverifiedEntry`], which cannot be put in a [`crate::Passport`].
 #[derive(Clone)]
 pub struct SignedEntry {
     jws: Box<str>,
@@ -161,20 +163,33 @@ impl UnsignedEntry {
     }
 }
 
-/// On the error path only: whatever `entry_id` a rejected payload names, for the message.
+/// On the error path only: whatever `entry_id` a rejected payload names, for the message
+/// (escaped and shortened: it is attacker-controlled text).
 fn entry_id_of(payload: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct IdOnly {
         entry_id: Option<Value>,
     }
     let id = serde_json::from_slice::<IdOnly>(payload).ok()?.entry_id?;
-    id.as_str().map(|id| id.chars().take(64).collect())
+    id.as_str().map(|id| kest_canon::escape_untrusted(id, 64))
 }
 
 /// A parse failure with whatever `entry_id` could be read, for error messages.
+#[derive(Debug, Clone)]
 pub(crate) struct ParseFailure {
     pub(crate) entry_id: Option<String>,
     pub(crate) fault: EntryFault,
+}
+
+impl ParseFailure {
+    /// The error for this failure at position `index` of a passport.
+    pub(crate) fn at(self, index: usize) -> PassportError {
+        PassportError::Entry {
+            index,
+            entry_id: self.entry_id,
+            fault: self.fault,
+        }
+    }
 }
 
 impl SignedEntry {
@@ -196,16 +211,8 @@ impl SignedEntry {
         unsigned.finish(&signature)
     }
 
-    /// Parses a compact JWS into an entry: its shape, header, canonical payload and schema.
-    /// The signature is **not** checked; see [`SignedEntry::verify_signature`].
-    ///
-    /// # Errors
-    /// The [`EntryFault`] found first.
-    pub fn parse(jws: &str) -> Result<Self, EntryFault> {
-        Self::parse_reporting_id(jws).map_err(|failure| failure.fault)
-    }
-
-    pub(crate) fn parse_reporting_id(jws: &str) -> Result<Self, ParseFailure> {
+    /// Parses without checking the signature; only [`UnverifiedEntry`] hands this out.
+    fn parse_unchecked(jws: &str) -> Result<Self, ParseFailure> {
         let no_id = |fault| ParseFailure {
             entry_id: None,
             fault,
@@ -234,24 +241,51 @@ impl SignedEntry {
         })
     }
 
-    /// Checks the signature with the key `resolver` gives for this entry's principal (and
-    /// header `kid`). The key never comes from the entry itself.
-    ///
-    /// # Errors
-    /// [`EntryFault::Key`] when no key is known, [`EntryFault::Signature`] when the
-    /// signature or its `alg` does not match the key.
-    pub fn verify_signature(&self, resolver: &dyn KeyResolver) -> Result<(), EntryFault> {
-        let principal = self.entry.principal().unwrap_or_default();
-        let query = KeyQuery {
-            principal,
+    /// The question a resolver answers for this entry: its principal, header `kid`,
+    /// `alg`, `x5c` and signing time.
+    #[must_use]
+    pub fn key_query(&self) -> KeyQuery<'_> {
+        KeyQuery {
+            principal: self.entry.principal().unwrap_or_default(),
             kid: self.header.kid.as_deref(),
             alg: self.header.alg,
             x5c: self.header.x5c.as_deref(),
             signed_at_ms: Some(self.entry.timestamp_ms()),
-        };
-        let key = resolver.resolve(&query).map_err(EntryFault::Key)?;
-        verify_parts(&self.header, self.signing_input(), &self.signature, &key)
-            .map_err(EntryFault::Signature)
+        }
+    }
+
+    /// Checks the signature again with the keys `resolver` trusts for this entry's
+    /// principal (and header `kid`), and returns the key that verified it. The key never
+    /// comes from the entry itself. When the principal holds several keys of the header's
+    /// algorithm (a rotation), any of them may have signed.
+    ///
+    /// # Errors
+    /// [`EntryFault::Key`] when no key is known, [`EntryFault::Signature`] when the
+    /// signature or its `alg` does not match any of the principal's keys.
+    pub fn verify_signature(&self, resolver: &dyn KeyResolver) -> Result<VerifyingKey, EntryFault> {
+        let candidates = resolver
+            .candidates(&self.key_query())
+            .map_err(EntryFault::Key)?;
+        let mut first_error = None;
+        for key in candidates {
+            match verify_parts(&self.header, self.signing_input(), &self.signature, &key) {
+                Ok(()) => return Ok(key),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        Err(EntryFault::Signature(
+            first_error.unwrap_or(CryptoError::BadSignature),
+        ))
+    }
+
+    /// Whether `key` is still one the resolver trusts for this entry: how a cached
+    /// verification is re-checked without a signature operation.
+    pub(crate) fn still_trusted(&self, key: &VerifyingKey, resolver: &dyn KeyResolver) -> bool {
+        resolver
+            .candidates(&self.key_query())
+            .is_ok_and(|keys| keys.contains(key))
     }
 
     /// The compact JWS.
@@ -282,5 +316,117 @@ impl SignedEntry {
     #[must_use]
     pub fn signing_input(&self) -> &str {
         self.jws.get(..self.signing_input_len).unwrap_or_default()
+    }
+}
+
+/// An entry read from outside: well formed (shape, header, canonical payload, schema) but
+/// with its signature not yet checked.
+///
+/// It shows everything a signed entry shows, so that tools can display it, but it cannot
+/// go into a [`crate::Passport`]: [`UnverifiedEntry::verify`] (or the
+/// [`crate::Verifier`], for a whole passport) turns it into a [`SignedEntry`].
+///
+/// ```
+/// use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
+/// use kest_passport::{EntryBuilder, SignedEntry, UnverifiedEntry};
+/// use kest_trust::WeakestLink;
+///
+/// let key = SigningKey::from_ed25519_seed(&[9; 32])?;
+/// let trusted = StaticKeyResolver::new().with_key("w", key.verifying_key().clone());
+/// let entry = EntryBuilder::new("fetch").principal("w").build_on(&[], &WeakestLink)?;
+/// let jws = SignedEntry::sign(entry, &KeySigner::new(key, "w"))?.jws().to_owned();
+///
+/// let read = UnverifiedEntry::parse(&jws)?;
+/// assert_eq!(read.entry().operation(), "fetch");
+/// let signed: SignedEntry = read.verify(&trusted)?;
+/// assert!(UnverifiedEntry::parse(&jws)?.verify(&StaticKeyResolver::new()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct UnverifiedEntry {
+    inner: SignedEntry,
+}
+
+impl fmt::Debug for UnverifiedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedEntry")
+            .field("hash", &self.inner.hash)
+            .field("entry_id", &self.inner.entry.entry_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for UnverifiedEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Eq for UnverifiedEntry {}
+
+impl UnverifiedEntry {
+    /// Parses a compact JWS: its shape, header, canonical payload and schema. The
+    /// signature is **not** checked.
+    ///
+    /// # Errors
+    /// The [`EntryFault`] found first.
+    pub fn parse(jws: &str) -> Result<Self, EntryFault> {
+        Self::parse_reporting_id(jws).map_err(|failure| failure.fault)
+    }
+
+    pub(crate) fn parse_reporting_id(jws: &str) -> Result<Self, ParseFailure> {
+        SignedEntry::parse_unchecked(jws).map(|inner| Self { inner })
+    }
+
+    /// Checks the signature with the keys `resolver` trusts for the entry's principal.
+    ///
+    /// # Errors
+    /// As [`SignedEntry::verify_signature`].
+    pub fn verify(self, resolver: &dyn KeyResolver) -> Result<SignedEntry, EntryFault> {
+        self.verify_returning_key(resolver).map(|(entry, _)| entry)
+    }
+
+    pub(crate) fn verify_returning_key(
+        self,
+        resolver: &dyn KeyResolver,
+    ) -> Result<(SignedEntry, VerifyingKey), EntryFault> {
+        let key = self.inner.verify_signature(resolver)?;
+        Ok((self.inner, key))
+    }
+
+    /// Trusts the entry without checking its signature. For tools that only display
+    /// lineage and for callers who verified it some other way; never for input that
+    /// decides anything.
+    #[must_use]
+    pub fn dangerous_assume_verified(self) -> SignedEntry {
+        self.inner
+    }
+
+    /// The compact JWS.
+    #[must_use]
+    pub fn jws(&self) -> &str {
+        self.inner.jws()
+    }
+
+    /// The entry's hash.
+    #[must_use]
+    pub const fn hash(&self) -> EntryHash {
+        self.inner.hash
+    }
+
+    /// The payload, as claimed.
+    #[must_use]
+    pub const fn entry(&self) -> &Entry {
+        &self.inner.entry
+    }
+
+    /// The protected header.
+    #[must_use]
+    pub const fn header(&self) -> &JwsHeader {
+        &self.inner.header
+    }
+
+    pub(crate) const fn as_unchecked(&self) -> &SignedEntry {
+        &self.inner
     }
 }

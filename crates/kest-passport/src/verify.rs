@@ -1,28 +1,36 @@
-//! The offline verifier (SPEC §1.3).
+//! The offline verifier: signatures, the chain rules and the label audit.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use kest_canon::Untrusted;
 use kest_crypto::KeyResolver;
-use kest_trust::TaintSet;
+use kest_trust::TrustScore;
 use rayon::prelude::*;
 
+use crate::cache::{Cached, VerifiedEntries};
+use crate::chain::ChainChecker;
 use crate::entry::Entry;
 use crate::error::{EntryFault, PassportError, TipText};
 use crate::passport::{Limits, Passport};
-use crate::signed::{EntryHash, ParseFailure, SignedEntry};
+use crate::signed::{EntryHash, ParseFailure, SignedEntry, UnverifiedEntry};
+use crate::unverified::{PARALLEL_THRESHOLD, UnverifiedPassport};
 use crate::wire;
 
-/// Below this many entries, parsing and signature checks run on the calling thread: the
-/// hand-off to the thread pool costs more than it saves.
-const PARALLEL_THRESHOLD: usize = 4;
-
 /// How an undeclared trust raise is treated.
+///
+/// Whichever applies, an undeclared raise never counts: the trust a verified passport
+/// hands on (to a policy, to the next entry) for an entry that raised without declaring
+/// it is its parents' bound, not the score it claims.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Strictness {
-    /// Strict when every entry was written by Kest for Rust, lenient otherwise. The
-    /// Python package never declares its raises (`chain_10` goes from 21 to 95 at hop 5),
-    /// so its chains can only be audited leniently.
+    /// Decided for each entry by the entry that raises: strict for an entry written by
+    /// Kest for Rust (which always declares its raises), lenient for one from another
+    /// runtime. The Python package never declares its raises (`chain_10` goes from 21 to
+    /// 95 at hop 5), so its entries can only be audited leniently; one such entry does not
+    /// relax the audit of the others.
     #[default]
     Auto,
     /// An undeclared raise is a failure.
@@ -35,15 +43,18 @@ pub enum Strictness {
 ///
 /// It walks the passport once and stops at the first failure, naming the entry's index,
 /// its `entry_id` and the cause. It checks, for every entry: the JWS shape and `alg`
-/// (never `none`), the canonical payload and its schema, the signature under the key of
-/// the principal the entry claims, that each parent is an earlier entry, that only the
-/// first entry is a root, that no entry or `entry_id` repeats, that taints vanish only
-/// through `removed_taints`, and that trust rises above the parents' minimum only by a
-/// declared override. Then it checks that every entry but the last is a parent of a later
-/// one, and, when the caller pins it, that the last entry is the expected tip (which
-/// detects truncation).
+/// (never `none`), the canonical payload and its schema, the signature under a key the
+/// resolver trusts for the principal the entry claims, that each parent is an earlier
+/// entry, that only the first entry is a root, that no entry or `entry_id` repeats, that
+/// taints vanish only through `removed_taints`, and that trust rises above the parents'
+/// minimum only by a declared override. Then it checks that every entry but the last is a
+/// parent of a later one, and, when the caller pins it, that the last entry is the
+/// expected tip (which detects truncation).
 ///
-/// Signatures are checked on all cores.
+/// Signatures are checked on all cores. With a [`VerifiedEntries`] cache
+/// ([`Verifier::cache`]) an entry's signature is checked once per process. The audit's
+/// work is bounded by the size of the passport: a DAG built to make it quadratic fails
+/// with [`EntryFault::TooComplex`].
 ///
 /// ```
 /// use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
@@ -76,6 +87,7 @@ pub struct Verifier<'r> {
     expected_tip: Option<EntryHash>,
     strictness: Strictness,
     limits: Limits,
+    cache: Option<&'r VerifiedEntries>,
 }
 
 impl fmt::Debug for Verifier<'_> {
@@ -84,6 +96,7 @@ impl fmt::Debug for Verifier<'_> {
             .field("expected_tip", &self.expected_tip)
             .field("strictness", &self.strictness)
             .field("limits", &self.limits)
+            .field("cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -113,7 +126,8 @@ pub enum FindingKind {
         bound: u8,
         /// The entry's trust.
         trust: u8,
-        /// Whether `kest.trust_override` declares exactly this value.
+        /// Whether `kest.trust_override` declares exactly this value. A declared raise
+        /// counts; an undeclared one is let through (lenient audit) but counts as `bound`.
         declared: bool,
     },
     /// Taints the parents carried were cleared here, through `removed_taints`.
@@ -124,11 +138,15 @@ pub enum FindingKind {
 }
 
 impl fmt::Display for Finding {
+    /// One line; the entry's text is escaped and shortened (it came from outside).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "entry {} (`{}`, {} by {}): ",
-            self.index, self.entry_id, self.operation, self.principal
+            self.index,
+            Untrusted::new(&self.entry_id),
+            Untrusted::new(&self.operation),
+            Untrusted::new(&self.principal)
         )?;
         match &self.kind {
             FindingKind::TrustRaised {
@@ -145,10 +163,17 @@ impl fmt::Display for Finding {
                 declared: false,
             } => write!(
                 f,
-                "trust raised from {bound} to {trust} without a declared override"
+                "trust raised from {bound} to {trust} without a declared override (counted as {bound})"
             ),
             FindingKind::TaintsRemoved { taints } => {
-                write!(f, "removed taints {}", taints.join(", "))
+                f.write_str("removed taints ")?;
+                for (index, taint) in taints.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", Untrusted::new(taint))?;
+                }
+                Ok(())
             }
         }
     }
@@ -169,7 +194,7 @@ impl VerificationReport {
         &self.passport
     }
 
-    /// Takes the verified passport.
+    /// Takes the verified passport: the one that new entries may be appended to.
     #[must_use]
     pub fn into_passport(self) -> Passport {
         self.passport
@@ -193,7 +218,8 @@ impl VerificationReport {
         self.passport.tip_hash()
     }
 
-    /// Whether undeclared trust raises were failures.
+    /// Whether every entry was audited strictly (an undeclared trust raise anywhere would
+    /// have failed).
     #[must_use]
     pub const fn is_strict(&self) -> bool {
         self.strict
@@ -206,6 +232,21 @@ impl VerificationReport {
     }
 }
 
+/// One item to check: a JWS still to parse, or an entry parsed already.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Text(&'a str),
+    Parsed(&'a UnverifiedEntry),
+}
+
+/// The signature stage's verdict on one entry.
+enum Checked {
+    Good(Arc<SignedEntry>),
+    Bad(ParseFailure),
+    /// Not looked at: an earlier entry already failed, so the walk stops before this one.
+    Skipped,
+}
+
 impl<'r> Verifier<'r> {
     /// A verifier that trusts exactly the keys `resolver` knows.
     #[must_use]
@@ -215,11 +256,13 @@ impl<'r> Verifier<'r> {
             expected_tip: None,
             strictness: Strictness::Auto,
             limits: Limits::default(),
+            cache: None,
         }
     }
 
     /// Requires the last entry to have this hash (from `kest.chain_tip` or an audit
-    /// record). Without it, a passport cut short at the end still verifies.
+    /// record). Without it, a passport cut short at the end still verifies. For
+    /// [`Verifier::verify_entry`], the entry must have this hash.
     #[must_use]
     pub const fn expect_tip(mut self, tip: EntryHash) -> Self {
         self.expected_tip = Some(tip);
@@ -240,119 +283,109 @@ impl<'r> Verifier<'r> {
         self
     }
 
+    /// Remembers verified entries in `cache` and skips the signature check for entries
+    /// found there (whose key the resolver still trusts).
+    #[must_use]
+    pub const fn cache(mut self, cache: &'r VerifiedEntries) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
     /// Verifies a passport in its wire form.
     ///
     /// # Errors
     /// The first failure, as a [`PassportError`] naming the entry and cause.
     pub fn verify_json(&self, text: &str) -> Result<VerificationReport, PassportError> {
-        let jws_list = wire::parse_list(text, &self.limits)?;
-        let parsed = parse_all(&jws_list, Some(self.resolver));
-        let strict = self.is_strict(parsed.iter().filter_map(|r| r.as_ref().ok()));
-        let findings = self.audit(strict, parsed.iter().map(|r| r.as_ref()))?;
-        let mut passport = Passport::new();
-        for entry in parsed.into_iter().flatten() {
-            passport.push(entry)?;
-        }
-        self.finish(passport, strict, findings)
+        let list = wire::parse_list(text, &self.limits)?;
+        let items: Vec<Item<'_>> = list.iter().map(|jws| Item::Text(jws)).collect();
+        self.verify_items(&items)
     }
 
-    /// Verifies a passport already decoded.
+    /// Verifies a decoded passport, turning it into one new entries may be appended to.
     ///
     /// # Errors
     /// The first failure, as a [`PassportError`] naming the entry and cause.
-    pub fn verify(&self, passport: &Passport) -> Result<VerificationReport, PassportError> {
-        let entries = passport.entries();
-        let check = |entry: &&SignedEntry| {
-            entry
-                .verify_signature(self.resolver)
-                .map_err(|fault| ParseFailure {
-                    entry_id: Some(entry.entry().entry_id().to_string()),
-                    fault,
-                })
-        };
-        let checked: Vec<Result<(), ParseFailure>> = if entries.len() < PARALLEL_THRESHOLD {
-            entries.iter().map(check).collect()
-        } else {
-            entries.par_iter().map(check).collect()
-        };
-        let strict = self.is_strict(entries.iter().copied());
-        let results = entries
-            .iter()
-            .zip(&checked)
-            .map(|(entry, check)| check.as_ref().map(|()| *entry));
-        let findings = self.audit(strict, results)?;
-        self.finish(passport.clone(), strict, findings)
+    pub fn verify(
+        &self,
+        passport: &UnverifiedPassport,
+    ) -> Result<VerificationReport, PassportError> {
+        let items: Vec<Item<'_>> = passport.entries().iter().map(Item::Parsed).collect();
+        self.verify_items(&items)
     }
 
-    /// Verifies a single JWS entry on its own: shape, payload, schema and signature. No
-    /// chain rules apply, since there is no chain.
+    /// Verifies a single JWS entry on its own: shape, payload, schema and signature, and
+    /// its hash when a tip is expected. No chain rules apply, since there is no chain.
     ///
     /// # Errors
-    /// [`PassportError::Entry`] with index 0.
+    /// [`PassportError::Entry`] with index 0, or [`PassportError::TipMismatch`].
     pub fn verify_entry(&self, jws: &str) -> Result<SignedEntry, PassportError> {
-        let mut parsed = parse_all(&[jws.to_owned()], Some(self.resolver));
-        match parsed.pop() {
-            Some(Ok(entry)) => Ok(entry),
-            Some(Err(failure)) => Err(PassportError::Entry {
-                index: 0,
-                entry_id: failure.entry_id,
-                fault: failure.fault,
-            }),
-            None => Err(PassportError::NotAnArray {
-                reason: "no entry".into(),
-            }),
+        let hash = kest_canon::sha256(jws.as_bytes());
+        let entry = match self.check_all(&[Item::Text(jws)], &[hash]).pop() {
+            Some(Checked::Good(entry)) => Arc::unwrap_or_clone(entry),
+            Some(Checked::Bad(failure)) => return Err(failure.at(0)),
+            Some(Checked::Skipped) | None => {
+                return Err(PassportError::NotAnArray {
+                    reason: "no entry".into(),
+                });
+            }
+        };
+        if let Some(expected) = self.expected_tip
+            && entry.hash() != expected
+        {
+            return Err(PassportError::TipMismatch {
+                expected,
+                found: TipText(Some(entry.hash())),
+            });
         }
+        Ok(entry)
     }
 
-    fn is_strict<'a>(&self, mut entries: impl Iterator<Item = &'a SignedEntry>) -> bool {
-        match self.strictness {
-            Strictness::Strict => true,
-            Strictness::Lenient => false,
-            Strictness::Auto => entries.all(|e| e.entry().is_kest_rust()),
-        }
-    }
-
-    /// The sequential pass: structure and labels, entry by entry, stopping at the first
-    /// failure, whether it came from parsing, the signature, or this pass.
-    fn audit<'a>(
-        &self,
-        strict: bool,
-        results: impl ExactSizeIterator<Item = Result<&'a SignedEntry, &'a ParseFailure>>,
-    ) -> Result<Vec<Finding>, PassportError> {
-        let mut audit = Audit::with_capacity(results.len(), strict);
-        let mut ids = Vec::with_capacity(results.len());
-        for (index, result) in results.enumerate() {
-            let entry = result.map_err(|failure| PassportError::Entry {
-                index,
-                entry_id: failure.entry_id.clone(),
-                fault: failure.fault.clone(),
-            })?;
-            let entry_id = entry.entry().entry_id();
-            audit
-                .check(index, entry)
+    fn verify_items(&self, items: &[Item<'_>]) -> Result<VerificationReport, PassportError> {
+        let hashes: Vec<EntryHash> = if items.len() < PARALLEL_THRESHOLD {
+            items.iter().map(Item::hash).collect()
+        } else {
+            items.par_iter().map(Item::hash).collect()
+        };
+        let checked = self.check_all(items, &hashes);
+        let mut audit = Audit::new(self.strictness, &checked);
+        let mut entries = Vec::with_capacity(checked.len());
+        for (index, result) in checked.into_iter().enumerate() {
+            let entry = match result {
+                Checked::Good(entry) => entry,
+                Checked::Bad(failure) => return Err(failure.at(index)),
+                Checked::Skipped => {
+                    return Err(PassportError::Entry {
+                        index,
+                        entry_id: None,
+                        fault: EntryFault::TooComplex,
+                    });
+                }
+            };
+            let trust = audit
+                .check(index, &entry)
                 .map_err(|fault| PassportError::Entry {
                     index,
-                    entry_id: Some(entry_id.to_string()),
+                    entry_id: Some(entry.entry().entry_id().to_string()),
                     fault,
                 })?;
-            ids.push(entry_id);
+            entries.push((entry, trust));
         }
-        if let Some(index) = audit.first_dangling() {
+        if let Some(index) = audit.chain.first_dangling() {
             return Err(PassportError::Entry {
                 index,
-                entry_id: ids.get(index).map(ToString::to_string),
+                entry_id: entries
+                    .get(index)
+                    .map(|(entry, _)| entry.entry().entry_id().to_string()),
                 fault: EntryFault::Dangling,
             });
         }
-        Ok(audit.findings)
-    }
-
-    fn finish(
-        &self,
-        passport: Passport,
-        strict: bool,
-        findings: Vec<Finding>,
-    ) -> Result<VerificationReport, PassportError> {
+        let heads = audit
+            .chain
+            .heads()
+            .into_iter()
+            .filter_map(|index| entries.get(index).map(|(entry, _)| entry.hash()))
+            .collect();
+        let passport = Passport::from_checked(entries, heads);
         if let Some(expected) = self.expected_tip
             && passport.tip_hash() != Some(expected)
         {
@@ -363,152 +396,198 @@ impl<'r> Verifier<'r> {
         }
         Ok(VerificationReport {
             passport,
-            strict,
-            findings,
+            strict: audit.all_strict,
+            findings: audit.findings,
         })
     }
-}
 
-/// Parses every JWS, and checks its signature when a resolver is given, on all cores for
-/// longer passports. Results stay in passport order.
-pub(crate) fn parse_all(
-    jws_list: &[String],
-    resolver: Option<&dyn KeyResolver>,
-) -> Vec<Result<SignedEntry, ParseFailure>> {
-    let one = |jws: &String| {
-        let entry = SignedEntry::parse_reporting_id(jws)?;
-        if let Some(resolver) = resolver {
-            entry
-                .verify_signature(resolver)
-                .map_err(|fault| ParseFailure {
-                    entry_id: Some(entry.entry().entry_id().to_string()),
-                    fault,
-                })?;
+    /// Parses (where needed) and checks the signature of every item, using and filling
+    /// the cache. Runs on all cores for longer passports; once an entry fails, later ones
+    /// are not checked (the walk stops at the first failure anyway).
+    fn check_all(&self, items: &[Item<'_>], hashes: &[EntryHash]) -> Vec<Checked> {
+        let cached = self
+            .cache
+            .map_or_else(|| vec![None; items.len()], |cache| cache.get_all(hashes));
+        let first_failure = AtomicUsize::new(usize::MAX);
+        let one = |(index, (item, cached)): (usize, (&Item<'_>, &Option<Cached>))| {
+            if index > first_failure.load(Ordering::Relaxed) {
+                return (Checked::Skipped, None);
+            }
+            if let Some(hit) = cached
+                && hit.entry.jws() == item.jws()
+                && hit.entry.still_trusted(&hit.key, self.resolver)
+            {
+                return (Checked::Good(Arc::clone(&hit.entry)), None);
+            }
+            let outcome = item.parse().and_then(|entry| {
+                let entry_id = entry.entry().entry_id().to_string();
+                entry
+                    .verify_returning_key(self.resolver)
+                    .map_err(|fault| ParseFailure {
+                        entry_id: Some(entry_id),
+                        fault,
+                    })
+            });
+            match outcome {
+                Ok((entry, key)) => {
+                    let entry = Arc::new(entry);
+                    let fresh = Cached {
+                        entry: Arc::clone(&entry),
+                        key,
+                    };
+                    (Checked::Good(entry), Some(fresh))
+                }
+                Err(failure) => {
+                    first_failure.fetch_min(index, Ordering::Relaxed);
+                    (Checked::Bad(failure), None)
+                }
+            }
+        };
+        let pairs = items.iter().zip(cached.iter()).enumerate();
+        let results: Vec<(Checked, Option<Cached>)> = if items.len() < PARALLEL_THRESHOLD {
+            pairs.map(one).collect()
+        } else {
+            pairs.collect::<Vec<_>>().into_par_iter().map(one).collect()
+        };
+        let mut checked = Vec::with_capacity(results.len());
+        let mut fresh = Vec::new();
+        for (verdict, new) in results {
+            checked.push(verdict);
+            fresh.extend(new);
         }
-        Ok(entry)
-    };
-    if jws_list.len() < PARALLEL_THRESHOLD {
-        jws_list.iter().map(one).collect()
-    } else {
-        jws_list.par_iter().map(one).collect()
+        if let Some(cache) = self.cache {
+            let misses = u64::try_from(fresh.len()).unwrap_or(u64::MAX);
+            let hits = checked
+                .iter()
+                .filter(|c| matches!(c, Checked::Good(_)))
+                .count();
+            let hits = u64::try_from(hits)
+                .unwrap_or(u64::MAX)
+                .saturating_sub(misses);
+            cache.count(hits, misses);
+            cache.insert_all(fresh);
+        }
+        checked
     }
 }
 
-/// State of the sequential pass.
+impl Item<'_> {
+    fn hash(&self) -> EntryHash {
+        match self {
+            Self::Text(jws) => kest_canon::sha256(jws.as_bytes()),
+            Self::Parsed(entry) => entry.hash(),
+        }
+    }
+
+    fn jws(&self) -> &str {
+        match self {
+            Self::Text(jws) => jws,
+            Self::Parsed(entry) => entry.jws(),
+        }
+    }
+
+    fn parse(&self) -> Result<UnverifiedEntry, ParseFailure> {
+        match self {
+            Self::Text(jws) => UnverifiedEntry::parse_reporting_id(jws),
+            Self::Parsed(entry) => Ok((*entry).clone()),
+        }
+    }
+}
+
+/// State of the sequential pass: the chain rules, then the labels.
 struct Audit {
-    strict: bool,
-    by_hash: HashMap<EntryHash, usize>,
-    by_id: HashMap<uuid::Uuid, usize>,
-    trust: Vec<u8>,
-    taints: Vec<TaintSet>,
-    referenced: Vec<bool>,
+    strictness: Strictness,
+    chain: ChainChecker,
+    /// The trust each entry counts at (see [`crate::Head::trust`]).
+    trust: Vec<TrustScore>,
+    taints: TaintAudit,
     findings: Vec<Finding>,
+    all_strict: bool,
 }
 
 impl Audit {
-    fn with_capacity(count: usize, strict: bool) -> Self {
+    fn new(strictness: Strictness, checked: &[Checked]) -> Self {
+        let good = || {
+            checked.iter().filter_map(|c| match c {
+                Checked::Good(entry) => Some(entry.entry()),
+                _ => None,
+            })
+        };
+        // The audit may spend a few steps per taint, parent and entry listed, and no
+        // more: honest DAGs need about one; a DAG built to make the audit quadratic (many
+        // parents, each with many distinct taints) runs out.
+        let listed: u64 = good()
+            .map(|entry| {
+                let count = entry.taints_as_written().len()
+                    + entry.added_taints().len()
+                    + entry.removed_taints().len()
+                    + entry.parents().hashes().len()
+                    + 1;
+                u64::try_from(count).unwrap_or(u64::MAX)
+            })
+            .fold(0, u64::saturating_add);
+        let all_strict = match strictness {
+            Strictness::Strict => true,
+            Strictness::Lenient => false,
+            Strictness::Auto => good().all(Entry::is_kest_rust),
+        };
         Self {
-            strict,
-            by_hash: HashMap::with_capacity(count),
-            by_id: HashMap::with_capacity(count),
-            trust: Vec::with_capacity(count),
-            taints: Vec::with_capacity(count),
-            referenced: Vec::with_capacity(count),
+            strictness,
+            chain: ChainChecker::with_capacity(checked.len()),
+            trust: Vec::with_capacity(checked.len()),
+            taints: TaintAudit::new(listed.saturating_mul(4).saturating_add(65_536)),
             findings: Vec::new(),
+            all_strict,
         }
     }
 
-    fn check(&mut self, index: usize, signed: &SignedEntry) -> Result<(), EntryFault> {
+    /// Checks the entry at `index` and returns the trust it counts at.
+    fn check(&mut self, index: usize, signed: &SignedEntry) -> Result<TrustScore, EntryFault> {
         let entry = signed.entry();
-        if let Some(first) = self.by_hash.get(&signed.hash()) {
-            return Err(EntryFault::DuplicateEntry { first: *first });
-        }
-        if let Some(first) = self.by_id.get(&entry.entry_id()) {
-            return Err(EntryFault::DuplicateEntryId { first: *first });
-        }
-        let parent_indices = self.parent_indices(index, entry)?;
+        let parents = self.chain.check(index, signed)?;
 
         // Taints: the entry must hold (∪ parents ∪ added) − removed. More is allowed.
-        let taints = entry.taints();
-        let mut inherited = TaintSet::new();
-        for parent in &parent_indices {
-            if let Some(parent_taints) = self.taints.get(*parent) {
-                inherited.extend_from(parent_taints);
-            }
-        }
-        let required = TaintSet::derive(
-            [&inherited],
-            entry.added_taints().iter().cloned(),
-            entry.removed_taints(),
-        );
-        if let Some(taint) = required.missing_from(&taints).next() {
-            return Err(EntryFault::TaintDropped {
-                taint: taint.to_owned(),
-            });
-        }
-        let cleared: Vec<String> = entry
-            .removed_taints()
-            .iter()
-            .filter(|t| inherited.contains(t))
-            .cloned()
-            .collect();
+        let cleared = self.taints.check(entry, &parents)?;
         if !cleared.is_empty() {
             self.note(index, entry, FindingKind::TaintsRemoved { taints: cleared });
         }
 
-        // Trust: above the weakest parent only by a declared override.
-        let bound = parent_indices
+        // Trust: above the weakest parent only by a declared override. Strictness is the
+        // raising entry's own, never its neighbours'.
+        let claimed = entry.trust_score();
+        let bound = parents
             .iter()
             .filter_map(|p| self.trust.get(*p).copied())
             .min();
-        let trust = entry.trust_score().get();
-        if let Some(bound) = bound.filter(|bound| trust > *bound) {
-            let declared = entry.declared_override().map(|o| o.get()) == Some(trust);
-            if !declared && self.strict {
-                return Err(EntryFault::UndeclaredTrustRaise { bound, trust });
+        let mut counted = claimed;
+        if let Some(bound) = bound.filter(|bound| claimed > *bound) {
+            let declared = entry.declared_override() == Some(claimed);
+            let strict = match self.strictness {
+                Strictness::Strict => true,
+                Strictness::Lenient => false,
+                Strictness::Auto => entry.is_kest_rust(),
+            };
+            if !declared && strict {
+                return Err(EntryFault::UndeclaredTrustRaise {
+                    bound: bound.get(),
+                    trust: claimed.get(),
+                });
+            }
+            if !declared {
+                counted = bound;
             }
             self.note(
                 index,
                 entry,
                 FindingKind::TrustRaised {
-                    bound,
-                    trust,
+                    bound: bound.get(),
+                    trust: claimed.get(),
                     declared,
                 },
             );
         }
-
-        for parent in parent_indices {
-            if let Some(flag) = self.referenced.get_mut(parent) {
-                *flag = true;
-            }
-        }
-        self.by_hash.insert(signed.hash(), index);
-        self.by_id.insert(entry.entry_id(), index);
-        self.trust.push(trust);
-        self.taints.push(taints);
-        self.referenced.push(false);
-        Ok(())
-    }
-
-    fn parent_indices(&self, index: usize, entry: &Entry) -> Result<Vec<usize>, EntryFault> {
-        match (index, entry.parents().is_root()) {
-            (0, false) => return Err(EntryFault::FirstNotRoot),
-            (0, true) => return Ok(Vec::new()),
-            (_, true) => return Err(EntryFault::SplicedRoot),
-            _ => {}
-        }
-        entry
-            .parents()
-            .hashes()
-            .iter()
-            .map(|parent| {
-                self.by_hash
-                    .get(parent)
-                    .copied()
-                    .ok_or(EntryFault::UnknownParent { parent: *parent })
-            })
-            .collect()
+        self.trust.push(counted);
+        Ok(counted)
     }
 
     fn note(&mut self, index: usize, entry: &Entry, kind: FindingKind) {
@@ -520,13 +599,123 @@ impl Audit {
             kind,
         });
     }
+}
 
-    /// The first entry, other than the last, that no later entry builds on.
-    fn first_dangling(&self) -> Option<usize> {
-        let last = self.referenced.len().checked_sub(1)?;
-        self.referenced
+/// The taint rule, in time linear in the passport: taint names are interned to numbers,
+/// each entry's set is interned too, and a parent set is compared with its child once
+/// however many parents share it. What is left of the work is counted against a budget.
+struct TaintAudit {
+    names: HashMap<Arc<str>, u32>,
+    by_id: Vec<Arc<str>>,
+    sets: HashMap<Arc<[u32]>, usize>,
+    /// The interned set of each entry, by index.
+    of_entry: Vec<Arc<[u32]>>,
+    budget: u64,
+    spent: u64,
+}
+
+impl TaintAudit {
+    fn new(budget: u64) -> Self {
+        Self {
+            names: HashMap::new(),
+            by_id: Vec::new(),
+            sets: HashMap::new(),
+            of_entry: Vec::new(),
+            budget,
+            spent: 0,
+        }
+    }
+
+    fn intern_name(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.names.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.by_id.len()).unwrap_or(u32::MAX);
+        let name: Arc<str> = Arc::from(name);
+        self.names.insert(Arc::clone(&name), id);
+        self.by_id.push(name);
+        id
+    }
+
+    fn name(&self, id: u32) -> String {
+        usize::try_from(id)
+            .ok()
+            .and_then(|index| self.by_id.get(index))
+            .map(|name| name.to_string())
+            .unwrap_or_default()
+    }
+
+    fn spend(&mut self, steps: usize) -> Result<(), EntryFault> {
+        self.spent = self
+            .spent
+            .saturating_add(u64::try_from(steps).unwrap_or(u64::MAX));
+        if self.spent > self.budget {
+            return Err(EntryFault::TooComplex);
+        }
+        Ok(())
+    }
+
+    /// Checks `entry` against its parents (indices of entries already checked) and
+    /// records its set. Returns the inherited taints it clears.
+    fn check(&mut self, entry: &Entry, parents: &[usize]) -> Result<Vec<String>, EntryFault> {
+        let mut own: Vec<u32> = entry
+            .taints_as_written()
             .iter()
-            .take(last)
-            .position(|referenced| !referenced)
+            .map(|name| self.intern_name(name))
+            .collect();
+        own.sort_unstable();
+        own.dedup();
+        let own: Arc<[u32]> = match self.sets.get_key_value(own.as_slice()) {
+            Some((shared, _)) => Arc::clone(shared),
+            None => {
+                let set: Arc<[u32]> = own.into();
+                self.sets.insert(Arc::clone(&set), self.sets.len());
+                set
+            }
+        };
+        // In written order (for the finding), and sorted (for lookups).
+        let removed: Vec<u32> = entry
+            .removed_taints()
+            .iter()
+            .filter_map(|name| self.names.get(name.as_str()).copied())
+            .collect();
+        let mut removed_sorted = removed.clone();
+        removed_sorted.sort_unstable();
+        let mut distinct: Vec<&Arc<[u32]>> = parents
+            .iter()
+            .filter_map(|parent| self.of_entry.get(*parent))
+            .collect();
+        distinct.sort_unstable_by_key(|set| Arc::as_ptr(set).cast::<u32>());
+        distinct.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        let mut dropped = None;
+        let mut cleared = Vec::new();
+        let mut steps = 0_usize;
+        for set in &distinct {
+            if Arc::ptr_eq(set, &own) {
+                continue;
+            }
+            steps = steps.saturating_add(set.len());
+            if let Some(missing) = set.iter().find(|id| {
+                own.binary_search(id).is_err() && removed_sorted.binary_search(id).is_err()
+            }) {
+                dropped = Some(*missing);
+                break;
+            }
+        }
+        let mut seen = std::collections::HashSet::with_capacity(removed.len());
+        for id in &removed {
+            steps = steps.saturating_add(distinct.len());
+            if seen.insert(*id) && distinct.iter().any(|set| set.binary_search(id).is_ok()) {
+                cleared.push(*id);
+            }
+        }
+        self.spend(steps)?;
+        if let Some(id) = dropped {
+            return Err(EntryFault::TaintDropped {
+                taint: kest_canon::escape_untrusted(&self.name(id), 64),
+            });
+        }
+        self.of_entry.push(own);
+        Ok(cleared.into_iter().map(|id| self.name(id)).collect())
     }
 }

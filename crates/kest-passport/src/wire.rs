@@ -1,5 +1,6 @@
 //! The passport's wire form: a JSON array of JWS strings, read within limits.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::Deserializer as _;
@@ -7,8 +8,6 @@ use serde::de::{self, SeqAccess, Visitor};
 
 use crate::error::PassportError;
 use crate::passport::Limits;
-
-const TOO_MANY: &str = "kest: too many entries";
 
 /// Reads `["h.p.s", ...]`, refusing more than `limits.max_entries` strings and more than
 /// `limits.max_bytes` of text. Memory use is bounded by the text's size.
@@ -19,31 +18,53 @@ pub(crate) fn parse_list(text: &str, limits: &Limits) -> Result<Vec<String>, Pas
             limit: limits.max_bytes,
         });
     }
+    let too_many = Cell::new(false);
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let list = deserializer
+    deserializer
         .deserialize_seq(JwsList {
             max: limits.max_entries,
+            too_many: &too_many,
         })
         .and_then(|list| deserializer.end().map(|()| list))
         .map_err(|error| {
-            if error.to_string().starts_with(TOO_MANY) {
+            if too_many.get() {
                 PassportError::TooManyEntries {
                     limit: limits.max_entries,
                 }
             } else {
                 PassportError::NotAnArray {
-                    reason: error.to_string(),
+                    reason: kest_canon::escape_untrusted(&error.to_string(), 200),
                 }
             }
-        })?;
-    Ok(list)
+        })
 }
 
-struct JwsList {
+/// Writes JWS strings as a compact JSON array. A JWS holds only base64url characters and
+/// dots, so nothing needs escaping.
+pub(crate) fn write_list<'a>(jws: impl Iterator<Item = &'a str> + Clone) -> String {
+    let size: usize = jws.clone().map(|j| j.len() + 3).sum();
+    let mut out = String::with_capacity(size + 2);
+    out.push('[');
+    for (index, entry) in jws.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(entry);
+        out.push('"');
+    }
+    out.push(']');
+    out
+}
+
+struct JwsList<'f> {
     max: usize,
+    /// Set when the limit stopped the parse, so the caller reports it as such (serde's
+    /// own error carries only text).
+    too_many: &'f Cell<bool>,
 }
 
-impl<'de> Visitor<'de> for JwsList {
+impl<'de> Visitor<'de> for JwsList<'_> {
     type Value = Vec<String>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,7 +75,8 @@ impl<'de> Visitor<'de> for JwsList {
         let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(self.max));
         while let Some(jws) = seq.next_element::<String>()? {
             if list.len() == self.max {
-                return Err(de::Error::custom(TOO_MANY));
+                self.too_many.set(true);
+                return Err(de::Error::custom("too many entries"));
             }
             list.push(jws);
         }

@@ -10,7 +10,7 @@
 
 mod common;
 
-use kest_passport::{Entry, EntryBuilder, Limits, Passport, SignedEntry, Verifier};
+use kest_passport::{Entry, EntryBuilder, Limits, UnverifiedEntry, UnverifiedPassport, Verifier};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -19,8 +19,8 @@ proptest! {
 
     #[test]
     fn decoders_never_panic(text in ".{0,400}") {
-        let _ = Passport::decode(&text, &Limits::default());
-        let _ = SignedEntry::parse(&text);
+        let _ = UnverifiedPassport::decode(&text, &Limits::default());
+        let _ = UnverifiedEntry::parse(&text);
         let resolver = common::python_resolver();
         let _ = Verifier::new(&resolver).verify_json(&text);
         let _ = Verifier::new(&resolver).verify_entry(&text);
@@ -29,7 +29,7 @@ proptest! {
     #[test]
     fn arrays_of_near_jws_never_panic(parts in prop::collection::vec("[A-Za-z0-9_.-]{0,120}", 0..6)) {
         let text = serde_json::to_string(&parts).unwrap();
-        let _ = Passport::decode(&text, &Limits::default());
+        let _ = UnverifiedPassport::decode(&text, &Limits::default());
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod common;
 use common::fresh_signer;
 use kest_crypto::{CryptoError, KeySigner, SigningKey, StaticKeyResolver, sign_compact};
 use kest_passport::{
-    Entry, EntryBuilder, EntryFault, FindingKind, Parents, Passport, PassportError, SignedEntry,
-    Strictness, Verifier,
+    Entry, EntryBuilder, EntryFault, FindingKind, Head, Parents, Passport, PassportError,
+    SignedEntry, Strictness, UnverifiedPassport, Verifier,
 };
 use kest_trust::{TaintSet, TrustScore, WeakestLink};
 use serde_json::{Value, json};
@@ -122,7 +122,7 @@ fn trust_raises_must_be_declared() {
     // Declared through the builder's override: accepted in strict mode, still reported.
     let declared = step("sanitize")
         .trust_override(s(90))
-        .build_on(&[&root], &WeakestLink)
+        .build_on(&[Head::from(&root)], &WeakestLink)
         .unwrap();
     let declared = SignedEntry::sign(declared, &signer).unwrap();
     let report = Verifier::new(&resolver)
@@ -163,10 +163,20 @@ fn a_dangling_branch_is_rejected() {
     let (signer, resolver) = fresh_signer(W);
     let root =
         SignedEntry::sign(step("root").build_on(&[], &WeakestLink).unwrap(), &signer).unwrap();
-    let a =
-        SignedEntry::sign(step("a").build_on(&[&root], &WeakestLink).unwrap(), &signer).unwrap();
-    let b =
-        SignedEntry::sign(step("b").build_on(&[&root], &WeakestLink).unwrap(), &signer).unwrap();
+    let a = SignedEntry::sign(
+        step("a")
+            .build_on(&[Head::from(&root)], &WeakestLink)
+            .unwrap(),
+        &signer,
+    )
+    .unwrap();
+    let b = SignedEntry::sign(
+        step("b")
+            .build_on(&[Head::from(&root)], &WeakestLink)
+            .unwrap(),
+        &signer,
+    )
+    .unwrap();
     let error = Verifier::new(&resolver)
         .verify_json(&passport_of(vec![root, a, b]))
         .unwrap_err();
@@ -360,9 +370,10 @@ fn verify_a_decoded_passport_and_a_single_entry() {
     for op in ["a", "b", "c", "d", "e"] {
         passport.append(step(op), &signer, &WeakestLink).unwrap();
     }
+    let decoded = UnverifiedPassport::decode(&passport.to_json(), &Default::default()).unwrap();
     let report = Verifier::new(&resolver)
         .expect_tip(passport.tip_hash().unwrap())
-        .verify(&passport)
+        .verify(&decoded)
         .unwrap();
     assert_eq!(report.passport(), &passport);
     let single = Verifier::new(&resolver)
@@ -370,7 +381,7 @@ fn verify_a_decoded_passport_and_a_single_entry() {
         .unwrap();
     assert_eq!(single.entry().operation(), "e");
     let nobody = StaticKeyResolver::new();
-    assert!(Verifier::new(&nobody).verify(&passport).is_err());
+    assert!(Verifier::new(&nobody).verify(&decoded).is_err());
     assert!(
         Verifier::new(&nobody)
             .verify_entry(passport.tip().unwrap().jws())

@@ -7,6 +7,7 @@ use kest_passport::{Limits, Passport};
 
 use crate::ambient::Caller;
 use crate::claims::{ClaimStore, DEFAULT_CLAIM_TTL};
+use crate::ingress::Ingress;
 use crate::tiers::{
     DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT, KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_JWT,
     KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER, claim_store_key, compress_passport,
@@ -37,13 +38,19 @@ pub enum Tier {
     ClaimCheck,
 }
 
-/// Encodes passports into baggage and decodes them back, per SPEC §1.5.
+/// Encodes passports into baggage, and decodes and verifies them back: inline up to the
+/// threshold, then compressed, then by claim check.
+///
+/// Inbound passports are verified as set by [`PassportCodec::ingress`]: by default
+/// against no key at all, so that a service which has not said whom it trusts refuses
+/// every passport it is sent.
 #[derive(Debug, Clone)]
 pub struct PassportCodec {
     threshold: usize,
     store: Option<Arc<dyn ClaimStore>>,
     ttl: Duration,
     limits: Limits,
+    ingress: Ingress,
 }
 
 impl Default for PassportCodec {
@@ -53,6 +60,7 @@ impl Default for PassportCodec {
             store: None,
             ttl: DEFAULT_CLAIM_TTL,
             limits: Limits::default(),
+            ingress: Ingress::default(),
         }
     }
 }
@@ -91,6 +99,19 @@ impl PassportCodec {
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// How inbound passports are verified: the keys trusted, the verified-entry cache.
+    #[must_use]
+    pub fn ingress(mut self, ingress: Ingress) -> Self {
+        self.ingress = ingress;
+        self
+    }
+
+    /// The inbound verification settings.
+    #[must_use]
+    pub const fn ingress_config(&self) -> &Ingress {
+        &self.ingress
     }
 
     /// Writes `passport` and `caller` into `baggage`, replacing any Kest members already
@@ -153,11 +174,14 @@ impl PassportCodec {
     }
 
     /// Reads the passport and caller from inbound `baggage`: every tier, the claim check
-    /// redeemed from the store. `None` when no passport was sent.
+    /// redeemed from the store, and the passport verified as [`PassportCodec::ingress`]
+    /// says. `None` when no passport was sent.
     ///
     /// # Errors
-    /// A chain tip whose passport cannot be read, a claim check with no store or not in
-    /// it, or a passport that does not decode: the chain never silently restarts.
+    /// A passport that does not verify (the cause names the member, the entry and what
+    /// failed), a chain tip whose passport cannot be read, a claim check with no store or
+    /// not in it: the chain never silently restarts, and never continues from lineage
+    /// nobody checked.
     pub async fn read(
         &self,
         baggage: &Baggage,
@@ -170,14 +194,16 @@ impl PassportCodec {
             (Some(id), Some(store)) => {
                 let found = store.get(&claim_store_key(id)).await?;
                 if found.is_none() {
-                    missing = Some(id.clone());
+                    missing = Some(kest_canon::escape_untrusted(id, 80));
                 }
                 found
             }
             _ => None,
         };
-        let passport = inbound
-            .choose(claimed.as_deref(), &self.limits)
+        let passport = self
+            .ingress
+            .admit(&inbound, claimed.as_deref(), &self.limits)
+            .await
             .map_err(|error| match (error, missing) {
                 (PropagationError::NoClaimStore { .. }, Some(id)) => {
                     PropagationError::ClaimNotFound { id }

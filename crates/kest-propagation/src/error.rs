@@ -1,6 +1,7 @@
 //! The one error type of this crate.
 
-use kest_passport::PassportError;
+use kest_crypto::CryptoError;
+use kest_passport::{EntryFault, PassportError};
 use thiserror::Error;
 
 /// Why baggage could not be read or written, or a passport not carried.
@@ -36,13 +37,32 @@ pub enum PropagationError {
         /// What is wrong.
         reason: String,
     },
-    /// A passport member whose passport is malformed.
-    #[error("`{key}` does not hold a valid passport: {source}")]
+    /// A passport member that is refused: it does not decode, or it does not verify
+    /// against the trusted keys (the cause names the entry's index, its `entry_id` and
+    /// what failed, exactly as `kest verify` reports it).
+    #[error("`{key}` is refused: {source}")]
     Passport {
         /// The member.
         key: &'static str,
         /// Why the passport was rejected.
         source: PassportError,
+    },
+    /// `kest.chain_tip` is neither `0` nor the 64 hex digits of an entry hash.
+    #[error("`kest.chain_tip` `{value}` is not an entry hash")]
+    MalformedTip {
+        /// The value sent, escaped and shortened.
+        value: String,
+    },
+    /// Two passport members verify but tell different stories, and nothing says which
+    /// one is meant.
+    #[error("baggage members `{first}` and `{second}` conflict: {reason}")]
+    ConflictingMembers {
+        /// One member.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+        /// How they differ.
+        reason: String,
     },
     /// `kest.chain_tip` is present but no passport member could be read: the chain cannot
     /// be continued, and must not restart as a fresh root.
@@ -75,10 +95,47 @@ pub enum PropagationError {
         /// What failed.
         reason: String,
     },
+    /// Inbound lineage was to be accepted without verification, and
+    /// `KEST_INSECURE_UNVERIFIED_LINEAGE` is not `true`.
+    #[error(
+        "inbound passports are verified against trusted keys; set KEST_INSECURE_UNVERIFIED_LINEAGE=true only for local development"
+    )]
+    InsecureIngress,
     /// The identity layer was asked to run without verifying tokens, and
     /// `KEST_INSECURE_NO_VERIFY` is not `true`.
     #[error(
         "the identity layer needs a JWKS to verify bearer tokens; set KEST_INSECURE_NO_VERIFY=true only for local development"
     )]
     Insecure,
+}
+
+impl PropagationError {
+    /// Whether the lineage was refused as untrustworthy (a forged, tampered, truncated
+    /// or conflicting passport): HTTP 403. Otherwise it could not be read (400) or a store
+    /// failed (503).
+    #[must_use]
+    pub const fn is_untrusted(&self) -> bool {
+        matches!(
+            self,
+            Self::Passport { .. } | Self::TipMismatch { .. } | Self::ConflictingMembers { .. }
+        )
+    }
+
+    /// Whether a member failed only because its signer's key is not known (yet): a
+    /// resolver that fetches keys from elsewhere may know it after a refresh.
+    #[must_use]
+    pub const fn wants_keys(&self) -> bool {
+        matches!(
+            self,
+            Self::Passport {
+                source: PassportError::Entry {
+                    fault: EntryFault::Key(
+                        CryptoError::UnknownPrincipal { .. } | CryptoError::UnknownKeyId { .. }
+                    ),
+                    ..
+                },
+                ..
+            }
+        )
+    }
 }

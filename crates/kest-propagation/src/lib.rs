@@ -1,20 +1,36 @@
-//! Carrying Kest lineage between services: the W3C `baggage` codec and the passport tiers.
+//! Carrying Kest lineage between services: the W3C `baggage` codec, the passport tiers,
+//! and verified ingress.
+//!
+//! Nothing that arrives in `baggage` is trusted before it is verified: an inbound passport
+//! (any tier) is checked against the keys the service trusts ([`Ingress`]) before a flow
+//! can continue from it.
 //!
 //! ```
+//! use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
+//! use kest_passport::{EntryBuilder, Passport, Verifier};
 //! use kest_propagation::{Baggage, InboundPassport, KEY_CHAIN_TIP, KEY_PASSPORT_Z, compress_passport};
+//! use kest_trust::WeakestLink;
 //!
 //! // What a caller sends for a mid-sized passport: the compressed tier and the tip.
-//! let json = "[]";
+//! let key = SigningKey::from_ed25519_seed(&[1; 32])?;
+//! let trusted = StaticKeyResolver::new().with_key("spiffe://example.org/caller", key.verifying_key().clone());
+//! let mut passport = Passport::new();
+//! let signer = KeySigner::new(key, "spiffe://example.org/caller");
+//! passport.append(EntryBuilder::new("fetch").principal("spiffe://example.org/caller"), &signer, &WeakestLink)?;
 //! let mut baggage = Baggage::new();
-//! baggage.set(KEY_PASSPORT_Z, compress_passport(json))?;
+//! baggage.set(KEY_PASSPORT_Z, compress_passport(&passport.to_json()))?;
+//! baggage.set(KEY_CHAIN_TIP, passport.tip_hash().unwrap().to_hex())?;
 //! let header = baggage.to_header();
 //! assert!(header.starts_with("kest.passport_z=eA"));
 //!
-//! // What a receiver does with it.
+//! // What a receiver does with it: verify, then continue from what verified.
 //! let inbound = InboundPassport::from_baggage(&Baggage::parse(&header, &Default::default())?);
-//! let passport = inbound.choose(None, &Default::default())?.unwrap();
-//! assert!(passport.is_empty());
-//! # Ok::<(), kest_propagation::PropagationError>(())
+//! let report = inbound.choose_verified(None, &Verifier::new(&trusted), &Default::default())?.unwrap();
+//! assert_eq!(report.passport(), &passport);
+//! // A receiver that does not trust the caller's key refuses it.
+//! let nobody = StaticKeyResolver::new();
+//! assert!(inbound.choose_verified(None, &Verifier::new(&nobody), &Default::default()).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod ambient;
@@ -22,6 +38,7 @@ mod baggage;
 mod claims;
 mod codec;
 mod error;
+mod ingress;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub mod middleware;
 mod tiers;
@@ -36,12 +53,15 @@ pub use claims::RedisClaimStore;
 pub use claims::{ClaimStore, DEFAULT_CLAIM_TTL, MemoryClaimStore};
 pub use codec::{KEST_KEYS, PassportCodec, Tier};
 pub use error::PropagationError;
+pub use ingress::{ENV_INSECURE_UNVERIFIED_LINEAGE, Ingress};
 #[cfg(feature = "reqwest")]
 pub use middleware::PropagateLineage;
 #[cfg(feature = "tower")]
-pub use middleware::{ClaimNames, IdentityLayer, LineageLayer};
+pub use middleware::{
+    ClaimNames, IdentityLayer, JWKS_PATH, LineageLayer, PublishKeysLayer, workload_jwks,
+};
 pub use tiers::{
-    CLAIM_KEY_PREFIX, DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT, KEY_CHAIN_TIP,
-    KEY_CLAIM_CHECK, KEY_JWT, KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER, claim_store_key,
-    compress_passport, decompress_passport,
+    AnnouncedTip, CLAIM_KEY_PREFIX, DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT,
+    KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_JWT, KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER,
+    claim_store_key, compress_passport, decompress_passport,
 };

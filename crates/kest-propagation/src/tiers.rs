@@ -6,7 +6,9 @@ use flate2::Compression;
 use flate2::read::ZlibDecoder;
 use flate2::write::ZlibEncoder;
 use kest_canon::Sha256Digest;
-use kest_passport::{EntryHash, Limits, Passport};
+use kest_passport::{
+    EntryHash, Limits, Passport, UnverifiedPassport, VerificationReport, Verifier,
+};
 
 use crate::{Baggage, PropagationError};
 
@@ -90,6 +92,48 @@ pub struct InboundPassport {
     pub claim_check: Option<String>,
 }
 
+/// What `kest.chain_tip` announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnouncedTip {
+    /// No `kest.chain_tip` member.
+    Absent,
+    /// `0`: an empty chain (the Python package sends this before the first entry).
+    Empty,
+    /// The hash of the last entry.
+    Hash(EntryHash),
+}
+
+/// A passport (verified or not) as the member choice needs to see it.
+trait Chain {
+    fn tip_hash(&self) -> Option<EntryHash>;
+    fn holds(&self, hash: &EntryHash) -> bool;
+    fn is_empty(&self) -> bool;
+}
+
+impl Chain for Passport {
+    fn tip_hash(&self) -> Option<EntryHash> {
+        Self::tip_hash(self)
+    }
+    fn holds(&self, hash: &EntryHash) -> bool {
+        self.find(hash).is_some()
+    }
+    fn is_empty(&self) -> bool {
+        Self::is_empty(self)
+    }
+}
+
+impl Chain for UnverifiedPassport {
+    fn tip_hash(&self) -> Option<EntryHash> {
+        Self::tip_hash(self)
+    }
+    fn holds(&self, hash: &EntryHash) -> bool {
+        self.contains(hash)
+    }
+    fn is_empty(&self) -> bool {
+        Self::is_empty(self)
+    }
+}
+
 impl InboundPassport {
     /// Collects the passport members of `baggage`.
     #[must_use]
@@ -105,86 +149,219 @@ impl InboundPassport {
     /// Whether any passport member or a chain tip is present.
     #[must_use]
     pub const fn is_present(&self) -> bool {
-        self.chain_tip.is_some()
-            || self.inline.is_some()
-            || self.compressed.is_some()
-            || self.claim_check.is_some()
+        self.chain_tip.is_some() || self.has_passport_member()
+    }
+
+    /// Whether any passport member (inline, compressed or claim check) is present.
+    #[must_use]
+    pub const fn has_passport_member(&self) -> bool {
+        self.inline.is_some() || self.compressed.is_some() || self.claim_check.is_some()
+    }
+
+    /// What `kest.chain_tip` announces.
+    ///
+    /// # Errors
+    /// [`PropagationError::MalformedTip`] when it is neither `0` nor 64 hex digits.
+    pub fn announced_tip(&self) -> Result<AnnouncedTip, PropagationError> {
+        match self.chain_tip.as_deref().map(str::trim) {
+            None => Ok(AnnouncedTip::Absent),
+            Some("0") => Ok(AnnouncedTip::Empty),
+            Some(text) => Sha256Digest::from_hex(text)
+                .map(AnnouncedTip::Hash)
+                .map_err(|_| PropagationError::MalformedTip {
+                    value: kest_canon::escape_untrusted(text, 80),
+                }),
+        }
     }
 
     /// The announced chain tip, when it is a well-formed entry hash.
     #[must_use]
     pub fn tip(&self) -> Option<EntryHash> {
-        self.chain_tip
-            .as_deref()
-            .and_then(|tip| Sha256Digest::from_hex(tip.trim()).ok())
+        match self.announced_tip() {
+            Ok(AnnouncedTip::Hash(hash)) => Some(hash),
+            _ => None,
+        }
     }
 
-    /// Picks the passport to continue from.
-    ///
-    /// `claimed` is the passport JSON the caller redeemed `claim_check` for, if it did.
-    /// Every member is decoded; one that does not decode never masks one that does. With a
-    /// chain tip, the passport must end at it; without one, the longest wins. A chain tip
-    /// with no readable passport is an error: the chain must never silently restart.
-    ///
-    /// # Errors
-    /// [`PropagationError::TipWithoutPassport`], [`PropagationError::TipMismatch`],
-    /// [`PropagationError::NoClaimStore`], or the decoding error of the only member.
-    pub fn choose(
+    /// Each passport member's text, in the order inline, compressed, claim check.
+    /// `claimed` is the passport JSON the caller redeemed the claim check for, if any.
+    fn member_texts(
         &self,
         claimed: Option<&str>,
         limits: &Limits,
-    ) -> Result<Option<Passport>, PropagationError> {
-        let mut decoded = Vec::new();
-        let mut first_error = None;
-        let mut record = |result: Result<Passport, PropagationError>| match result {
-            Ok(passport) => decoded.push(passport),
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        };
-        let decode = |key: &'static str, json: &str| {
-            Passport::decode(json, limits)
-                .map_err(|source| PropagationError::Passport { key, source })
-        };
+    ) -> Vec<(&'static str, Result<String, PropagationError>)> {
+        let mut members = Vec::new();
         if let Some(json) = &self.inline {
-            record(decode(KEY_PASSPORT, json));
+            members.push((KEY_PASSPORT, Ok(json.clone())));
         }
         if let Some(value) = &self.compressed {
-            record(
-                decompress_passport(value, limits.max_bytes)
-                    .and_then(|json| decode(KEY_PASSPORT_Z, &json)),
-            );
+            members.push((KEY_PASSPORT_Z, decompress_passport(value, limits.max_bytes)));
         }
         match (&self.claim_check, claimed) {
-            (Some(_), Some(json)) => record(decode(KEY_CLAIM_CHECK, json)),
-            (Some(id), None) => record(Err(PropagationError::NoClaimStore { id: id.clone() })),
+            (Some(_), Some(json)) => members.push((KEY_CLAIM_CHECK, Ok(json.to_owned()))),
+            (Some(id), None) => members.push((
+                KEY_CLAIM_CHECK,
+                Err(PropagationError::NoClaimStore {
+                    id: kest_canon::escape_untrusted(id, 80),
+                }),
+            )),
             (None, _) => {}
         }
-        match (&self.chain_tip, self.tip()) {
-            (Some(_), Some(tip)) => {
-                if decoded.is_empty() && first_error.is_none() {
-                    return Err(PropagationError::TipWithoutPassport { tip: tip.to_hex() });
-                }
-                if let Some(found) = decoded.into_iter().find(|p| p.tip_hash() == Some(tip)) {
-                    return Ok(Some(found));
-                }
-                Err(first_error.unwrap_or(PropagationError::TipMismatch { tip: tip.to_hex() }))
+        members
+    }
+
+    /// Picks the passport to continue from, verifying every member with `verifier`.
+    ///
+    /// Each member (inline, compressed, claim check) is verified on its own; one that
+    /// fails never masks one that verifies. With a chain tip, the chosen passport is one
+    /// that verifies and ends at it. Without one, a member that extends every other wins
+    /// (a stale shorter copy beside it is fine); two verified passports that diverge are
+    /// a [`PropagationError::ConflictingMembers`]. A chain tip with no readable passport
+    /// is an error: the chain must never silently restart.
+    ///
+    /// `claimed` is the passport JSON the caller redeemed `claim_check` for, if it did.
+    ///
+    /// # Errors
+    /// [`PropagationError::Passport`] with the verifier's cause (index, `entry_id`,
+    /// fault) when no member can be used, [`PropagationError::TipWithoutPassport`],
+    /// [`PropagationError::TipMismatch`], [`PropagationError::MalformedTip`],
+    /// [`PropagationError::ConflictingMembers`] or [`PropagationError::NoClaimStore`].
+    pub fn choose_verified(
+        &self,
+        claimed: Option<&str>,
+        verifier: &Verifier<'_>,
+        limits: &Limits,
+    ) -> Result<Option<VerificationReport>, PropagationError> {
+        let tip = self.announced_tip()?;
+        let members = self
+            .member_texts(claimed, limits)
+            .into_iter()
+            .map(|(key, text)| {
+                let verified = text.and_then(|text| {
+                    verifier
+                        .verify_json(&text)
+                        .map_err(|source| PropagationError::Passport { key, source })
+                });
+                (key, verified)
+            })
+            .collect();
+        select(tip, members, |report: &VerificationReport| {
+            report.passport()
+        })
+    }
+
+    /// As [`InboundPassport::choose_verified`], decoding each member without checking
+    /// signatures: for tools that display lineage, never for deciding anything.
+    ///
+    /// # Errors
+    /// As [`InboundPassport::choose_verified`], with decoding causes.
+    pub fn choose_unverified(
+        &self,
+        claimed: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Option<UnverifiedPassport>, PropagationError> {
+        let tip = self.announced_tip()?;
+        let members = self
+            .member_texts(claimed, limits)
+            .into_iter()
+            .map(|(key, text)| {
+                let decoded = text.and_then(|text| {
+                    UnverifiedPassport::decode(&text, limits)
+                        .map_err(|source| PropagationError::Passport { key, source })
+                });
+                (key, decoded)
+            })
+            .collect();
+        select(tip, members, |passport: &UnverifiedPassport| passport)
+    }
+}
+
+/// The choice shared by the verified and unverified readers.
+fn select<T, C: Chain>(
+    tip: AnnouncedTip,
+    members: Vec<(&'static str, Result<T, PropagationError>)>,
+    chain: impl Fn(&T) -> &C,
+) -> Result<Option<T>, PropagationError> {
+    if members.is_empty() {
+        return match tip {
+            AnnouncedTip::Absent | AnnouncedTip::Empty => Ok(None),
+            AnnouncedTip::Hash(hash) => {
+                Err(PropagationError::TipWithoutPassport { tip: hash.to_hex() })
             }
-            (Some(text), None)
-                if text.trim() == "0" && decoded.is_empty() && first_error.is_none() =>
-            {
-                // The Python package announces an empty chain as tip "0".
-                Ok(None)
-            }
-            (Some(text), None) => Err(PropagationError::TipWithoutPassport {
-                tip: text.chars().take(80).collect(),
-            }),
-            (None, _) => match decoded.into_iter().max_by_key(Passport::len) {
-                Some(passport) => Ok(Some(passport)),
-                None => first_error.map_or(Ok(None), Err),
-            },
+        };
+    }
+    let mut good: Vec<(&'static str, T)> = Vec::new();
+    let mut failed: Vec<(&'static str, PropagationError)> = Vec::new();
+    for (key, result) in members {
+        match result {
+            Ok(value) => good.push((key, value)),
+            Err(error) => failed.push((key, error)),
         }
     }
+    let chosen = match tip {
+        AnnouncedTip::Hash(hash) => {
+            let at_tip = good
+                .iter()
+                .position(|(_, value)| chain(value).tip_hash() == Some(hash));
+            match at_tip {
+                Some(position) => Some(good.swap_remove(position)),
+                None => {
+                    if let Some((_, error)) = failed.into_iter().next() {
+                        return Err(error);
+                    }
+                    return Err(PropagationError::TipMismatch { tip: hash.to_hex() });
+                }
+            }
+        }
+        AnnouncedTip::Empty => {
+            if good.iter().any(|(_, value)| !chain(value).is_empty()) {
+                return Err(PropagationError::TipMismatch { tip: "0".into() });
+            }
+            if let Some((_, error)) = failed.into_iter().next() {
+                return Err(error);
+            }
+            return Ok(None);
+        }
+        AnnouncedTip::Absent => {
+            if good.is_empty() {
+                if let Some((_, error)) = failed.into_iter().next() {
+                    return Err(error);
+                }
+                return Ok(None);
+            }
+            // The freshest: a member that holds every other member's tip.
+            let freshest = (0..good.len()).find(|candidate| {
+                good.iter().all(|(_, other)| {
+                    chain(other).tip_hash().is_none_or(|tip| {
+                        good.get(*candidate)
+                            .is_some_and(|(_, c)| chain(c).holds(&tip))
+                    })
+                })
+            });
+            match freshest {
+                Some(position) => Some(good.swap_remove(position)),
+                None => {
+                    let first = good.first().map_or("", |(key, _)| key);
+                    let second = good.get(1).map_or("", |(key, _)| key);
+                    return Err(PropagationError::ConflictingMembers {
+                        first,
+                        second,
+                        reason: "the two passports diverge (neither extends the other) and no \
+                                 `kest.chain_tip` says which one is meant"
+                            .into(),
+                    });
+                }
+            }
+        }
+    };
+    for (key, error) in &failed {
+        tracing::warn!(
+            member = key,
+            %error,
+            "kest: ignoring a baggage member that does not verify; another member carries the passport"
+        );
+    }
+    Ok(chosen.map(|(_, value)| value))
 }
 
 /// The store key under which a claim check's passport is kept: `kest.claim.<id>`.

@@ -7,13 +7,32 @@
     clippy::cast_possible_truncation
 )]
 
-use kest_passport::Limits;
+use kest_crypto::{SigningKey, StaticKeyResolver};
+use kest_passport::{Limits, Passport, Verifier};
 use kest_propagation::{
     Baggage, BaggageLimits, InboundPassport, KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_PASSPORT,
     KEY_PASSPORT_Z, PropagationError, compress_passport, decompress_passport,
 };
 use proptest::prelude::*;
 use serde_json::Value;
+
+/// Trusts the key the Python vectors were signed with, for their principal.
+fn python_keys() -> StaticKeyResolver {
+    let key: Value = kest_testkit::load_json("python/key.json");
+    let signing = SigningKey::from_ed25519_seed_hex(key["seed_hex"].as_str().unwrap()).unwrap();
+    StaticKeyResolver::new().with_key(
+        key["principal"].as_str().unwrap(),
+        signing.verifying_key().clone(),
+    )
+}
+
+/// The passport `inbound` carries, verified with the Python vectors' key.
+fn verified(inbound: &InboundPassport) -> Result<Option<Passport>, PropagationError> {
+    let keys = python_keys();
+    inbound
+        .choose_verified(None, &Verifier::new(&keys), &Limits::default())
+        .map(|report| report.map(kest_passport::VerificationReport::into_passport))
+}
 
 /// Every value in `baggage.json` decodes: inline and compressed passports to the right
 /// number of entries ending at the announced tip; claim checks to a request for the store.
@@ -45,7 +64,7 @@ fn every_python_baggage_value_decodes() {
         let inbound = InboundPassport::from_baggage(&parsed);
         match key {
             KEY_PASSPORT | KEY_PASSPORT_Z => {
-                let passport = inbound.choose(None, &Limits::default()).unwrap().unwrap();
+                let passport = verified(&inbound).unwrap().unwrap();
                 assert_eq!(passport.len(), n);
                 assert_eq!(passport.tip_hash().unwrap().to_hex(), packed["chain_tip"]);
                 if key == KEY_PASSPORT {
@@ -58,7 +77,7 @@ fn every_python_baggage_value_decodes() {
             KEY_CLAIM_CHECK => {
                 let id = packed["value"].as_str().unwrap();
                 assert_eq!(packed["cache_key"], format!("kest.claim.{id}"));
-                let error = inbound.choose(None, &Limits::default()).unwrap_err();
+                let error = verified(&inbound).unwrap_err();
                 assert_eq!(error, PropagationError::NoClaimStore { id: id.to_owned() });
             }
             other => panic!("unexpected key {other}"),
@@ -84,15 +103,12 @@ fn python_interceptor_headers() {
         let key = case["with_cache"]["key"].as_str().unwrap();
         match (key, Baggage::parse(header, &limits)) {
             (KEY_PASSPORT_Z, Ok(baggage)) => {
-                let passport = InboundPassport::from_baggage(&baggage)
-                    .choose(None, &Limits::default())
-                    .unwrap();
+                let passport = verified(&InboundPassport::from_baggage(&baggage)).unwrap();
                 assert_eq!(passport.unwrap().len(), n);
             }
             (KEY_PASSPORT, Ok(baggage)) => {
                 // One entry has no comma and reads fine; more do not.
-                let chosen =
-                    InboundPassport::from_baggage(&baggage).choose(None, &Limits::default());
+                let chosen = verified(&InboundPassport::from_baggage(&baggage));
                 assert_eq!(chosen.is_ok(), n == 1, "n={n}: {chosen:?}");
             }
             (KEY_PASSPORT, Err(_)) => assert!(n > 1),
@@ -170,13 +186,12 @@ fn a_zip_bomb_is_refused() {
 
 #[test]
 fn chain_tip_rules() {
-    let limits = Limits::default();
     let tip_only = InboundPassport {
         chain_tip: Some("ab".repeat(32)),
         ..Default::default()
     };
     assert!(matches!(
-        tip_only.choose(None, &limits),
+        verified(&tip_only),
         Err(PropagationError::TipWithoutPassport { .. })
     ));
     let garbage = InboundPassport {
@@ -185,17 +200,25 @@ fn chain_tip_rules() {
         ..Default::default()
     };
     assert!(matches!(
-        garbage.choose(None, &limits),
+        verified(&garbage),
         Err(PropagationError::Passport { .. })
     ));
     let python_root_marker = InboundPassport {
         chain_tip: Some("0".into()),
         ..Default::default()
     };
-    assert_eq!(python_root_marker.choose(None, &limits).unwrap(), None);
+    assert_eq!(verified(&python_root_marker).unwrap(), None);
+    assert_eq!(verified(&InboundPassport::default()).unwrap(), None);
+    // A chain tip that is not a hash is said to be so, beside a passport or not.
+    let malformed = InboundPassport {
+        chain_tip: Some("not-a-tip\u{1b}[2J".into()),
+        ..garbage
+    };
     assert_eq!(
-        InboundPassport::default().choose(None, &limits).unwrap(),
-        None
+        verified(&malformed).unwrap_err(),
+        PropagationError::MalformedTip {
+            value: r"not-a-tip\u{1b}[2J".into()
+        }
     );
 }
 
@@ -214,20 +237,13 @@ fn the_member_ending_at_the_tip_wins() {
         compressed: Some(larger["value"].as_str().unwrap().to_owned()),
         claim_check: None,
     };
-    let chosen = inbound.choose(None, &Limits::default()).unwrap().unwrap();
+    let chosen = verified(&inbound).unwrap().unwrap();
     assert_eq!(chosen.len(), 6);
     let garbage_first = InboundPassport {
         inline: Some("[garbage".into()),
         ..inbound
     };
-    assert_eq!(
-        garbage_first
-            .choose(None, &Limits::default())
-            .unwrap()
-            .unwrap()
-            .len(),
-        6
-    );
+    assert_eq!(verified(&garbage_first).unwrap().unwrap().len(), 6);
 }
 
 proptest! {
@@ -237,7 +253,8 @@ proptest! {
     fn parser_never_panics(header in ".{0,300}") {
         let _ = Baggage::parse(&header, &BaggageLimits::default());
         let inbound = InboundPassport { inline: Some(header.clone()), compressed: Some(header.clone()), chain_tip: Some(header.clone()), claim_check: None };
-        let _ = inbound.choose(None, &Limits::default());
+        let _ = verified(&inbound);
+        let _ = inbound.choose_unverified(None, &Limits::default());
     }
 
     #[test]

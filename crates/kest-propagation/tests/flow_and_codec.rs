@@ -12,11 +12,11 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kest_crypto::{KeySigner, SigningKey};
+use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
 use kest_passport::{EntryBuilder, Passport, SignedEntry};
 use kest_propagation::{
-    Baggage, Caller, ClaimStore, Flow, MemoryClaimStore, PassportCodec, PropagationError, Tier,
-    current_passport, current_user,
+    Baggage, Caller, ClaimStore, Flow, Ingress, MemoryClaimStore, PassportCodec, PropagationError,
+    Tier, current_passport, current_user,
 };
 use kest_trust::WeakestLink;
 
@@ -24,6 +24,11 @@ const W: &str = "spiffe://kest.test/flow";
 
 fn signer() -> KeySigner {
     KeySigner::new(SigningKey::from_ed25519_seed(&[9; 32]).unwrap(), W)
+}
+
+/// Verified ingress trusting `signer()` for `W`.
+fn trusting() -> Ingress {
+    Ingress::verify(StaticKeyResolver::new().with_key(W, signer().key().verifying_key().clone()))
 }
 
 /// Appends one entry to the current flow, as the hook does: build on the heads, sign,
@@ -121,7 +126,9 @@ async fn forks_never_share_a_passport_and_joins_record_every_tip() {
 #[tokio::test]
 async fn the_codec_picks_the_tier_by_size_and_reads_every_tier_back() {
     let store = Arc::new(MemoryClaimStore::default());
-    let codec = PassportCodec::new().store(store.clone());
+    let codec = PassportCodec::new()
+        .store(store.clone())
+        .ingress(trusting());
     let caller = Caller {
         user: Some("alice@example.com".into()),
         agent: Some("planner, v2".into()),
@@ -152,6 +159,15 @@ async fn the_codec_picks_the_tier_by_size_and_reads_every_tier_back() {
         let (restored, restored_caller) = codec.read(&parsed).await.unwrap();
         assert_eq!(restored.unwrap(), passport);
         assert_eq!(restored_caller, caller);
+        // A receiver that trusts nobody (the default) refuses the same header, in every
+        // tier, naming the unknown signer.
+        let refusing = PassportCodec::new().store(store.clone());
+        let error = refusing.read(&parsed).await.unwrap_err();
+        assert!(error.is_untrusted(), "{error}");
+        assert!(
+            error.to_string().contains("no key is known for principal"),
+            "{error}"
+        );
     }
     // An empty passport announces tip 0 and restores as none.
     let mut baggage = Baggage::new();
@@ -177,7 +193,9 @@ async fn passports_are_never_dropped_silently() {
     );
 
     let store = Arc::new(MemoryClaimStore::default());
-    let codec = PassportCodec::new().store(store.clone());
+    let codec = PassportCodec::new()
+        .store(store.clone())
+        .ingress(trusting());
     let mut baggage = Baggage::new();
     codec
         .write(&mut baggage, &large, &Caller::default())
@@ -251,11 +269,13 @@ async fn claims_travel_through_redis() {
             .await
             .unwrap(),
     ));
-    let receiver = PassportCodec::new().store(Arc::new(
-        kest_propagation::RedisClaimStore::connect(&url)
-            .await
-            .unwrap(),
-    ));
+    let receiver = PassportCodec::new()
+        .store(Arc::new(
+            kest_propagation::RedisClaimStore::connect(&url)
+                .await
+                .unwrap(),
+        ))
+        .ingress(trusting());
     let passport = passport_of(60);
     let mut baggage = Baggage::new();
     assert_eq!(

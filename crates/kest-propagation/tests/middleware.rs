@@ -1,6 +1,6 @@
 //! The lineage and identity layers in an axum service, and the reqwest propagator calling
-//! it: the passport, the tiers and the caller cross the hop; bad lineage is 400, bad
-//! tokens 401, a wrong layer order 500.
+//! it: the passport, the tiers and the caller cross the hop; unreadable lineage is 400,
+//! bad tokens 401, a wrong layer order 500. (Lineage that does not verify: `ingress.rs`.)
 #![cfg(all(feature = "tower", feature = "oidc", feature = "reqwest"))]
 #![allow(
     clippy::unwrap_used,
@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kest_canon::b64url_encode;
-use kest_crypto::{KeySigner, SigningKey};
-use kest_passport::{EntryBuilder, Passport, SignedEntry};
+use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
+use kest_passport::{EntryBuilder, Passport, SignedEntry, UnverifiedPassport};
 use kest_propagation::{
-    Caller, ClaimStore, Flow, IdentityLayer, LineageLayer, MemoryClaimStore, PassportCodec,
-    PropagateLineage,
+    Caller, ClaimStore, Flow, IdentityLayer, Ingress, LineageLayer, MemoryClaimStore,
+    PassportCodec, PropagateLineage,
 };
 use kest_trust::WeakestLink;
 use serde_json::{Value, json};
@@ -91,7 +91,19 @@ async fn service(store: Arc<dyn ClaimStore>, lineage_outermost: bool) -> String 
         }))
     });
     let router = axum::Router::new().route("/hop", handler);
-    let lineage = LineageLayer::new(PassportCodec::new().store(store));
+    // The server trusts the client's key, and only that.
+    let trusted = StaticKeyResolver::new().with_key(
+        "spiffe://kest.test/client",
+        signer("spiffe://kest.test/client")
+            .key()
+            .verifying_key()
+            .clone(),
+    );
+    let lineage = LineageLayer::new(
+        PassportCodec::new()
+            .store(store)
+            .ingress(Ingress::verify(trusted)),
+    );
     let identity = IdentityLayer::new(validator);
     let router = if lineage_outermost {
         router.layer(identity).layer(lineage)
@@ -158,7 +170,8 @@ async fn lineage_and_identity_cross_the_hop_in_every_tier() {
             .await;
         assert_eq!(response["received"], len, "{len} entries arrive");
         let after =
-            Passport::decode(response["passport"].as_str().unwrap(), &Default::default()).unwrap();
+            UnverifiedPassport::decode(response["passport"].as_str().unwrap(), &Default::default())
+                .unwrap();
         assert_eq!(after.len(), len + 1);
         assert_eq!(
             after.tip().unwrap().entry().parents().hashes(),

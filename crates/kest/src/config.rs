@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use kest_crypto::{JwksKeyResolver, KeyResolver, ResolverChain};
 use kest_identity::IdentityProvider;
+use kest_passport::Strictness;
 use kest_policy::{CachedEngine, DecisionCache, PolicyConfig, PolicyEngine};
-use kest_propagation::{ClaimStore, MemoryClaimStore, PassportCodec};
+use kest_propagation::{ClaimStore, Ingress, MemoryClaimStore, PassportCodec};
 use kest_trust::{OriginMap, TrustEvaluator, WeakestLink};
 use serde::Deserialize;
 
@@ -28,6 +30,10 @@ pub const ENV_CLAIM_STORE: &str = "KEST_CLAIM_STORE";
 pub const ENV_INLINE_THRESHOLD: &str = "KEST_BAGGAGE_THRESHOLD";
 /// Environment variable: a TOML file with the whole configuration.
 pub const ENV_CONFIG: &str = "KEST_CONFIG";
+/// Environment variable: the keys inbound passports are verified against, as a
+/// comma-separated list of JWK Set files and `https://` URLs (peers'
+/// `/.well-known/jwks.json`).
+pub const ENV_TRUSTED_JWKS: &str = "KEST_TRUSTED_JWKS";
 
 /// The default instance the attribute macro and [`crate::protect`] use.
 static DEFAULT: ArcSwapOption<Kest> = ArcSwapOption::const_empty();
@@ -73,9 +79,47 @@ impl fmt::Debug for Kest {
 
 impl Kest {
     /// A builder with nothing configured but the defaults: the weakest-link evaluator, the
-    /// built-in origins, an in-memory claim store.
+    /// built-in origins, an in-memory claim store, and verified ingress that trusts no
+    /// key until told which.
     pub fn builder() -> KestBuilder {
         KestBuilder::default()
+    }
+
+    /// How inbound passports are verified (by the lineage layer built from
+    /// [`Kest::codec`], and by calls that continue a flow from OpenTelemetry baggage).
+    #[must_use]
+    pub fn ingress(&self) -> &Ingress {
+        self.inner.codec.ingress_config()
+    }
+
+    /// A tower layer answering `GET /.well-known/jwks.json` with this runtime's public
+    /// key, under its workload id, so that peers can verify what it signs.
+    ///
+    /// # Errors
+    /// [`KestError::NotConfigured`] without an identity, [`KestError::Identity`] when it
+    /// cannot describe itself.
+    #[cfg(feature = "tower")]
+    pub async fn publish_keys_layer(
+        &self,
+    ) -> Result<kest_propagation::PublishKeysLayer, KestError> {
+        let identity = self
+            .inner
+            .identity
+            .as_ref()
+            .ok_or_else(|| KestError::NotConfigured {
+                what: "no identity to publish keys for".into(),
+            })?;
+        let info = identity.describe().await.map_err(KestError::Identity)?;
+        let key = kest_crypto::VerifyingKey::from_jwk(&info.jwk).map_err(|error| {
+            KestError::Identity(kest_identity::IdentityError::Key {
+                source_name: info.provider.clone(),
+                error,
+            })
+        })?;
+        Ok(kest_propagation::PublishKeysLayer::for_workload(
+            &info.workload_id,
+            [key],
+        ))
     }
 
     /// Makes this the default instance, used by `#[kest::verified]` and
@@ -186,6 +230,9 @@ pub struct KestBuilder {
     threshold: Option<usize>,
     claim_ttl: Option<Duration>,
     service_name: Option<String>,
+    trusted: Vec<Arc<dyn KeyResolver>>,
+    ingress: Option<Ingress>,
+    strictness: Option<Strictness>,
 }
 
 enum CacheChoice {
@@ -209,6 +256,9 @@ impl Default for KestBuilder {
             threshold: None,
             claim_ttl: None,
             service_name: None,
+            trusted: Vec::new(),
+            ingress: None,
+            strictness: None,
         }
     }
 }
@@ -287,6 +337,48 @@ impl KestBuilder {
         self
     }
 
+    /// Trusts the keys `keys` knows for inbound passports (repeatable: each source is
+    /// asked in turn). Static JWKs ([`kest_crypto::StaticKeyResolver`]), a JWK Set
+    /// ([`kest_crypto::JwksKeyResolver`]), peers' published sets
+    /// (`kest_identity::RemoteJwks`, or [`KestBuilder::trust_jwks_url`]), the SPIFFE trust
+    /// bundle (`kest_identity::TrustBundleResolver`).
+    pub fn trust_keys(self, keys: impl KeyResolver + 'static) -> Self {
+        self.trust_keys_shared(Arc::new(keys))
+    }
+
+    /// As [`KestBuilder::trust_keys`], with a shared resolver.
+    pub fn trust_keys_shared(mut self, keys: Arc<dyn KeyResolver>) -> Self {
+        self.trusted.push(keys);
+        self
+    }
+
+    /// Trusts the keys a peer publishes at `url` (its `/.well-known/jwks.json`), fetched
+    /// when first needed and again when a new key appears, at most once a second.
+    ///
+    /// # Errors
+    /// [`KestError::Identity`] when `url` is not an `https` URL (or `http` to this
+    /// machine).
+    #[cfg(feature = "jwks")]
+    pub fn trust_jwks_url(self, url: impl Into<String>) -> Result<Self, KestError> {
+        let keys = kest_identity::RemoteJwks::new(url).map_err(KestError::Identity)?;
+        Ok(self.trust_keys(keys))
+    }
+
+    /// How undeclared trust raises in inbound passports are treated (per entry by
+    /// default).
+    pub const fn ingress_strictness(mut self, strictness: Strictness) -> Self {
+        self.strictness = Some(strictness);
+        self
+    }
+
+    /// Replaces the inbound verification settings outright, e.g. with
+    /// [`Ingress::insecure_unverified`]. Keys given with [`KestBuilder::trust_keys`] are
+    /// then ignored.
+    pub fn ingress(mut self, ingress: Ingress) -> Self {
+        self.ingress = Some(ingress);
+        self
+    }
+
     /// The runtime.
     ///
     /// # Errors
@@ -311,10 +403,26 @@ impl KestBuilder {
             }
             (engine, _) => engine,
         };
-        let mut codec = PassportCodec::new().store(
-            self.store
-                .unwrap_or_else(|| Arc::new(MemoryClaimStore::default()) as Arc<dyn ClaimStore>),
-        );
+        let ingress = match self.ingress {
+            Some(ingress) => ingress,
+            None => {
+                let mut chain = ResolverChain::new();
+                for keys in self.trusted {
+                    chain = chain.then(keys);
+                }
+                Ingress::verify(chain)
+            }
+        };
+        let ingress = match self.strictness {
+            Some(strictness) => ingress.strictness(strictness),
+            None => ingress,
+        };
+        let mut codec =
+            PassportCodec::new()
+                .store(self.store.unwrap_or_else(|| {
+                    Arc::new(MemoryClaimStore::default()) as Arc<dyn ClaimStore>
+                }))
+                .ingress(ingress);
         if let Some(threshold) = self.threshold {
             codec = codec.threshold(threshold);
         }
@@ -379,8 +487,23 @@ struct FileConfig {
     identity: IdentitySection,
     #[serde(default)]
     propagation: PropagationSection,
+    #[serde(default)]
+    ingress: IngressSection,
     #[serde(skip)]
     base: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngressSection {
+    /// JWK Set files (relative to the file) and `https://` URLs.
+    #[serde(default)]
+    trusted_jwks: Vec<String>,
+    /// `auto`, `strict` or `lenient`.
+    strictness: Option<String>,
+    /// Accept inbound passports unverified (needs KEST_INSECURE_UNVERIFIED_LINEAGE=true).
+    #[serde(default)]
+    insecure_unverified: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,6 +600,17 @@ impl FileConfig {
                         })?,
                 );
         }
+        if let Some(list) = var(ENV_TRUSTED_JWKS) {
+            self.ingress.trusted_jwks = list
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if var(kest_propagation::ENV_INSECURE_UNVERIFIED_LINEAGE).is_some() {
+            self.ingress.insecure_unverified = true;
+        }
         // The identity comes from the environment by detection unless the file names one.
         if self.identity.provider.is_none() {
             self.identity.provider = Some("detect".into());
@@ -521,6 +655,7 @@ impl FileConfig {
         if let Some(ttl) = self.propagation.claim_ttl_secs {
             builder = builder.claim_ttl(Duration::from_secs(ttl));
         }
+        builder = self.ingress.apply(builder, &self.base)?;
         let provider = self
             .identity
             .provider
@@ -695,4 +830,56 @@ async fn claim_store(setting: &str) -> Result<Arc<dyn ClaimStore>, KestError> {
     Err(KestError::NotConfigured {
         what: format!("{ENV_CLAIM_STORE} must be `memory` or a redis:// URL, not `{setting}`"),
     })
+}
+
+impl IngressSection {
+    fn apply(self, mut builder: KestBuilder, base: &Path) -> Result<KestBuilder, KestError> {
+        if self.insecure_unverified {
+            let setting = std::env::var(kest_propagation::ENV_INSECURE_UNVERIFIED_LINEAGE).ok();
+            return Ok(builder.ingress(Ingress::insecure_unverified(setting.as_deref())?));
+        }
+        for source in self.trusted_jwks {
+            if source.starts_with("https://") || source.starts_with("http://") {
+                #[cfg(feature = "jwks")]
+                {
+                    builder = builder.trust_jwks_url(source)?;
+                }
+                #[cfg(not(feature = "jwks"))]
+                {
+                    return Err(KestError::NotConfigured {
+                        what: format!(
+                            "trusted JWK Set `{source}` is a URL; fetching it needs kest's `jwks` feature"
+                        ),
+                    });
+                }
+            } else {
+                let path = base.join(&source);
+                let text =
+                    std::fs::read_to_string(&path).map_err(|error| KestError::NotConfigured {
+                        what: format!("cannot read trusted JWK Set {}: {error}", path.display()),
+                    })?;
+                let keys = JwksKeyResolver::from_json(&text).map_err(|error| {
+                    KestError::NotConfigured {
+                        what: format!("trusted JWK Set {}: {error}", path.display()),
+                    }
+                })?;
+                builder = builder.trust_keys(keys);
+            }
+        }
+        if let Some(strictness) = self.strictness {
+            builder = builder.ingress_strictness(match strictness.as_str() {
+                "auto" => Strictness::Auto,
+                "strict" => Strictness::Strict,
+                "lenient" => Strictness::Lenient,
+                other => {
+                    return Err(KestError::NotConfigured {
+                        what: format!(
+                            "[ingress] strictness must be auto, strict or lenient, not `{other}`"
+                        ),
+                    });
+                }
+            });
+        }
+        Ok(builder)
+    }
 }

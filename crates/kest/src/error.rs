@@ -32,9 +32,11 @@ pub enum KestError {
     /// did not run.
     #[error("no identity: {0}")]
     Identity(#[source] IdentityError),
-    /// The inbound lineage could not be read: a chain tip without a readable passport, a
-    /// claim check that cannot be redeemed. The operation did not run.
-    #[error("lineage unreadable: {0}")]
+    /// The inbound lineage was refused: it does not verify against the trusted keys
+    /// (forged, re-signed, edited, truncated, an undeclared trust raise, a dropped taint),
+    /// or it cannot be read (a chain tip without a readable passport, a claim check that
+    /// cannot be redeemed). The operation did not run.
+    #[error("lineage refused: {0}")]
     Lineage(#[from] PropagationError),
     /// The call's inputs were invalid (an unknown origin, a bad trust override).
     #[error("invalid call: {0}")]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use kest_canon::Sha256Digest;
 use kest_identity::{IdentityInfo, IdentityProvider};
-use kest_passport::{EntryBuilder, Passport, SignedEntry};
+use kest_passport::{EntryBuilder, Head, Passport};
 use kest_policy::{EvaluationContext, PolicyEngine, TierOutcome, TieredPolicies};
 use kest_propagation::{Caller, Flow};
 use kest_trust::{TaintSet, TrustEvaluator, TrustScore};
@@ -498,16 +498,16 @@ impl Protected {
 
         // 3. Trust and taints from the heads; a fresh entry id.
         let passport = flow.passport();
-        let heads: Vec<&SignedEntry> = passport.head_entries();
-        let parent_scores: Vec<TrustScore> =
-            heads.iter().map(|h| h.entry().trust_score()).collect();
+        // The heads' trust is what verification allowed them, not what they claim.
+        let heads: Vec<Head<'_>> = passport.head_entries();
+        let parent_scores: Vec<TrustScore> = heads.iter().map(Head::trust).collect();
         let trust = kest_trust::derive_trust(
             evaluator.as_ref(),
             self.origin_score,
             &parent_scores,
             self.trust_override,
         );
-        let parent_taints: Vec<TaintSet> = heads.iter().map(|h| h.entry().taints()).collect();
+        let parent_taints: Vec<TaintSet> = heads.iter().map(Head::taints).collect();
         let taints = TaintSet::derive(
             &parent_taints,
             call.added_taints.iter().cloned(),

@@ -109,7 +109,7 @@ pub mod telemetry;
 
 pub use config::{
     ENV_APP, ENV_CLAIM_STORE, ENV_CONFIG, ENV_ENGINE, ENV_INLINE_THRESHOLD, ENV_POLICY_DIR,
-    ENV_SERVICE_NAME, Kest, KestBuilder,
+    ENV_SERVICE_NAME, ENV_TRUSTED_JWKS, Kest, KestBuilder,
 };
 pub use error::KestError;
 pub use hook::{Call, Protected, Values, hash_serialized, protect};

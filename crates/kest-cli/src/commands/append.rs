@@ -1,18 +1,29 @@
 //! `kest append`: sign one more entry onto a passport.
 
-use kest_crypto::{KeySigner, SigningKey};
-use kest_passport::{EntryBuilder, Limits, Passport, PolicyContext};
+use kest_crypto::{KeySigner, ResolverChain, SigningKey, StaticKeyResolver};
+use kest_passport::{EntryBuilder, Passport, PolicyContext, UnverifiedPassport, Verifier};
 use kest_trust::{OriginMap, TrustScore, WeakestLink};
 
+use crate::commands::verify;
 use crate::error::CliError;
 use crate::{input, output};
 
 /// The options of `kest append`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AppendArgs {
-    /// The signer's private JWK.
+    /// The signer's private JWK as `--key FILE`; or, as `--key PRINCIPAL=JWKFILE`, a
+    /// public key trusted to verify the passport being extended (repeatable)
+    #[arg(long = "key", value_name = "FILE|PRINCIPAL=JWKFILE")]
+    pub keys: Vec<String>,
+    /// The signer's private JWK (for a path that contains `=`)
     #[arg(long, value_name = "FILE")]
-    pub key: String,
+    pub signing_key: Option<String>,
+    /// Trust the keys of a JWK Set to verify the passport being extended (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub jwks: Vec<String>,
+    /// Extend the passport without verifying it (it is then only as trustworthy as the file)
+    #[arg(long)]
+    pub unverified: bool,
     /// The signer's workload id.
     #[arg(long, value_name = "ID")]
     pub principal: String,
@@ -53,23 +64,47 @@ pub struct AppendArgs {
 
 /// Runs `kest append`.
 ///
+/// The passport given with `--passport` is verified before anything is signed onto it,
+/// with the keys of `--key PRINCIPAL=JWKFILE` and `--jwks` and the signer's own key for
+/// its own principal; without keys for its other signers it is refused, unless
+/// `--unverified` says to take it as it is.
+///
 /// # Errors
-/// [`CliError::Input`] for unusable keys, passports or options.
+/// [`CliError::Input`] for unusable keys, passports or options; [`CliError::Failed`] when
+/// the passport does not verify.
 pub fn run(args: &AppendArgs) -> Result<(), CliError> {
-    let key_text = input::read(Some(&args.key))?;
+    let (signing_path, trusted) = split_keys(args)?;
+    let key_text = input::read(Some(&signing_path))?;
     let key = SigningKey::from_jwk_json(&key_text)
-        .map_err(|error| CliError::input(format!("{}: {error}", args.key)))?;
+        .map_err(|error| CliError::input(format!("{signing_path}: {error}")))?;
+    let own_key = key.verifying_key().clone();
     let signer = KeySigner::new(key, args.principal.clone());
 
     let mut passport = match &args.passport {
         Some(path) => {
             let text = input::read(Some(path))?;
-            let limits = Limits {
-                max_bytes: input::MAX_INPUT_BYTES,
-                ..Limits::default()
-            };
-            Passport::decode(&text, &limits)
-                .map_err(|error| CliError::input(format!("{path}: {error}")))?
+            let limits = input::limits();
+            if args.unverified {
+                UnverifiedPassport::decode(&text, &limits)
+                    .map_err(|error| CliError::input(format!("{path}: {error}")))?
+                    .dangerous_assume_verified()
+            } else {
+                let own = StaticKeyResolver::new().with_key(args.principal.clone(), own_key);
+                let mut resolver = ResolverChain::new().then(own);
+                if !trusted.is_empty() || !args.jwks.is_empty() {
+                    resolver = resolver.then(verify::resolver(&trusted, &args.jwks)?);
+                }
+                Verifier::new(&resolver)
+                    .limits(limits)
+                    .verify_json(&text)
+                    .map_err(|error| {
+                        CliError::Failed(format!(
+                            "{path} does not verify, so nothing was signed onto it: {error} \
+                             (trust its signers with --key PRINCIPAL=JWKFILE or --jwks, or pass --unverified)"
+                        ))
+                    })?
+                    .into_passport()
+            }
         }
         None => Passport::new(),
     };
@@ -126,4 +161,26 @@ pub fn run(args: &AppendArgs) -> Result<(), CliError> {
         .append(builder, &signer, &WeakestLink)
         .map_err(|error| CliError::input(error.to_string()))?;
     output::write_public(args.out.as_deref(), &passport.to_json())
+}
+
+/// The signing key's path and the trusted `PRINCIPAL=JWKFILE` pairs, from `--key` and
+/// `--signing-key`.
+fn split_keys(args: &AppendArgs) -> Result<(String, Vec<String>), CliError> {
+    let (pairs, files): (Vec<&String>, Vec<&String>) =
+        args.keys.iter().partition(|key| key.contains('='));
+    let signing = match (&args.signing_key, files.as_slice()) {
+        (Some(path), []) => path.clone(),
+        (None, [path]) => (*path).clone(),
+        (None, []) => {
+            return Err(CliError::input(
+                "no signing key: pass --key FILE (or --signing-key FILE)",
+            ));
+        }
+        _ => {
+            return Err(CliError::input(
+                "more than one signing key: pass one --key FILE (trusted keys are --key PRINCIPAL=JWKFILE)",
+            ));
+        }
+    };
+    Ok((signing, pairs.into_iter().cloned().collect()))
 }

@@ -1,6 +1,7 @@
 //! `kest inspect`: one line (or object) per entry.
 
-use kest_passport::{Passport, SignedEntry};
+use kest_canon::Untrusted;
+use kest_passport::{UnverifiedEntry, UnverifiedPassport};
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -27,7 +28,7 @@ pub fn run(file: Option<&str>, json: bool) -> Result<(), CliError> {
 
 /// The JSON form of one entry, as `kest inspect --json` prints it.
 #[must_use]
-pub fn entry_json(index: usize, signed: &SignedEntry) -> Value {
+pub fn entry_json(index: usize, signed: &UnverifiedEntry) -> Value {
     let entry = signed.entry();
     json!({
         "index": index,
@@ -45,7 +46,7 @@ pub fn entry_json(index: usize, signed: &SignedEntry) -> Value {
     })
 }
 
-fn table(passport: &Passport) -> String {
+fn table(passport: &UnverifiedPassport) -> String {
     let mut rows = vec![[
         "#".to_owned(),
         "entry_id".to_owned(),
@@ -69,12 +70,19 @@ fn table(passport: &Passport) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let taints = entry.taints().iter().collect::<Vec<_>>().join(",");
+        // Entry text is shown escaped and shortened: the passport is not verified here.
+        let shown = |text: &str| Untrusted::new(text).max_chars(60).to_string();
+        let taints = entry
+            .taints()
+            .iter()
+            .map(shown)
+            .collect::<Vec<_>>()
+            .join(",");
         rows.push([
             index.to_string(),
             entry.entry_id().to_string(),
-            entry.operation().to_owned(),
-            entry.principal().unwrap_or_default().to_owned(),
+            shown(entry.operation()),
+            shown(entry.principal().unwrap_or_default()),
             entry.trust_score().to_string(),
             if taints.is_empty() {
                 "-".to_owned()

@@ -1,9 +1,9 @@
 //! `kest verify`: check a passport, a baggage header or one JWS against trusted keys.
 
-use kest_canon::Sha256Digest;
+use kest_canon::{Sha256Digest, Untrusted};
 use kest_crypto::{Jwk, JwksKeyResolver, ResolverChain, StaticKeyResolver};
-use kest_passport::{FindingKind, Limits, PassportError, Strictness, VerificationReport, Verifier};
-use kest_propagation::InboundPassport;
+use kest_passport::{FindingKind, PassportError, Strictness, VerificationReport, Verifier};
+use kest_propagation::{AnnouncedTip, InboundPassport, PropagationError};
 use serde_json::{Value, json};
 
 use crate::error::CliError;
@@ -39,8 +39,12 @@ pub fn resolver(keys: &[String], jwks: &[String]) -> Result<ResolverChain, CliEr
     }
     let mut fixed = StaticKeyResolver::new();
     for pair in keys {
-        let (principal, path) = pair.split_once('=').ok_or_else(|| {
-            CliError::input(format!("--key `{pair}`: expected PRINCIPAL=JWKFILE"))
+        // Principals may hold `=` (`spiffe://x/a=b`), file names rarely do: split at the last.
+        let (principal, path) = pair.rsplit_once('=').ok_or_else(|| {
+            CliError::input(format!(
+                "--key `{}`: expected PRINCIPAL=JWKFILE",
+                Untrusted::new(pair)
+            ))
         })?;
         let text = input::read(Some(path))?;
         let jwk =
@@ -73,10 +77,7 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
         .map(Sha256Digest::from_hex)
         .transpose()
         .map_err(|error| CliError::input(format!("--expect-tip: {error}")))?;
-    let limits = Limits {
-        max_bytes: input::MAX_INPUT_BYTES,
-        ..Limits::default()
-    };
+    let limits = input::limits();
     let verifier = |tip: Option<Sha256Digest>| {
         let verifier = Verifier::new(&resolver)
             .strictness(args.strictness)
@@ -90,9 +91,19 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
         Input::Passport(json) => verifier(expected).verify_json(&json).map(Outcome::Passport),
         Input::Baggage(baggage) => {
             let inbound = InboundPassport::from_baggage(&baggage);
-            if let (Some(given), Some(announced)) = (expected, inbound.tip())
-                && given != announced
-            {
+            if !inbound.is_present() {
+                return Err(input::no_passport_in_baggage());
+            }
+            let announced = match inbound.announced_tip() {
+                Ok(announced) => announced,
+                Err(error) => return fail(args.json, None, &error.to_string()),
+            };
+            let differs = match (expected, announced) {
+                (Some(given), AnnouncedTip::Hash(tip)) => (given != tip).then(|| tip.to_hex()),
+                (Some(_), AnnouncedTip::Empty) => Some("0 (an empty chain)".to_owned()),
+                _ => None,
+            };
+            if let (Some(given), Some(announced)) = (expected, differs) {
                 return fail(
                     args.json,
                     None,
@@ -102,13 +113,16 @@ pub fn run(args: &VerifyArgs) -> Result<(), CliError> {
                 );
             }
             expected = expected.or(inbound.tip());
-            match inbound.choose(None, &limits) {
-                Ok(Some(passport)) => verifier(expected).verify(&passport).map(Outcome::Passport),
+            // Each member is verified on its own, exactly as a passport file would be, so
+            // the cause reported is the same whatever the transport.
+            match inbound.choose_verified(None, &verifier(expected), &limits) {
+                Ok(Some(report)) => Ok(Outcome::Passport(report)),
                 Ok(None) => verifier(expected).verify_json("[]").map(Outcome::Passport),
+                Err(PropagationError::Passport { source, .. }) => Err(source),
                 Err(error) => return fail(args.json, None, &error.to_string()),
             }
         }
-        Input::Jws(jws) => verifier(None)
+        Input::Jws(jws) => verifier(expected)
             .verify_entry(&jws)
             .map(|entry| Outcome::Entry(Box::new(entry))),
     };
@@ -144,9 +158,12 @@ fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
             } else {
                 "lenient"
             };
+            let entries = match report.len() {
+                1 => "1 entry".to_owned(),
+                count => format!("{count} entries"),
+            };
             output::line(&format!(
-                "verified: {} entries, tip {tip} ({mode} label audit)",
-                report.len()
+                "verified: {entries}, tip {tip} ({mode} label audit)"
             ))?;
             for finding in report.findings() {
                 output::line(&format!("finding: {finding}"))?;
@@ -166,8 +183,8 @@ fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
         (Outcome::Entry(entry), false) => output::line(&format!(
             "verified: entry `{}` ({} by {}), hash {}",
             entry.entry().entry_id(),
-            entry.entry().operation(),
-            entry.entry().principal().unwrap_or_default(),
+            Untrusted::new(entry.entry().operation()),
+            Untrusted::new(entry.entry().principal().unwrap_or_default()),
             entry.hash()
         )),
     }

@@ -7,16 +7,26 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response, StatusCode};
 
+use kest_passport::PassportError;
+
 use super::refuse;
-use crate::{Baggage, BaggageLimits, Flow, PassportCodec};
+use crate::{Baggage, BaggageLimits, Flow, PassportCodec, PropagationError};
 
 /// Restores the passport of every request from its `baggage` header (all three tiers,
-/// claim checks redeemed from the codec's store) and runs the rest of the stack in a
-/// [`Flow`] continuing it. The flow is also put in the request's extensions.
+/// claim checks redeemed from the codec's store), verifies it as the codec's
+/// [`crate::Ingress`] says, and runs the rest of the stack in a [`Flow`] continuing it.
+/// The flow is also put in the request's extensions.
 ///
-/// A request whose lineage cannot be read (a chain tip without a readable passport, a
-/// claim check that cannot be redeemed, malformed baggage) is refused with 400: the chain
-/// never silently restarts.
+/// Nothing behind the layer runs for a refused request:
+///
+/// | lineage | answer |
+/// |---|---|
+/// | does not verify: forged, re-signed by an unknown key, edited, an undeclared trust raise, a dropped taint, truncated, members that conflict | 403, one line naming the member, entry and cause |
+/// | cannot be read: malformed baggage, a chain tip without a passport, a malformed chain tip, a claim check that cannot be redeemed | 400 |
+/// | the claim-check store fails | 503 |
+///
+/// Each refusal is logged with the cause, the entry's index and its `entry_id`. The
+/// chain never silently restarts, and never continues from lineage nobody checked.
 #[derive(Debug, Clone)]
 pub struct LineageLayer {
     codec: Arc<PassportCodec>,
@@ -96,17 +106,40 @@ where
             };
             let (passport, caller) = match restored {
                 Ok(restored) => restored,
-                Err(error) => {
-                    tracing::warn!(%error, "kest: refusing a request whose lineage cannot be read");
-                    return Ok(refuse(
-                        StatusCode::BAD_REQUEST,
-                        format!("kest lineage: {error}"),
-                    ));
-                }
+                Err(error) => return Ok(refusal(&error)),
             };
             let flow = Flow::with_passport(passport.unwrap_or_default(), caller);
             request.extensions_mut().insert(flow.clone());
             flow.scope(async move { inner.call(request).await }).await
         })
     }
+}
+
+/// The answer to a request whose lineage was refused, logged with what failed where.
+fn refusal<R: From<String>>(error: &PropagationError) -> Response<R> {
+    let (status, what) = if error.is_untrusted() {
+        (StatusCode::FORBIDDEN, "does not verify")
+    } else if matches!(error, PropagationError::Store { .. }) {
+        (StatusCode::SERVICE_UNAVAILABLE, "cannot be fetched")
+    } else {
+        (StatusCode::BAD_REQUEST, "cannot be read")
+    };
+    let (member, index, entry_id) = match error {
+        PropagationError::Passport { key, source } => match source {
+            PassportError::Entry {
+                index, entry_id, ..
+            } => (Some(*key), Some(*index), entry_id.as_deref()),
+            _ => (Some(*key), None, None),
+        },
+        _ => (None, None, None),
+    };
+    tracing::warn!(
+        member,
+        index,
+        entry_id,
+        cause = %error,
+        status = status.as_u16(),
+        "kest: refusing a request whose lineage {what}"
+    );
+    refuse(status, format!("kest lineage: {error}"))
 }

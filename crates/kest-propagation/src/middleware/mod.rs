@@ -8,8 +8,11 @@
 //! order fails loudly instead of losing lineage.
 //!
 //! ```text
-//! request → LineageLayer (baggage → Flow) → IdentityLayer (Bearer → kest.user/agent/task/jwt) → handler
+//! request → LineageLayer (baggage → verified Flow) → IdentityLayer (Bearer → kest.user/agent/task/jwt) → handler
 //! ```
+//!
+//! [`PublishKeysLayer`] answers `GET /.well-known/jwks.json` with the service's public
+//! keys, so that its peers can verify what it signs.
 //!
 //! On the client, [`PropagateLineage`] writes the current flow into `baggage` of every
 //! outgoing request.
@@ -17,12 +20,16 @@
 #[cfg(feature = "tower")]
 mod identity;
 #[cfg(feature = "tower")]
+mod jwks;
+#[cfg(feature = "tower")]
 mod lineage;
 #[cfg(feature = "reqwest")]
 mod outbound;
 
 #[cfg(feature = "tower")]
 pub use identity::{ClaimNames, ENV_INSECURE_NO_VERIFY, Identity, IdentityLayer};
+#[cfg(feature = "tower")]
+pub use jwks::{JWKS_PATH, PublishKeys, PublishKeysLayer, workload_jwks};
 #[cfg(feature = "tower")]
 pub use lineage::{Lineage, LineageLayer};
 #[cfg(feature = "reqwest")]

@@ -1,0 +1,171 @@
+//! A passport read from outside, before anyone checked its signatures.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::chain::ChainChecker;
+use crate::error::PassportError;
+use crate::passport::{Limits, Passport};
+use crate::signed::{EntryHash, ParseFailure, UnverifiedEntry};
+use crate::wire;
+
+/// Below this many entries, parsing runs on the calling thread: the hand-off to the
+/// thread pool costs more than it saves.
+pub(crate) const PARALLEL_THRESHOLD: usize = 4;
+
+/// A passport decoded from its wire form: every entry well formed and the chain rules
+/// met (one root, first; parents earlier; nothing twice), but no signature checked and
+/// no label audited.
+///
+/// It can be shown ([`crate::render`], [`UnverifiedPassport::entries`]) but not continued:
+/// only [`crate::Verifier::verify`] turns it into a [`Passport`] that new entries can be
+/// appended to, so code that holds a `Passport` cannot forget to verify what came from
+/// elsewhere.
+///
+/// ```
+/// use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
+/// use kest_passport::{EntryBuilder, Passport, UnverifiedPassport, Verifier};
+/// use kest_trust::WeakestLink;
+///
+/// let key = SigningKey::from_ed25519_seed(&[5; 32])?;
+/// let trusted = StaticKeyResolver::new().with_key("w", key.verifying_key().clone());
+/// let mut passport = Passport::new();
+/// passport.append(EntryBuilder::new("fetch").principal("w"), &KeySigner::new(key, "w"), &WeakestLink)?;
+///
+/// let received = UnverifiedPassport::decode(&passport.to_json(), &Default::default())?;
+/// assert_eq!(received.len(), 1);
+/// let verified: Passport = Verifier::new(&trusted).verify(&received)?.into_passport();
+/// assert_eq!(verified, passport);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UnverifiedPassport {
+    entries: Vec<UnverifiedEntry>,
+    heads: Vec<usize>,
+}
+
+impl fmt::Debug for UnverifiedPassport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedPassport")
+            .field("len", &self.len())
+            .field("tip", &self.tip_hash())
+            .finish()
+    }
+}
+
+impl UnverifiedPassport {
+    /// Reads a passport from its wire form (any JSON whitespace, as the Python package
+    /// writes `", "`), within `limits`.
+    ///
+    /// Checks every entry's shape, canonical payload and schema, and the chain rules. It
+    /// does **not** check signatures or labels: that is [`crate::Verifier`]'s job.
+    ///
+    /// # Errors
+    /// [`PassportError`] naming the index and cause of the first problem.
+    pub fn decode(text: &str, limits: &Limits) -> Result<Self, PassportError> {
+        let list = wire::parse_list(text, limits)?;
+        let parsed: Vec<Result<UnverifiedEntry, ParseFailure>> = if list.len() < PARALLEL_THRESHOLD
+        {
+            list.iter()
+                .map(|jws| UnverifiedEntry::parse_reporting_id(jws))
+                .collect()
+        } else {
+            list.par_iter()
+                .map(|jws| UnverifiedEntry::parse_reporting_id(jws))
+                .collect()
+        };
+        let mut entries = Vec::with_capacity(parsed.len());
+        for (index, result) in parsed.into_iter().enumerate() {
+            entries.push(result.map_err(|failure| failure.at(index))?);
+        }
+        Self::from_entries(entries)
+    }
+
+    /// Checks the chain rules over parsed entries.
+    pub(crate) fn from_entries(entries: Vec<UnverifiedEntry>) -> Result<Self, PassportError> {
+        let mut chain = ChainChecker::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            chain
+                .check(index, entry.as_unchecked())
+                .map_err(|fault| PassportError::Entry {
+                    index,
+                    entry_id: Some(entry.entry().entry_id().to_string()),
+                    fault,
+                })?;
+        }
+        Ok(Self {
+            heads: chain.heads(),
+            entries,
+        })
+    }
+
+    /// The entries, oldest first.
+    #[must_use]
+    pub fn entries(&self) -> &[UnverifiedEntry] {
+        &self.entries
+    }
+
+    /// Number of entries.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The last entry.
+    #[must_use]
+    pub fn tip(&self) -> Option<&UnverifiedEntry> {
+        self.entries.last()
+    }
+
+    /// The hash of the last entry.
+    #[must_use]
+    pub fn tip_hash(&self) -> Option<EntryHash> {
+        self.tip().map(UnverifiedEntry::hash)
+    }
+
+    /// Whether an entry with `hash` is here.
+    #[must_use]
+    pub fn contains(&self, hash: &EntryHash) -> bool {
+        self.entries.iter().any(|entry| entry.hash() == *hash)
+    }
+
+    /// The entries no later entry builds on.
+    #[must_use]
+    pub fn heads(&self) -> Vec<EntryHash> {
+        self.heads
+            .iter()
+            .filter_map(|index| self.entries.get(*index).map(UnverifiedEntry::hash))
+            .collect()
+    }
+
+    /// The wire form: a compact JSON array of the JWS strings, oldest first.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        wire::write_list(self.entries.iter().map(UnverifiedEntry::jws))
+    }
+
+    /// Continues from this passport without checking a signature or auditing a label:
+    /// every claim in it is taken at its word. For callers that verified it by other
+    /// means, and for the explicitly insecure ingress setting; never for input that
+    /// decides anything.
+    #[must_use]
+    pub fn dangerous_assume_verified(self) -> Passport {
+        let heads = self.heads();
+        Passport::from_checked(
+            self.entries.into_iter().map(|entry| {
+                let entry = entry.dangerous_assume_verified();
+                let trust = entry.entry().trust_score();
+                (Arc::new(entry), trust)
+            }),
+            heads,
+        )
+    }
+}

@@ -1,0 +1,215 @@
+//! What a service trusts in the lineage it receives.
+
+use std::fmt;
+use std::sync::Arc;
+
+use kest_crypto::{KeyResolver, StaticKeyResolver};
+use kest_passport::{
+    Limits, Passport, Strictness, UnverifiedPassport, VerificationReport, VerifiedEntries, Verifier,
+};
+
+use crate::PropagationError;
+use crate::tiers::InboundPassport;
+
+/// Environment variable: `true` lets inbound passports through without verifying them.
+/// For local development only; it logs a warning when used.
+pub const ENV_INSECURE_UNVERIFIED_LINEAGE: &str = "KEST_INSECURE_UNVERIFIED_LINEAGE";
+
+/// How inbound passports are checked before a flow continues from them.
+///
+/// By default every inbound passport is verified (every signature, the chain rules and
+/// the label audit) against the keys of a [`KeyResolver`]: static JWKs, peers' JWK Sets
+/// fetched from their URLs, the SPIFFE trust bundle, or a chain of them. The default
+/// resolver knows no key, so a service that has not said whom it trusts refuses every
+/// passport it is sent; requests without one start a new chain as usual.
+///
+/// Verified entries are remembered in a bounded [`VerifiedEntries`] cache, so a prefix
+/// seen before costs a hash lookup per entry rather than a signature check.
+///
+/// Taking passports on faith is [`Ingress::insecure_unverified`], which needs
+/// `KEST_INSECURE_UNVERIFIED_LINEAGE=true` and says so in the log.
+///
+/// ```
+/// use kest_crypto::{SigningKey, StaticKeyResolver};
+/// use kest_propagation::{Ingress, PassportCodec};
+///
+/// let peer = SigningKey::generate_ed25519()?;
+/// let keys = StaticKeyResolver::new().with_key("spiffe://example.org/peer", peer.verifying_key().clone());
+/// let codec = PassportCodec::new().ingress(Ingress::verify(keys));
+/// assert!(codec.ingress_config().is_verified());
+/// assert!(Ingress::insecure_unverified(None).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Ingress {
+    mode: Mode,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Verify {
+        keys: Arc<dyn KeyResolver>,
+        cache: Arc<VerifiedEntries>,
+        strictness: Strictness,
+    },
+    Unverified,
+}
+
+impl fmt::Debug for Ingress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.mode {
+            Mode::Verify {
+                cache, strictness, ..
+            } => f
+                .debug_struct("Ingress")
+                .field("verify", &true)
+                .field("strictness", strictness)
+                .field("cache", cache)
+                .finish_non_exhaustive(),
+            Mode::Unverified => f.debug_struct("Ingress").field("verify", &false).finish(),
+        }
+    }
+}
+
+impl Default for Ingress {
+    /// Verification against no key at all: every inbound passport is refused.
+    fn default() -> Self {
+        Self::verify(StaticKeyResolver::new())
+    }
+}
+
+impl Ingress {
+    /// Verifies inbound passports against the keys `keys` trusts.
+    #[must_use]
+    pub fn verify(keys: impl KeyResolver + 'static) -> Self {
+        Self::verify_shared(Arc::new(keys))
+    }
+
+    /// As [`Ingress::verify`], with a resolver shared with other parts of the service.
+    #[must_use]
+    pub fn verify_shared(keys: Arc<dyn KeyResolver>) -> Self {
+        Self {
+            mode: Mode::Verify {
+                keys,
+                cache: Arc::new(VerifiedEntries::default()),
+                strictness: Strictness::Auto,
+            },
+        }
+    }
+
+    /// Remembers verified entries in `cache` (shared, say, by the lineage layer and the
+    /// runtime of one service). Ignored when not verifying.
+    #[must_use]
+    pub fn cache(mut self, cache: Arc<VerifiedEntries>) -> Self {
+        if let Mode::Verify { cache: slot, .. } = &mut self.mode {
+            *slot = cache;
+        }
+        self
+    }
+
+    /// How undeclared trust raises are treated (per entry, by default). Ignored when not
+    /// verifying.
+    #[must_use]
+    pub fn strictness(mut self, strictness: Strictness) -> Self {
+        if let Mode::Verify {
+            strictness: slot, ..
+        } = &mut self.mode
+        {
+            *slot = strictness;
+        }
+        self
+    }
+
+    /// Continues from inbound passports **without verifying them**: any caller can then
+    /// claim any lineage, trust and taints. Allowed only when `setting` is `true` (the
+    /// value of [`ENV_INSECURE_UNVERIFIED_LINEAGE`]), and logged as a warning.
+    ///
+    /// # Errors
+    /// [`PropagationError::InsecureIngress`] for any other setting.
+    pub fn insecure_unverified(setting: Option<&str>) -> Result<Self, PropagationError> {
+        if setting.map(str::trim) != Some("true") {
+            return Err(PropagationError::InsecureIngress);
+        }
+        tracing::warn!(
+            "kest: inbound passports are accepted WITHOUT verification ({ENV_INSECURE_UNVERIFIED_LINEAGE}=true): \
+             any caller can claim any lineage, trust and taints"
+        );
+        Ok(Self {
+            mode: Mode::Unverified,
+        })
+    }
+
+    /// [`Ingress::insecure_unverified`] with the value of
+    /// `KEST_INSECURE_UNVERIFIED_LINEAGE`.
+    ///
+    /// # Errors
+    /// As [`Ingress::insecure_unverified`].
+    pub fn insecure_unverified_from_env() -> Result<Self, PropagationError> {
+        Self::insecure_unverified(
+            std::env::var(ENV_INSECURE_UNVERIFIED_LINEAGE)
+                .ok()
+                .as_deref(),
+        )
+    }
+
+    /// Whether inbound passports are verified.
+    #[must_use]
+    pub const fn is_verified(&self) -> bool {
+        matches!(self.mode, Mode::Verify { .. })
+    }
+
+    /// The verified-entry cache, when verifying.
+    #[must_use]
+    pub fn verified_entries(&self) -> Option<&Arc<VerifiedEntries>> {
+        match &self.mode {
+            Mode::Verify { cache, .. } => Some(cache),
+            Mode::Unverified => None,
+        }
+    }
+
+    /// The trusted keys, when verifying.
+    #[must_use]
+    pub fn keys(&self) -> Option<&Arc<dyn KeyResolver>> {
+        match &self.mode {
+            Mode::Verify { keys, .. } => Some(keys),
+            Mode::Unverified => None,
+        }
+    }
+
+    /// Chooses and checks the passport `inbound` carries. When a member names a signer
+    /// the resolver does not know, the resolver is refreshed (peers' JWK Sets fetched
+    /// again, at most once a second) and the check is made once more.
+    ///
+    /// # Errors
+    /// As [`InboundPassport::choose_verified`].
+    pub async fn admit(
+        &self,
+        inbound: &InboundPassport,
+        claimed: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Option<Passport>, PropagationError> {
+        match &self.mode {
+            Mode::Unverified => Ok(inbound
+                .choose_unverified(claimed, limits)?
+                .map(UnverifiedPassport::dangerous_assume_verified)),
+            Mode::Verify {
+                keys,
+                cache,
+                strictness,
+            } => {
+                let check = || {
+                    let verifier = Verifier::new(keys.as_ref())
+                        .cache(cache)
+                        .strictness(*strictness)
+                        .limits(*limits);
+                    inbound.choose_verified(claimed, &verifier, limits)
+                };
+                let report = match check() {
+                    Err(error) if error.wants_keys() && keys.refresh().await => check(),
+                    other => other,
+                }?;
+                Ok(report.map(VerificationReport::into_passport))
+            }
+        }
+    }
+}
