@@ -172,9 +172,9 @@ fn bench(sh: &Shell, args: &[String]) -> Result {
 }
 
 /// `cargo xtask load`: the multi-hop services under 32 concurrent clients for 30 s (or
-/// the `--clients` and `--seconds` given), checking every final passport.
+/// the `--clients` and `--seconds` given), checking every final passport; once with every
+/// hop verifying its inbound passport, once with verification off, to show its cost.
 fn load(sh: &Shell, args: &[String]) -> Result {
-    step("load: multi_hop, release build");
     let mut extra: Vec<String> = args.to_vec();
     if !extra.iter().any(|a| a == "--clients") {
         extra.extend(["--clients".into(), "32".into()]);
@@ -182,11 +182,19 @@ fn load(sh: &Shell, args: &[String]) -> Result {
     if !extra.iter().any(|a| a == "--seconds") {
         extra.extend(["--seconds".into(), "30".into()]);
     }
-    cmd!(
-        sh,
-        "cargo run --locked --release -p kest-examples --features multi-hop --example multi_hop -- --load {extra...}"
-    )
-    .run()?;
+    for (label, mode) in [
+        ("ingress verified", None),
+        ("ingress not verified", Some("--insecure-unverified")),
+    ] {
+        step(&format!("load: multi_hop, release build, {label}"));
+        let mode = mode.into_iter();
+        let extra = &extra;
+        cmd!(
+            sh,
+            "cargo run --locked --release -p kest-examples --features multi-hop --example multi_hop -- --load {extra...} {mode...}"
+        )
+        .run()?;
+    }
     Ok(())
 }
 

@@ -552,5 +552,9 @@ fn es256_is_high_s(fixed: &[u8]) -> Result<bool, CryptoError> {
 pub(crate) fn es256_low_s(fixed: &[u8]) -> Result<[u8; 64], CryptoError> {
     let signature = es256_signature(fixed)?;
     let low = signature.normalize_s().unwrap_or(signature);
-    <[u8; 64]>::try_from(low.to_bytes().as_slice()).map_err(|_| CryptoError::BadSignature)
+    let mut fixed = [0_u8; 64];
+    for (slot, byte) in fixed.iter_mut().zip(low.to_bytes()) {
+        *slot = byte;
+    }
+    Ok(fixed)
 }

@@ -4,6 +4,10 @@
 //! - sign one entry (canonicalize + sign + hash), beside a raw Ed25519 sign of the same
 //!   signing input with `ring`, so the ratio comes from one run;
 //! - verify passports of 10, 100 and 1,000 entries from their wire form;
+//! - inbound verification with the verified-entry cache: 10 and 50 entries never seen,
+//!   and 50 entries of which the first 49 were seen before (the next hop's view);
+//! - decode and verify a wide DAG (one root, a fan-out, a join) of 1,000 and 10,000
+//!   entries: linear in the input;
 //! - append one entry at depth 0, 50 and 1,000.
 #![allow(
     missing_docs,
@@ -19,7 +23,8 @@ use std::hint::black_box;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
 use kest_passport::{
-    Entry, EntryBuilder, Passport, PolicyContext, SignedEntry, UnverifiedEntry, Verifier,
+    Entry, EntryBuilder, Head, Limits, Passport, PolicyContext, SignedEntry, UnverifiedEntry,
+    UnverifiedPassport, VerifiedEntries, Verifier,
 };
 use kest_trust::WeakestLink;
 
@@ -154,6 +159,103 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
+fn resolver() -> StaticKeyResolver {
+    StaticKeyResolver::new().with_key(
+        PRINCIPAL,
+        SigningKey::from_ed25519_seed(&SEED)
+            .unwrap()
+            .verifying_key()
+            .clone(),
+    )
+}
+
+fn ingress(c: &mut Criterion) {
+    let resolver = resolver();
+    let mut group = c.benchmark_group("ingress");
+    group.sample_size(30);
+    for len in [10, 50] {
+        let text = chain(len).to_json();
+        // Every iteration meets entries this process has never seen: a fresh cache.
+        group.bench_with_input(BenchmarkId::new("new", len), &text, |b, text| {
+            b.iter_batched(
+                || VerifiedEntries::new(4096),
+                |cache| {
+                    Verifier::new(&resolver)
+                        .cache(&cache)
+                        .verify_json(black_box(text))
+                        .unwrap()
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    // The next hop: the first 49 entries were verified when they passed before.
+    let full = chain(50);
+    let prefix = {
+        let entries: Vec<&str> = full.entries().iter().map(|e| e.jws()).collect();
+        serde_json::to_string(&entries[..49]).unwrap()
+    };
+    let text = full.to_json();
+    group.bench_function("seen_49_of_50", |b| {
+        b.iter_batched(
+            || {
+                let cache = VerifiedEntries::new(4096);
+                Verifier::new(&resolver)
+                    .cache(&cache)
+                    .verify_json(&prefix)
+                    .unwrap();
+                cache
+            },
+            |cache| {
+                Verifier::new(&resolver)
+                    .cache(&cache)
+                    .verify_json(black_box(&text))
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+/// One root, `width - 2` entries on it, and one entry joining them all.
+fn fan_out(width: usize) -> String {
+    let signer = signer();
+    let root = SignedEntry::sign(sample_entry(), &signer).unwrap();
+    let mut entries = vec![root.clone()];
+    for index in 0..width - 2 {
+        let leaf = builder(&format!("leaf-{index}"))
+            .build_on(&[Head::from(&root)], &WeakestLink)
+            .unwrap();
+        entries.push(SignedEntry::sign(leaf, &signer).unwrap());
+    }
+    let heads: Vec<Head<'_>> = entries[1..].iter().map(Head::from).collect();
+    let join = builder("join").build_on(&heads, &WeakestLink).unwrap();
+    entries.push(SignedEntry::sign(join, &signer).unwrap());
+    let jws: Vec<&str> = entries.iter().map(SignedEntry::jws).collect();
+    serde_json::to_string(&jws).unwrap()
+}
+
+fn wide(c: &mut Criterion) {
+    let resolver = resolver();
+    let mut group = c.benchmark_group("wide_dag");
+    group.sample_size(10);
+    for width in [1_000, 10_000] {
+        let text = fan_out(width);
+        group.bench_with_input(BenchmarkId::new("decode", width), &text, |b, text| {
+            b.iter(|| UnverifiedPassport::decode(black_box(text), &Limits::default()).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("verify", width), &text, |b, text| {
+            b.iter(|| {
+                Verifier::new(&resolver)
+                    .verify_json(black_box(text))
+                    .unwrap()
+            });
+        });
+    }
+    group.finish();
+}
+
 fn append(c: &mut Criterion) {
     let signer = signer();
     let mut group = c.benchmark_group("append");
@@ -179,5 +281,14 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, canonicalize, sign, parse, verify, append);
+criterion_group!(
+    benches,
+    canonicalize,
+    sign,
+    parse,
+    verify,
+    ingress,
+    wide,
+    append
+);
 criterion_main!(benches);

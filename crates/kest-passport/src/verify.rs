@@ -689,7 +689,18 @@ impl TaintAudit {
         distinct.dedup_by(|a, b| Arc::ptr_eq(a, b));
         let mut dropped = None;
         let mut cleared = Vec::new();
-        let mut steps = 0_usize;
+        let mut steps = entry.added_taints().len();
+        // What the entry adds must be in its taints (unless it also removes it).
+        for name in entry.added_taints() {
+            let kept = self.names.get(name.as_str()).is_some_and(|id| {
+                own.binary_search(id).is_ok() || removed_sorted.binary_search(id).is_ok()
+            });
+            if !kept && !entry.removed_taints().contains(name) {
+                return Err(EntryFault::TaintDropped {
+                    taint: kest_canon::escape_untrusted(name, 64),
+                });
+            }
+        }
         for set in &distinct {
             if Arc::ptr_eq(set, &own) {
                 continue;

@@ -420,3 +420,50 @@ fn what_the_verifier_says_is_escaped() {
         .to_string();
     assert!(!error.chars().any(char::is_control), "{error:?}");
 }
+
+/// Found by the `audit` fuzz target: an entry that lists a taint in `added_taints` but not
+/// in `taints` dropped it silently, and the linear audit missed it for roots.
+#[test]
+fn an_added_taint_must_be_held() {
+    let (signer, resolver) = fresh_signer(W);
+    let root = sign(
+        step("root")
+            .added_taints(["pii"])
+            .build_explicit(Parents::Root, s(100), &TaintSet::new())
+            .unwrap(),
+        &signer,
+    );
+    let error = Verifier::new(&resolver)
+        .verify_json(&wire(std::slice::from_ref(&root)))
+        .unwrap_err();
+    assert_eq!(
+        error.fault(),
+        Some(&EntryFault::TaintDropped {
+            taint: "pii".into()
+        })
+    );
+    // On a child too; added and removed in one entry is fine.
+    let root = sign(step("root").build_on(&[], &WeakestLink).unwrap(), &signer);
+    let child = sign(
+        step("child")
+            .added_taints(["pii"])
+            .build_explicit(Parents::Hashes(vec![root.hash()]), s(100), &TaintSet::new())
+            .unwrap(),
+        &signer,
+    );
+    let error = Verifier::new(&resolver)
+        .verify_json(&wire(&[root.clone(), child]))
+        .unwrap_err();
+    assert_eq!(error.index(), Some(1));
+    let both = sign(
+        step("both")
+            .added_taints(["pii"])
+            .removed_taints(["pii"])
+            .build_explicit(Parents::Hashes(vec![root.hash()]), s(100), &TaintSet::new())
+            .unwrap(),
+        &signer,
+    );
+    Verifier::new(&resolver)
+        .verify_json(&wire(&[root, both]))
+        .unwrap();
+}

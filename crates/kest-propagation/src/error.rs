@@ -121,8 +121,10 @@ impl PropagationError {
         )
     }
 
-    /// Whether a member failed only because its signer's key is not known (yet): a
-    /// resolver that fetches keys from elsewhere may know it after a refresh.
+    /// Whether a member may have failed only because its signer's key is not known yet:
+    /// an unknown principal or key id, or a signature that none of the principal's known
+    /// keys verifies (it may have rotated to a new one). A resolver that fetches keys
+    /// from elsewhere may know better after a refresh, which it rate-limits.
     #[must_use]
     pub const fn wants_keys(&self) -> bool {
         matches!(
@@ -131,6 +133,8 @@ impl PropagationError {
                 source: PassportError::Entry {
                     fault: EntryFault::Key(
                         CryptoError::UnknownPrincipal { .. } | CryptoError::UnknownKeyId { .. }
+                    ) | EntryFault::Signature(
+                        CryptoError::BadSignature | CryptoError::AlgorithmMismatch { .. }
                     ),
                     ..
                 },

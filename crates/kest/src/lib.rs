@@ -98,6 +98,9 @@ mod book {
     #[cfg(all(feature = "tower", feature = "reqwest", feature = "oidc"))]
     #[doc = include_str!("../../../docs/src/middleware.md")]
     struct Middleware;
+    #[cfg(feature = "jwks")]
+    #[doc = include_str!("../../../docs/src/zero-trust.md")]
+    struct ZeroTrust;
 }
 
 mod config;
