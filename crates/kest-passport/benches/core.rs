@@ -215,6 +215,20 @@ fn ingress(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
+    // Every entry seen before: what a retried request costs.
+    let warm = VerifiedEntries::new(4096);
+    Verifier::new(&resolver)
+        .cache(&warm)
+        .verify_json(&text)
+        .unwrap();
+    group.bench_function("seen_50_of_50", |b| {
+        b.iter(|| {
+            Verifier::new(&resolver)
+                .cache(&warm)
+                .verify_json(black_box(&text))
+                .unwrap()
+        });
+    });
     group.finish();
 }
 
@@ -238,16 +252,22 @@ fn fan_out(width: usize) -> String {
 
 fn wide(c: &mut Criterion) {
     let resolver = resolver();
+    // These entries are 1.7 KB each: 10,000 of them are over the default 16 MiB.
+    let limits = Limits {
+        max_bytes: 64 * 1024 * 1024,
+        ..Limits::default()
+    };
     let mut group = c.benchmark_group("wide_dag");
     group.sample_size(10);
     for width in [1_000, 10_000] {
         let text = fan_out(width);
         group.bench_with_input(BenchmarkId::new("decode", width), &text, |b, text| {
-            b.iter(|| UnverifiedPassport::decode(black_box(text), &Limits::default()).unwrap());
+            b.iter(|| UnverifiedPassport::decode(black_box(text), &limits).unwrap());
         });
         group.bench_with_input(BenchmarkId::new("verify", width), &text, |b, text| {
             b.iter(|| {
                 Verifier::new(&resolver)
+                    .limits(limits)
                     .verify_json(black_box(text))
                     .unwrap()
             });

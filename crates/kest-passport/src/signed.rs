@@ -212,7 +212,8 @@ impl SignedEntry {
     }
 
     /// Parses without checking the signature; only [`UnverifiedEntry`] hands this out.
-    fn parse_unchecked(jws: &str) -> Result<Self, ParseFailure> {
+    /// `hash` is the SHA-256 of `jws`, when the caller has it already.
+    fn parse_unchecked(jws: &str, hash: Option<EntryHash>) -> Result<Self, ParseFailure> {
         let no_id = |fault| ParseFailure {
             entry_id: None,
             fault,
@@ -232,7 +233,7 @@ impl SignedEntry {
             return Err(with_id(EntryFault::NotCanonical));
         }
         Ok(Self {
-            hash: kest_canon::sha256(jws.as_bytes()),
+            hash: hash.unwrap_or_else(|| kest_canon::sha256(jws.as_bytes())),
             jws: jws.into(),
             header: compact.header().clone(),
             signing_input_len: compact.signing_input().len(),
@@ -375,7 +376,12 @@ impl UnverifiedEntry {
     }
 
     pub(crate) fn parse_reporting_id(jws: &str) -> Result<Self, ParseFailure> {
-        SignedEntry::parse_unchecked(jws).map(|inner| Self { inner })
+        SignedEntry::parse_unchecked(jws, None).map(|inner| Self { inner })
+    }
+
+    /// As [`UnverifiedEntry::parse_reporting_id`], for a JWS whose hash is known.
+    pub(crate) fn parse_hashed(jws: &str, hash: EntryHash) -> Result<Self, ParseFailure> {
+        SignedEntry::parse_unchecked(jws, Some(hash)).map(|inner| Self { inner })
     }
 
     /// Checks the signature with the keys `resolver` trusts for the entry's principal.

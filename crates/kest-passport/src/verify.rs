@@ -19,6 +19,9 @@ use crate::signed::{EntryHash, ParseFailure, SignedEntry, UnverifiedEntry};
 use crate::unverified::{PARALLEL_THRESHOLD, UnverifiedPassport};
 use crate::wire;
 
+/// Below this many bytes of JWS text, entry hashes are computed on the calling thread.
+const PARALLEL_HASH_BYTES: usize = 256 * 1024;
+
 /// How an undeclared trust raise is treated.
 ///
 /// Whichever applies, an undeclared raise never counts: the trust a verified passport
@@ -341,7 +344,10 @@ impl<'r> Verifier<'r> {
     }
 
     fn verify_items(&self, items: &[Item<'_>]) -> Result<VerificationReport, PassportError> {
-        let hashes: Vec<EntryHash> = if items.len() < PARALLEL_THRESHOLD {
+        // Hashing is cheap (SHA-256 runs at gigabytes a second); only large passports are
+        // worth handing to the thread pool.
+        let bytes: usize = items.iter().map(|item| item.jws().len()).sum();
+        let hashes: Vec<EntryHash> = if bytes < PARALLEL_HASH_BYTES {
             items.iter().map(Item::hash).collect()
         } else {
             items.par_iter().map(Item::hash).collect()
@@ -419,7 +425,7 @@ impl<'r> Verifier<'r> {
             {
                 return (Checked::Good(Arc::clone(&hit.entry)), None);
             }
-            let outcome = item.parse().and_then(|entry| {
+            let outcome = item.parse(hashes.get(index).copied()).and_then(|entry| {
                 let entry_id = entry.entry().entry_id().to_string();
                 entry
                     .verify_returning_key(self.resolver)
@@ -444,7 +450,9 @@ impl<'r> Verifier<'r> {
             }
         };
         let pairs = items.iter().zip(cached.iter()).enumerate();
-        let results: Vec<(Checked, Option<Cached>)> = if items.len() < PARALLEL_THRESHOLD {
+        // The thread pool only pays for itself when there are signatures to check.
+        let misses = cached.iter().filter(|hit| hit.is_none()).count();
+        let results: Vec<(Checked, Option<Cached>)> = if misses < PARALLEL_THRESHOLD {
             pairs.map(one).collect()
         } else {
             pairs.collect::<Vec<_>>().into_par_iter().map(one).collect()
@@ -486,10 +494,11 @@ impl Item<'_> {
         }
     }
 
-    fn parse(&self) -> Result<UnverifiedEntry, ParseFailure> {
-        match self {
-            Self::Text(jws) => UnverifiedEntry::parse_reporting_id(jws),
-            Self::Parsed(entry) => Ok((*entry).clone()),
+    fn parse(&self, hash: Option<EntryHash>) -> Result<UnverifiedEntry, ParseFailure> {
+        match (self, hash) {
+            (Self::Text(jws), Some(hash)) => UnverifiedEntry::parse_hashed(jws, hash),
+            (Self::Text(jws), None) => UnverifiedEntry::parse_reporting_id(jws),
+            (Self::Parsed(entry), _) => Ok((*entry).clone()),
         }
     }
 }
