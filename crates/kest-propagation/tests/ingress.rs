@@ -401,3 +401,51 @@ async fn the_key_endpoint_answers_its_path_only() {
         .unwrap();
     assert_eq!(other.text().await.unwrap(), "service");
 }
+
+/// A refusal is logged with the member, the entry's index and `entry_id`, and the cause;
+/// turning verification off is logged as a warning.
+#[test]
+fn refusals_and_the_insecure_setting_are_logged() {
+    use tower::{Layer as _, Service as _};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let forged = passport_by(SigningKey::generate_ed25519().unwrap(), 3);
+    let (status, events) = kest_testkit::logs::logged(|| {
+        runtime.block_on(async {
+            let router = axum::Router::new().route("/", axum::routing::post(|| async { "ran" }));
+            let mut service =
+                LineageLayer::new(PassportCodec::new().ingress(Ingress::verify(trusted())))
+                    .layer(router);
+            let request = http::Request::post("/")
+                .header("baggage", inline(&forged))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            std::future::poll_fn(|cx| {
+                tower::Service::<http::Request<axum::body::Body>>::poll_ready(&mut service, cx)
+            })
+            .await
+            .unwrap();
+            service.call(request).await.unwrap().status().as_u16()
+        })
+    });
+    assert_eq!(status, 403);
+    let refusal = events
+        .iter()
+        .find(|event| event.contains("refusing a request whose lineage does not verify"))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(refusal.starts_with("WARN"), "{refusal}");
+    assert!(refusal.contains("member=\"kest.passport\""), "{refusal}");
+    assert!(refusal.contains("index=0"), "{refusal}");
+    let id = forged.entries()[0].entry().entry_id().to_string();
+    assert!(refusal.contains(&id), "{refusal}");
+    assert!(refusal.contains("signature does not verify"), "{refusal}");
+    let (_, events) = kest_testkit::logs::logged(|| Ingress::insecure_unverified(Some("true")));
+    assert!(
+        events
+            .iter()
+            .any(|event| event.starts_with("WARN") && event.contains("WITHOUT verification")),
+        "{events:?}"
+    );
+}

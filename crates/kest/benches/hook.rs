@@ -10,7 +10,9 @@
 //! - `hook/throughput/threads_T`: 64 concurrent flows making 32 calls each on a
 //!   multi-threaded runtime with T workers; the time per call.
 //! - `baggage/pack_N` and `baggage/unpack_N`: a passport of N entries into a `baggage`
-//!   header and back (inline or compressed tier).
+//!   header and back (inline or compressed tier), verified on the way in against the
+//!   signer's key; `unpack` meets entries this process verified before (a hop's usual
+//!   case), `unpack_new` checks every signature.
 
 #![allow(
     clippy::expect_used,
@@ -202,7 +204,13 @@ fn baggage(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let codec = PassportCodec::new().store(Arc::new(kest_propagation::MemoryClaimStore::default()));
+    let key = SigningKey::from_ed25519_seed(&[1; 32]).expect("key");
+    let trusted = kest_crypto::StaticKeyResolver::new().with_key(W, key.verifying_key().clone());
+    let store: Arc<dyn kest_propagation::ClaimStore> =
+        Arc::new(kest_propagation::MemoryClaimStore::default());
+    let codec = PassportCodec::new()
+        .store(Arc::clone(&store))
+        .ingress(kest_propagation::Ingress::verify(trusted.clone()));
     let caller = Caller {
         user: Some("alice".into()),
         ..Caller::default()
@@ -234,6 +242,25 @@ fn baggage(c: &mut Criterion) {
                     .expect("passport")
                     .len()
             });
+        });
+        group.bench_with_input(BenchmarkId::new("unpack_new", depth), &depth, |b, _| {
+            b.iter_batched(
+                || {
+                    PassportCodec::new()
+                        .store(Arc::clone(&store))
+                        .ingress(kest_propagation::Ingress::verify(trusted.clone()))
+                },
+                |fresh| {
+                    let parsed = Baggage::parse(&header, &Default::default()).expect("parse");
+                    runtime
+                        .block_on(fresh.read(&parsed))
+                        .expect("unpack")
+                        .0
+                        .expect("passport")
+                        .len()
+                },
+                criterion::BatchSize::SmallInput,
+            );
         });
     }
     group.finish();
