@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kest::{Call, Kest, Protected, Values};
-use kest_crypto::{Jwk, KeySigner, SigningKey, StaticKeyResolver, VerifyingKey};
-use kest_identity::{JwtValidator, StaticIdentity};
-use kest_passport::{Passport, Verifier};
-use kest_policy::CedarEngine;
-use kest_propagation::{
+use kest::crypto::{KeySigner, PrivateJwk, SigningKey, StaticKeyResolver, VerifyingKey};
+use kest::identity::{JwtValidator, StaticIdentity};
+use kest::passport::{Passport, Verifier};
+use kest::policy::CedarEngine;
+use kest::propagation::{
     ClaimStore, IdentityLayer, Ingress, LineageLayer, MemoryClaimStore, PropagateLineage,
 };
+use kest::{Call, Kest, Protected, Values};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -114,7 +114,7 @@ pub struct Deployment {
     issuer: SigningKey,
     keys: Vec<(String, VerifyingKey)>,
     /// Each service's private key, kept only to play an attacker who stole one.
-    private: Vec<Jwk>,
+    private: Vec<PrivateJwk>,
     runs: Vec<Arc<AtomicU64>>,
     tasks: Vec<JoinHandle<()>>,
     http: reqwest::Client,
@@ -136,7 +136,7 @@ impl Deployment {
     pub async fn start(options: Options) -> Result<Self, BoxError> {
         let store: Arc<dyn ClaimStore> = match &options.redis {
             #[cfg(feature = "redis")]
-            Some(url) => Arc::new(kest_propagation::RedisClaimStore::connect(url).await?),
+            Some(url) => Arc::new(kest::propagation::RedisClaimStore::connect(url).await?),
             #[cfg(not(feature = "redis"))]
             Some(_) => return Err("--redis needs the example's `redis` feature".into()),
             None => Arc::new(MemoryClaimStore::default()),
@@ -168,12 +168,12 @@ impl Deployment {
             keys.push((workload(name), key.verifying_key().clone()));
             private.push(key.to_private_jwk());
             let mut builder = Kest::builder()
-                .identity(Arc::new(StaticIdentity::new(workload(name), key)))
-                .engine(Arc::new(
+                .identity(StaticIdentity::new(workload(name), key))
+                .engine(
                     CedarEngine::builder()
                         .policy_source("multi_hop", POLICIES)
                         .build()?,
-                ))
+                )
                 .claim_store(store.clone())
                 .service_name(name);
             if options.verify_ingress {
@@ -269,11 +269,14 @@ impl Deployment {
         });
         let input = format!(
             "{}.{}",
-            kest_canon::b64url_encode(header.to_string().as_bytes()),
-            kest_canon::b64url_encode(claims.to_string().as_bytes())
+            kest::canon::b64url_encode(header.to_string().as_bytes()),
+            kest::canon::b64url_encode(claims.to_string().as_bytes())
         );
         let signature = self.issuer.sign(input.as_bytes())?;
-        Ok(format!("{input}.{}", kest_canon::b64url_encode(&signature)))
+        Ok(format!(
+            "{input}.{}",
+            kest::canon::b64url_encode(&signature)
+        ))
     }
 
     /// Sends one request through all four services with `token`; returns the status and
@@ -371,10 +374,10 @@ impl Deployment {
 /// # Errors
 /// When the passport does not fit a header.
 pub fn baggage_of(passport: &Passport) -> Result<String, BoxError> {
-    let mut baggage = kest_propagation::Baggage::new();
-    baggage.set(kest_propagation::KEY_PASSPORT, passport.to_json())?;
+    let mut baggage = kest::propagation::Baggage::new();
+    baggage.set(kest::propagation::keys::PASSPORT, passport.to_json())?;
     if let Some(tip) = passport.tip_hash() {
-        baggage.set(kest_propagation::KEY_CHAIN_TIP, tip.to_hex())?;
+        baggage.set(kest::propagation::keys::CHAIN_TIP, tip.to_hex())?;
     }
     Ok(baggage.to_header())
 }
@@ -389,12 +392,12 @@ pub fn gateway_only_baggage(deployment: &Deployment) -> Result<String, BoxError>
     let signer = deployment.stolen_signer(0)?;
     let mut passport = Passport::new();
     passport.append(
-        kest_passport::EntryBuilder::new("gateway")
+        kest::passport::EntryBuilder::new("gateway")
             .principal(workload("gateway"))
-            .origin_score(kest_trust::OriginMap::new().score("user_input")?)
+            .origin_score(kest::trust::OriginMap::new().score("user_input")?)
             .added_taints(["unverified"]),
         &signer,
-        &kest_trust::WeakestLink,
+        &kest::trust::WeakestLink,
     )?;
     baggage_of(&passport)
 }

@@ -106,7 +106,10 @@ async fn main() -> Result<(), kest_examples::hops::BoxError> {
         "The request crossed {} services, each verifying what it received; the final passport:",
         passport.len()
     );
-    println!("{}", kest_passport::render::text_tree(&passport).trim_end());
+    println!(
+        "{}",
+        kest::passport::render::text_tree(&passport).trim_end()
+    );
     println!("Verified offline with the four services' public keys; kest.user = alice throughout.");
     // The guarded action without the sanitizer: the gateway's own, validly signed entry
     // sent straight to hop3.

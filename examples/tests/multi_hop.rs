@@ -13,12 +13,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kest_crypto::{KeySigner, SigningKey};
+use kest::crypto::{KeySigner, SigningKey};
+use kest::passport::{EntryBuilder, Head, Parents, Passport, SignedEntry, Verifier};
+use kest::trust::{OriginMap, TaintSet, TrustScore, WeakestLink};
 use kest_examples::hops::{
     Deployment, HOPS, Options, baggage_of, gateway_only_baggage, load, workload,
 };
-use kest_passport::{EntryBuilder, Head, Parents, Passport, SignedEntry, Verifier};
-use kest_trust::{OriginMap, TaintSet, TrustScore, WeakestLink};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_entry_per_hop_with_the_user_carried_through() {
@@ -73,10 +73,10 @@ async fn every_service_publishes_its_key() {
             .text()
             .await
             .unwrap();
-        let set = kest_crypto::JwksKeyResolver::from_json(&text).unwrap();
+        let set = kest::crypto::JwksKeyResolver::from_json(&text).unwrap();
         let name = workload(HOPS[index]);
-        let query = kest_crypto::KeyQuery::new(&name, Some(&name), kest_crypto::Algorithm::EdDSA);
-        use kest_crypto::KeyResolver as _;
+        let query = kest::crypto::KeyQuery::new(&name, Some(&name), kest::crypto::Algorithm::EdDSA);
+        use kest::crypto::KeyResolver as _;
         assert_eq!(
             set.resolve(&query).unwrap(),
             auditor.resolve(&query).unwrap()
@@ -95,7 +95,7 @@ struct Forgery {
     cause: &'static str,
 }
 
-fn sign(entry: kest_passport::Entry, signer: &KeySigner) -> SignedEntry {
+fn sign(entry: kest::passport::Entry, signer: &KeySigner) -> SignedEntry {
     SignedEntry::sign(entry, signer).unwrap()
 }
 
@@ -150,7 +150,7 @@ fn forgeries(deployment: &Deployment) -> Vec<Forgery> {
     );
     let edited = {
         let parts: Vec<&str> = sanitizer.jws().split('.').collect();
-        let payload = String::from_utf8(kest_canon::b64url_decode(parts[1], "p").unwrap())
+        let payload = String::from_utf8(kest::canon::b64url_decode(parts[1], "p").unwrap())
             .unwrap()
             .replace("\"trust_score\":90", "\"trust_score\":100")
             .replace(
@@ -160,14 +160,14 @@ fn forgeries(deployment: &Deployment) -> Vec<Forgery> {
         format!(
             "{}.{}.{}",
             parts[0],
-            kest_canon::b64url_encode(payload.as_bytes()),
+            kest::canon::b64url_encode(payload.as_bytes()),
             parts[2]
         )
     };
     let edited_json = serde_json::to_string(&[root.jws(), edited.as_str()]).unwrap();
-    let mut baggage = kest_propagation::Baggage::new();
+    let mut baggage = kest::propagation::Baggage::new();
     baggage
-        .set(kest_propagation::KEY_PASSPORT, edited_json)
+        .set(kest::propagation::keys::PASSPORT, edited_json)
         .unwrap();
     for hop in [2, 3] {
         forged.push(Forgery {
@@ -232,14 +232,14 @@ fn forgeries(deployment: &Deployment) -> Vec<Forgery> {
 
     // 5. Truncation: a genuine two-entry passport cut back to one, with the tip kept.
     let full = passport_of(&[root.clone(), sanitizer.clone()]);
-    let mut cut = kest_propagation::Baggage::new();
+    let mut cut = kest::propagation::Baggage::new();
     cut.set(
-        kest_propagation::KEY_PASSPORT,
+        kest::propagation::keys::PASSPORT,
         passport_of(std::slice::from_ref(&root)).to_json(),
     )
     .unwrap();
     cut.set(
-        kest_propagation::KEY_CHAIN_TIP,
+        kest::propagation::keys::CHAIN_TIP,
         full.tip_hash().unwrap().to_hex(),
     )
     .unwrap();

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::CanonError;
-use crate::jcs::{MAX_DEPTH, MAX_SAFE_INTEGER};
+use crate::limits::{MAX_DEPTH, MAX_SAFE_INTEGER};
 
 /// Whether `serde_json`'s compact serialization of `value` is byte-identical to its RFC
 /// 8785 form: every object key is ASCII and keys appear in strictly ascending order, every

@@ -4,13 +4,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{CanonError, shorten};
+use crate::limits::{MAX_DEPTH, MAX_SAFE_INTEGER};
 use crate::scan;
-
-/// The largest integer every JSON implementation reads exactly: 2^53 − 1.
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-/// Deepest nesting of arrays and objects accepted, the same limit `serde_json` parses to.
-pub const MAX_DEPTH: usize = 128;
 
 /// How numbers outside the exactly representable integer range are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -41,6 +41,7 @@ mod encoding;
 mod error;
 mod fast;
 mod jcs;
+mod limits;
 mod scan;
 mod text;
 
@@ -50,8 +51,6 @@ pub use encoding::{
 };
 pub use error::CanonError;
 pub use fast::{compact_bytes, is_canonical_as_is, keys_are_canonical};
-pub use jcs::{
-    Canonicalizer, MAX_DEPTH, MAX_SAFE_INTEGER, NumberMode, canonicalize, canonicalize_text,
-    jcs_bytes, parse,
-};
+pub use jcs::{Canonicalizer, NumberMode, canonicalize, canonicalize_text, jcs_bytes, parse};
+pub use limits::{MAX_DEPTH, MAX_SAFE_INTEGER};
 pub use text::{DEFAULT_SHOWN_CHARS, Untrusted, check_nesting, escape_untrusted};

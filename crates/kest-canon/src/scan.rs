@@ -8,7 +8,7 @@
 //! fails here with the same kind of error. Everything else is left to `serde_json`.
 
 use crate::error::{CanonError, shorten};
-use crate::jcs::MAX_SAFE_INTEGER;
+use crate::limits::MAX_SAFE_INTEGER;
 
 /// Walks `text` and reports the first lone surrogate escape, non-finite literal or (when
 /// `check_integers`) integer literal outside the safe range.

@@ -111,9 +111,7 @@ mod generate {
 
     use kest_crypto::{KeySigner, SigningKey};
     use kest_passport::{EntryBuilder, Head, Parents, Runtime, SignedEntry};
-    use kest_propagation::{
-        Baggage, KEY_CHAIN_TIP, KEY_PASSPORT, KEY_PASSPORT_Z, compress_passport,
-    };
+    use kest_propagation::{Baggage, compress_passport, keys};
     use kest_trust::{TaintSet, TrustScore, WeakestLink};
 
     use super::{Case, Corpus};
@@ -417,12 +415,12 @@ mod generate {
             ),
         ] {
             let mut baggage = Baggage::new();
-            baggage.set(KEY_PASSPORT, inline.clone()).unwrap();
+            baggage.set(keys::PASSPORT, inline.clone()).unwrap();
             baggage
-                .set(KEY_PASSPORT_Z, compress_passport(compressed))
+                .set(keys::PASSPORT_Z, compress_passport(compressed))
                 .unwrap();
             if with_tip {
-                baggage.set(KEY_CHAIN_TIP, tip.clone()).unwrap();
+                baggage.set(keys::CHAIN_TIP, tip.clone()).unwrap();
             }
             cases.push(case(
                 name,
@@ -436,10 +434,10 @@ mod generate {
         }
         let mut diverging = Baggage::new();
         let other = sign(step(300, "elsewhere"), &[&three[1]], &w);
-        diverging.set(KEY_PASSPORT, honest.clone()).unwrap();
+        diverging.set(keys::PASSPORT, honest.clone()).unwrap();
         diverging
             .set(
-                KEY_PASSPORT_Z,
+                keys::PASSPORT_Z,
                 compress_passport(&list(&[&three[0], &three[1], &other])),
             )
             .unwrap();
@@ -469,8 +467,8 @@ mod generate {
             "entry 1",
         ));
         let mut carried = Baggage::new();
-        carried.set(KEY_PASSPORT, tampered).unwrap();
-        carried.set(KEY_CHAIN_TIP, tip.clone()).unwrap();
+        carried.set(keys::PASSPORT, tampered).unwrap();
+        carried.set(keys::CHAIN_TIP, tip.clone()).unwrap();
         cases.push(case(
             "tampered entry 1, in baggage",
             "causes depend on the transport",
@@ -481,8 +479,8 @@ mod generate {
             "entry 1",
         ));
         let mut bad_tip = Baggage::new();
-        bad_tip.set(KEY_PASSPORT, honest.clone()).unwrap();
-        bad_tip.set(KEY_CHAIN_TIP, "not-a-hash").unwrap();
+        bad_tip.set(keys::PASSPORT, honest.clone()).unwrap();
+        bad_tip.set(keys::CHAIN_TIP, "not-a-hash").unwrap();
         cases.push(case(
             "malformed kest.chain_tip beside a valid passport",
             "causes depend on the transport",

@@ -49,7 +49,8 @@ fn vector(path: &str) -> PathBuf {
     kest_testkit::vectors_dir().join(path)
 }
 
-/// A temp dir with the Python vectors' key written by `kest keygen`.
+/// A temp dir with the Python vectors' key written by `kest keygen`: the private JWK in
+/// `key.jwk` (for signing) and the public one it prints in `pub.jwk` (for verifying).
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let out = kest(
@@ -58,6 +59,7 @@ fn workspace() -> tempfile::TempDir {
         None,
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::write(dir.path().join("pub.jwk"), stdout(&out)).unwrap();
     dir
 }
 
@@ -164,12 +166,25 @@ fn append_then_verify_then_catch_tampering() {
     chain_of_three(dir.path());
     let ok = kest(
         dir.path(),
-        &["verify", "p.json", "--key", &format!("{W}=key.jwk")],
+        &["verify", "p.json", "--key", &format!("{W}=pub.jwk")],
         None,
     );
     assert_eq!(code(&ok), 0, "{}", stderr(&ok));
     assert!(stdout(&ok).starts_with("verified: 3 entries"));
     assert!(stdout(&ok).contains("trust raised from 40 to 90 by a declared override"));
+    assert!(stderr(&ok).is_empty(), "{}", stderr(&ok));
+    // Verifying with the private key file works, with a warning that it is not needed.
+    let private = kest(
+        dir.path(),
+        &["verify", "p.json", "--key", &format!("{W}=key.jwk")],
+        None,
+    );
+    assert_eq!(code(&private), 0, "{}", stderr(&private));
+    assert!(
+        stderr(&private).contains("key.jwk holds a private key"),
+        "{}",
+        stderr(&private)
+    );
 
     let json = kest(
         dir.path(),
@@ -178,7 +193,7 @@ fn append_then_verify_then_catch_tampering() {
             "p.json",
             "--json",
             "--key",
-            &format!("{W}=key.jwk"),
+            &format!("{W}=pub.jwk"),
         ],
         None,
     );
@@ -199,7 +214,7 @@ fn append_then_verify_then_catch_tampering() {
     .unwrap();
     let bad = kest(
         dir.path(),
-        &["verify", "t.json", "--key", &format!("{W}=key.jwk")],
+        &["verify", "t.json", "--key", &format!("{W}=pub.jwk")],
         None,
     );
     assert_eq!(code(&bad), 1);
@@ -231,7 +246,7 @@ fn append_then_verify_then_catch_tampering() {
             "f.json",
             "--json",
             "--key",
-            &format!("{W}=key.jwk"),
+            &format!("{W}=pub.jwk"),
         ],
         None,
     );
@@ -252,7 +267,7 @@ fn append_then_verify_then_catch_tampering() {
     assert_eq!(
         code(&kest(
             dir.path(),
-            &["verify", "short.json", "--key", &format!("{W}=key.jwk")],
+            &["verify", "short.json", "--key", &format!("{W}=pub.jwk")],
             None
         )),
         0
@@ -265,7 +280,7 @@ fn append_then_verify_then_catch_tampering() {
             "--expect-tip",
             &tip,
             "--key",
-            &format!("{W}=key.jwk"),
+            &format!("{W}=pub.jwk"),
         ],
         None,
     );
@@ -300,7 +315,7 @@ fn verify_needs_trusted_keys_and_refuses_strangers() {
     assert!(stderr(&wrong).contains("entry 0"), "{}", stderr(&wrong));
     let stranger = kest(
         dir.path(),
-        &["verify", "p.json", "--key", "spiffe://else/x=key.jwk"],
+        &["verify", "p.json", "--key", "spiffe://else/x=pub.jwk"],
         None,
     );
     assert_eq!(code(&stranger), 1);
@@ -311,7 +326,7 @@ fn verify_needs_trusted_keys_and_refuses_strangers() {
     );
     let garbage = kest(
         dir.path(),
-        &["verify", "-", "--key", &format!("{W}=key.jwk")],
+        &["verify", "-", "--key", &format!("{W}=pub.jwk")],
         Some("hello"),
     );
     assert_eq!(code(&garbage), 2);
@@ -383,7 +398,7 @@ fn python_chain_10_audit_strict_and_lenient() {
         chain["serialized"].as_str().unwrap(),
     )
     .unwrap();
-    let key = format!("{W}=key.jwk");
+    let key = format!("{W}=pub.jwk");
     let out = kest(dir.path(), &["verify", "c.json", "--key", &key], None);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(

@@ -91,19 +91,45 @@ fn static_key_from_the_environment() {
     let output = whoami(&["--json"], &[("KEST_WORKLOAD_ID", "w".into())]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("KEST_SIGNING_KEY_FILE"));
+    // So is a key without a workload id: configured but not working, never a throwaway
+    // local key.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key.jwk");
+    std::fs::write(&file, key.to_private_jwk().to_json().as_str()).unwrap();
+    for (name, value) in [
+        ("KEST_SIGNING_KEY_FILE", file.display().to_string()),
+        ("KEST_SIGNING_KEY_SEED", SEED.to_owned()),
+    ] {
+        let output = whoami(&["--json"], &[(name, value)]);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        assert!(output.stdout.is_empty(), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("KEST_WORKLOAD_ID"), "{name}: {stderr}");
+        assert!(!stderr.contains("this process only"), "{name}: {stderr}");
+    }
 }
 
 #[test]
 fn mock_and_oidc_identities() {
-    let value = json_of(&whoami(
+    let mock = whoami(
         &["--json"],
         &[
             ("KEST_IDENTITY", "mock".into()),
             ("KEST_WORKLOAD_ID", "mock:agent".into()),
         ],
-    ));
-    assert_eq!(value["provider"], "mock");
-    assert_eq!(value["workload_id"], "mock:agent");
+    );
+    // The test double exists only in builds with `test-util`; elsewhere asking for it is
+    // an error that names the feature, never a silent signer anyone could forge.
+    if cfg!(feature = "test-util") {
+        let value = json_of(&mock);
+        assert_eq!(value["provider"], "mock");
+        assert_eq!(value["workload_id"], "mock:agent");
+    } else {
+        assert_eq!(mock.status.code(), Some(1));
+        assert!(mock.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&mock.stderr);
+        assert!(stderr.contains("test-util"), "{stderr}");
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let token_path = dir.path().join("token");

@@ -50,8 +50,11 @@ fn failed(output: &Output, code: i32) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// Writes a private key to `file` (for signing) and the public key `kest keygen` prints
+/// beside it as `NAME.pub.jwk` (for verifying).
 fn keygen(dir: &Path, file: &str) {
-    ok(&kest(dir, &["keygen", "--out", file], None));
+    let public = ok(&kest(dir, &["keygen", "--out", file], None));
+    std::fs::write(dir.join(file.replace(".jwk", ".pub.jwk")), public).unwrap();
 }
 
 fn append(dir: &Path, key: &str, principal: &str, operation: &str, extra: &[&str]) -> Output {
@@ -80,7 +83,7 @@ fn a_single_jws_must_be_the_pinned_tip() {
     std::fs::write(dir.path().join("a.jws"), &jws_a[0]).unwrap();
     let tip_b = kest_canon::sha256_hex(jws_b[0].as_bytes());
     let tip_a = kest_canon::sha256_hex(jws_a[0].as_bytes());
-    let key = format!("{w}=k.jwk");
+    let key = format!("{w}=k.pub.jwk");
     let error = failed(
         &kest(
             dir.path(),
@@ -107,7 +110,7 @@ fn a_principal_may_contain_an_equals_sign() {
     assert!(passport.is_empty());
     let shown = ok(&kest(
         dir.path(),
-        &["verify", "p.json", "--key", &format!("{w}=k.jwk")],
+        &["verify", "p.json", "--key", &format!("{w}=k.pub.jwk")],
         None,
     ));
     assert!(shown.starts_with("verified: 1 entry,"), "{shown}");
@@ -117,7 +120,7 @@ fn a_principal_may_contain_an_equals_sign() {
 fn baggage_without_a_passport_is_not_a_verified_passport() {
     let dir = tempfile::tempdir().unwrap();
     keygen(dir.path(), "k.jwk");
-    let key = "spiffe://kest.test/w=k.jwk";
+    let key = "spiffe://kest.test/w=k.pub.jwk";
     let error = failed(
         &kest(
             dir.path(),
@@ -181,7 +184,7 @@ fn append_verifies_what_it_extends() {
     assert!(error.contains("does not verify"), "{error}");
     assert!(error.contains("--unverified"), "{error}");
     // With the upstream key trusted (`--key P=FILE`, or a JWK Set), it goes on.
-    let trusted = format!("{upstream}=upstream.jwk");
+    let trusted = format!("{upstream}=upstream.pub.jwk");
     let extended = ok(&append(
         dir.path(),
         "me.jwk",
@@ -258,7 +261,7 @@ fn untrusted_text_is_escaped_on_the_terminal() {
     let error = failed(
         &kest(
             dir.path(),
-            &["verify", "p.json", "--key", "spiffe://x/other=k.jwk"],
+            &["verify", "p.json", "--key", "spiffe://x/other=k.pub.jwk"],
             None,
         ),
         1,
@@ -269,7 +272,7 @@ fn untrusted_text_is_escaped_on_the_terminal() {
     let error = failed(
         &kest(
             dir.path(),
-            &["verify", "--key", "spiffe://x/other=k.jwk"],
+            &["verify", "--key", "spiffe://x/other=k.pub.jwk"],
             Some(&header),
         ),
         1,

@@ -11,11 +11,12 @@ use crate::CryptoError;
 /// The largest JWK or JWKS text accepted, so a hostile document cannot exhaust memory.
 pub const MAX_JWK_BYTES: usize = 256 * 1024;
 
-/// A JSON Web Key, public or private.
+/// A public JSON Web Key.
 ///
-/// Only the members Kest uses are modelled; others are ignored when reading. The private
-/// member `d` is a [`SecretString`]: wiped on drop and never shown by `Debug`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Only the members Kest uses are modelled; others are ignored when reading, including a
+/// private `d` (a private key is read as [`PrivateJwk`], which keeps `d` apart from the
+/// public members so that a value of this type can never carry a secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     /// Key type: `OKP` or `EC`.
     pub kty: String,
@@ -28,9 +29,6 @@ pub struct Jwk {
     /// y coordinate (EC), base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
-    /// Private key, base64url. Present only in private JWKs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub d: Option<SecretString>,
     /// Key id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
@@ -45,16 +43,60 @@ pub struct Jwk {
     pub key_ops: Option<Vec<String>>,
 }
 
-impl fmt::Debug for Jwk {
+/// A private JSON Web Key: the public members and the secret `d`.
+///
+/// Not `Clone` and not comparable; `d` is wiped on drop and never shown by `Debug`, and
+/// the JSON text [`PrivateJwk::to_json`] returns is wiped too.
+#[derive(Serialize)]
+pub struct PrivateJwk {
+    /// The public members.
+    #[serde(flatten)]
+    pub public: Jwk,
+    /// The private key, base64url.
+    pub d: SecretString,
+}
+
+impl fmt::Debug for PrivateJwk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Jwk")
-            .field("kty", &self.kty)
-            .field("crv", &self.crv)
-            .field("x", &self.x)
-            .field("y", &self.y)
-            .field("d", &self.d.as_ref().map(|_| "[secret key elided]"))
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("PrivateJwk")
+            .field("public", &self.public)
+            .field("d", &"[secret key elided]")
+            .finish()
+    }
+}
+
+impl PrivateJwk {
+    /// Parses a private JWK from JSON text.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidJwk`] when the text is too large, not JSON, not a JWK, or has
+    /// no `d`.
+    pub fn from_json(text: &str) -> Result<Self, CryptoError> {
+        #[derive(Deserialize)]
+        struct Members {
+            #[serde(flatten)]
+            public: Jwk,
+            d: Option<SecretString>,
+        }
+        check_size(text, "JWK")?;
+        let members: Members =
+            serde_json::from_str(text).map_err(|error| CryptoError::InvalidJwk {
+                reason: error.to_string(),
+            })?;
+        let d = members.d.ok_or_else(|| CryptoError::InvalidJwk {
+            reason: "a private JWK needs `d`".into(),
+        })?;
+        Ok(Self {
+            public: members.public,
+            d,
+        })
+    }
+
+    /// The JWK as compact JSON text, in a buffer that is wiped on drop.
+    #[must_use]
+    pub fn to_json(&self) -> Zeroizing<String> {
+        // Serializing plain strings and options cannot fail.
+        Zeroizing::new(serde_json::to_string(self).unwrap_or_default())
     }
 }
 
@@ -70,27 +112,11 @@ impl Jwk {
         })
     }
 
-    /// The JWK as compact JSON text. A private JWK's text holds the secret, so it is
-    /// returned in a buffer that is wiped on drop.
+    /// The JWK as compact JSON text.
     #[must_use]
-    pub fn to_json(&self) -> Zeroizing<String> {
+    pub fn to_json(&self) -> String {
         // Serializing plain strings and options cannot fail.
-        Zeroizing::new(serde_json::to_string(self).unwrap_or_default())
-    }
-
-    /// A copy without the private member.
-    #[must_use]
-    pub fn to_public(&self) -> Self {
-        Self {
-            d: None,
-            ..self.clone()
-        }
-    }
-
-    /// Whether this JWK holds a private key.
-    #[must_use]
-    pub const fn is_private(&self) -> bool {
-        self.d.is_some()
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Checks that the JWK may verify signatures of `alg`: `use`, when present, is `sig`;
@@ -188,8 +214,9 @@ fn check_size(text: &str, what: &str) -> Result<(), CryptoError> {
     Ok(())
 }
 
-/// A string holding secret material: wiped on drop, redacted in `Debug`, not `Display`.
-#[derive(Clone, PartialEq, Eq)]
+/// A string holding secret material: wiped on drop, redacted in `Debug`, not `Display`,
+/// and neither `Clone` nor comparable, so that it is not copied or leaked by a timing
+/// comparison by accident.
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {

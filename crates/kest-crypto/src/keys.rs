@@ -7,7 +7,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{self as ring_sig, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
 use zeroize::Zeroizing;
 
-use crate::jwk::{Jwk, SecretString};
+use crate::jwk::{Jwk, PrivateJwk, SecretString};
 use crate::{Algorithm, CryptoError, KeyDefect};
 
 /// OID 1.3.101.112, Ed25519.
@@ -180,12 +180,11 @@ impl SigningKey {
     /// A key from a private JWK: OKP/Ed25519 (RFC 8037) or EC/P-256 (RFC 7518).
     ///
     /// # Errors
-    /// [`CryptoError::InvalidJwk`] when `d` is missing, or the key members are invalid.
-    pub fn from_jwk(jwk: &Jwk) -> Result<Self, CryptoError> {
-        let d = jwk.d.as_ref().ok_or_else(|| CryptoError::InvalidJwk {
-            reason: "a private JWK needs `d`".into(),
-        })?;
-        let d = Zeroizing::new(kest_canon::b64url_decode(d.expose(), "JWK `d`")?);
+    /// [`CryptoError::InvalidJwk`] or [`CryptoError::InvalidKey`] when the key members
+    /// are invalid or do not match `d`.
+    pub fn from_jwk(private: &PrivateJwk) -> Result<Self, CryptoError> {
+        let jwk = &private.public;
+        let d = Zeroizing::new(kest_canon::b64url_decode(private.d.expose(), "JWK `d`")?);
         let key = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("OKP", Some("Ed25519")) => Self::from_ed25519_seed(&d)?,
             ("EC", Some("P-256")) => {
@@ -226,7 +225,7 @@ impl SigningKey {
     /// # Errors
     /// As [`SigningKey::from_jwk`], or [`CryptoError::InvalidJwk`] when the text is not a JWK.
     pub fn from_jwk_json(text: &str) -> Result<Self, CryptoError> {
-        Self::from_jwk(&Jwk::from_json(text)?)
+        Self::from_jwk(&PrivateJwk::from_json(text)?)
     }
 
     /// The algorithm this key signs with.
@@ -259,14 +258,15 @@ impl SigningKey {
     ///
     /// The result holds the secret in `d`; it zeroizes itself and redacts `d` in `Debug`.
     #[must_use]
-    pub fn to_private_jwk(&self) -> Jwk {
-        let mut jwk = self.public.to_jwk();
+    pub fn to_private_jwk(&self) -> PrivateJwk {
         let d = match &self.inner {
             Inner::Ed25519 { seed, .. } => kest_canon::b64url_encode(seed.as_ref()),
             Inner::P256 { scalar, .. } => kest_canon::b64url_encode(scalar),
         };
-        jwk.d = Some(SecretString::new(d));
-        jwk
+        PrivateJwk {
+            public: self.public.to_jwk(),
+            d: SecretString::new(d),
+        }
     }
 }
 
@@ -390,7 +390,7 @@ impl VerifyingKey {
         }
     }
 
-    /// A public key from a JWK (OKP/Ed25519 or EC/P-256). A `d` member is ignored.
+    /// A public key from a JWK (OKP/Ed25519 or EC/P-256).
     ///
     /// # Errors
     /// [`CryptoError::InvalidJwk`] or [`CryptoError::UnsupportedKeyType`].

@@ -43,7 +43,7 @@ mod resolver;
 
 pub use alg::Algorithm;
 pub use error::{CryptoError, KeyDefect};
-pub use jwk::{Jwk, Jwks, MAX_JWK_BYTES, SecretString};
+pub use jwk::{Jwk, Jwks, MAX_JWK_BYTES, PrivateJwk, SecretString};
 pub use jws::{
     CompactJws, JwsHeader, KeySigner, MAX_JWS_BYTES, Signer, encode_header,
     encode_header_with_chain, es256_signature_from_der, sign_compact, signing_input, verify_parts,

@@ -316,7 +316,7 @@ impl JwksKeyResolver {
         let mut keys = Vec::new();
         let mut skipped = Vec::new();
         for (index, jwk) in jwks.keys.iter().enumerate() {
-            let key = match VerifyingKey::from_jwk(&jwk.to_public()) {
+            let key = match VerifyingKey::from_jwk(jwk) {
                 Ok(key) => key,
                 Err(CryptoError::UnsupportedKeyType { kty, crv }) => {
                     skipped.push(format!("key {index}: unsupported `{kty}`/`{crv}`"));

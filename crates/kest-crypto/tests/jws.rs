@@ -215,7 +215,7 @@ fn rejects_altered_and_foreign_signatures() {
 /// which this crate refuses (see `hostile_keys.rs`, where its low-S twin verifies).
 #[test]
 fn rfc7515_a3_es256_is_checked() {
-    let jwk = kest_crypto::Jwk::from_json(
+    let jwk = kest_crypto::PrivateJwk::from_json(
         r#"{"kty":"EC","crv":"P-256",
             "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
             "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
@@ -233,7 +233,7 @@ fn rfc7515_a3_es256_is_checked() {
     let ours = sign_compact(&KeySigner::new(key, "w"), b"{}").unwrap();
     CompactJws::parse(&ours)
         .unwrap()
-        .verify_with(&kest_crypto::VerifyingKey::from_jwk(&jwk).unwrap())
+        .verify_with(&kest_crypto::VerifyingKey::from_jwk(&jwk.public).unwrap())
         .unwrap();
 }
 

@@ -7,7 +7,7 @@
     clippy::cast_possible_truncation
 )]
 
-use kest_crypto::{Algorithm, CryptoError, Jwk, SigningKey, VerifyingKey};
+use kest_crypto::{Algorithm, CryptoError, Jwk, PrivateJwk, SigningKey, VerifyingKey};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
@@ -20,13 +20,15 @@ fn fixture(name: &str) -> String {
 /// RFC 8037 Appendix A.1–A.3: the Ed25519 key as a JWK, and its RFC 7638 thumbprint.
 #[test]
 fn rfc8037_key_and_thumbprint() {
-    let jwk = Jwk::from_json(
-        r#"{"kty":"OKP","crv":"Ed25519",
+    let text = r#"{"kty":"OKP","crv":"Ed25519",
             "d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
-            "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
-    )
-    .unwrap();
-    let key = SigningKey::from_jwk(&jwk).unwrap();
+            "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+    let private = PrivateJwk::from_json(text).unwrap();
+    let key = SigningKey::from_jwk(&private).unwrap();
+    // Read as a public key, the same text drops `d`.
+    let jwk = Jwk::from_json(text).unwrap();
+    assert_eq!(jwk, private.public);
+    assert!(!jwk.to_json().contains("nWGxne"), "{}", jwk.to_json());
     assert_eq!(key.algorithm(), Algorithm::EdDSA);
     assert_eq!(
         key.verifying_key().thumbprint(),
@@ -60,11 +62,11 @@ fn python_vector_key_loads_every_way() {
     );
     // Export and re-import the private JWK.
     let private = from_seed.to_private_jwk();
-    assert!(private.is_private());
+    assert!(private.to_json().contains("\"d\""));
     let again = SigningKey::from_jwk_json(&private.to_json()).unwrap();
     assert_eq!(again.verifying_key(), from_seed.verifying_key());
     assert_eq!(
-        private.kid.as_deref(),
+        private.public.kid.as_deref(),
         Some(from_seed.verifying_key().thumbprint().as_str())
     );
 }
@@ -106,12 +108,14 @@ fn pkcs8_rejects_what_it_should() {
 
 #[test]
 fn jwk_import_errors_are_typed() {
-    let public_only = Jwk::from_json(
-        r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
-    )
-    .unwrap();
+    let public_only =
+        r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
     assert!(matches!(
-        SigningKey::from_jwk(&public_only),
+        PrivateJwk::from_json(public_only),
+        Err(CryptoError::InvalidJwk { .. })
+    ));
+    assert!(matches!(
+        SigningKey::from_jwk_json(public_only),
         Err(CryptoError::InvalidJwk { .. })
     ));
     let rsa = Jwk::from_json(r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#).unwrap();
@@ -125,7 +129,7 @@ fn jwk_import_errors_are_typed() {
         Err(CryptoError::InvalidKey { .. })
     ));
     // A private JWK whose `x` belongs to another key.
-    let mismatched = Jwk::from_json(
+    let mismatched = PrivateJwk::from_json(
         r#"{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
             "x":"PUAXw-hDiVqStwqnTRt-vJyYLM8uxJaMwM1V8Sr0Zgw"}"#,
     )
@@ -142,11 +146,11 @@ fn secrets_never_appear_in_debug() {
     let jwk = key.to_private_jwk();
     let signer = kest_crypto::KeySigner::new(SigningKey::from_ed25519_seed(&seed).unwrap(), "w");
     let ec = SigningKey::from_pkcs8_pem(&fixture("p256.pem")).unwrap();
-    let ec_d = ec.to_private_jwk().d.unwrap().expose().to_owned();
+    let ec_d = ec.to_private_jwk().d.expose().to_owned();
     let secrets = [
         hex::encode(seed),
         kest_canon::b64url_encode(&seed),
-        jwk.d.as_ref().unwrap().expose().to_owned(),
+        jwk.d.expose().to_owned(),
         ec_d,
     ];
     let rendered = [

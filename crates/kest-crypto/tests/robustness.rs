@@ -7,7 +7,7 @@
     clippy::cast_possible_truncation
 )]
 
-use kest_crypto::{CompactJws, Jwk, Jwks, JwsHeader, SigningKey};
+use kest_crypto::{CompactJws, Jwk, Jwks, JwsHeader, PrivateJwk, SigningKey};
 use proptest::prelude::*;
 
 proptest! {
@@ -29,9 +29,11 @@ proptest! {
         let _ = JwsHeader::from_json(&bytes);
         let text = String::from_utf8_lossy(&bytes);
         if let Ok(jwk) = Jwk::from_json(&text) {
-            let _ = SigningKey::from_jwk(&jwk);
             let _ = kest_crypto::VerifyingKey::from_jwk(&jwk);
             let _ = jwk.thumbprint();
+        }
+        if let Ok(jwk) = PrivateJwk::from_json(&text) {
+            let _ = SigningKey::from_jwk(&jwk);
         }
         let _ = Jwks::from_json(&text);
         let _ = SigningKey::from_pkcs8_der(&bytes);
@@ -41,8 +43,11 @@ proptest! {
     #[test]
     fn jwk_members_never_panic(kty in "OKP|EC|RSA|x", crv in "Ed25519|P-256|X25519|", x in "[A-Za-z0-9_-]{0,90}", y in "[A-Za-z0-9_-]{0,90}", d in "[A-Za-z0-9_-]{0,90}") {
         let jwk = serde_json::json!({"kty": kty, "crv": crv, "x": x, "y": y, "d": d});
-        let jwk: Jwk = serde_json::from_value(jwk).unwrap();
-        let _ = SigningKey::from_jwk(&jwk);
-        let _ = kest_crypto::VerifyingKey::from_jwk(&jwk);
+        let text = jwk.to_string();
+        let public = Jwk::from_json(&text).unwrap();
+        let _ = kest_crypto::VerifyingKey::from_jwk(&public);
+        if let Ok(private) = PrivateJwk::from_json(&text) {
+            let _ = SigningKey::from_jwk(&private);
+        }
     }
 }

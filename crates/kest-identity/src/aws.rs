@@ -164,7 +164,7 @@ impl AwsKms {
         // KMS reports the spec in `KeySpec` and, deprecated, in `CustomerMasterKeySpec`
         // (all some emulators send). Either must say P-256; the public key is checked for
         // the curve below in any case.
-        #[allow(deprecated)]
+        #[allow(deprecated, reason = "moto sends only the deprecated member")]
         let spec = output
             .key_spec()
             .map(|spec| spec.as_str().to_owned())

@@ -11,6 +11,16 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum IdentityError {
+    /// A provider this build does not have: it needs a feature.
+    #[error("the `{provider}` identity needs kest-identity's `{feature}` feature: {why}")]
+    Unavailable {
+        /// The provider.
+        provider: &'static str,
+        /// The feature that adds it.
+        feature: &'static str,
+        /// Why it is not in every build.
+        why: &'static str,
+    },
     /// Required configuration is missing: what, and how to provide it.
     #[error("no identity: {what}")]
     Missing {
@@ -67,4 +77,10 @@ pub enum IdentityError {
     /// The entry could not be assembled.
     #[error("cannot sign entry: {0}")]
     Entry(PassportError),
+}
+
+impl From<PassportError> for IdentityError {
+    fn from(error: PassportError) -> Self {
+        Self::Entry(error)
+    }
 }

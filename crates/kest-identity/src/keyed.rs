@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kest_crypto::{Jwk, SigningKey};
+use kest_crypto::SigningKey;
 use zeroize::Zeroizing;
 
 use crate::provider::check_kid;
@@ -83,6 +83,7 @@ macro_rules! keyed_provider {
 }
 
 keyed_provider!(LocalEd25519, "local");
+#[cfg(feature = "test-util")]
 keyed_provider!(MockIdentity, "mock");
 keyed_provider!(StaticIdentity, "static");
 
@@ -116,12 +117,15 @@ impl LocalEd25519 {
 }
 
 /// A deterministic identity for tests: the key's seed is the SHA-256 of the workload id,
-/// so every run and every process signs the same way.
+/// so every run and every process signs the same way, and anyone who knows the workload
+/// id can sign as it. Only in builds with the `test-util` feature.
+#[cfg(feature = "test-util")]
 #[derive(Debug)]
 pub struct MockIdentity {
     inner: KeyedIdentity,
 }
 
+#[cfg(feature = "test-util")]
 impl MockIdentity {
     /// The mock identity of `workload_id`.
     ///
@@ -245,7 +249,7 @@ impl StaticIdentity {
 pub(crate) fn parse_key(text: &str, source: &str) -> Result<SigningKey, IdentityError> {
     let trimmed = text.trim_start();
     let result = if trimmed.starts_with('{') {
-        Jwk::from_json(trimmed).and_then(|jwk| SigningKey::from_jwk(&jwk))
+        SigningKey::from_jwk_json(trimmed)
     } else {
         SigningKey::from_pkcs8_pem(trimmed)
     };

@@ -62,9 +62,11 @@ mod aws;
 #[cfg(feature = "spiffe")]
 mod spiffe;
 
-pub use detect::{Detected, detect, make};
+pub use detect::{Detected, IdentityChoice, configured, detect, make};
 pub use error::IdentityError;
-pub use keyed::{LocalEd25519, MockIdentity, StaticIdentity, write_private_jwk};
+#[cfg(feature = "test-util")]
+pub use keyed::MockIdentity;
+pub use keyed::{LocalEd25519, StaticIdentity, write_private_jwk};
 pub use lazy::LazyIdentity;
 pub use oidc::{OidcConfig, OidcIdentity, TokenSource};
 #[cfg(feature = "oidc")]
@@ -78,7 +80,7 @@ pub use aws::{AwsKms, load_aws_config};
 #[cfg(feature = "spiffe")]
 pub use spiffe::{DEFAULT_CONNECT_TIMEOUT, SpiffeIdentity, TrustBundleResolver};
 
-use kest_passport::{EntryBuilder, Passport, PassportError, SignedEntry};
+use kest_passport::{EntryBuilder, Passport, SignedEntry};
 use kest_trust::TrustEvaluator;
 
 /// The environment variables the providers read.
@@ -111,15 +113,11 @@ where
     P: IdentityProvider + ?Sized,
 {
     let info = identity.describe().await?;
-    let entry = builder
-        .principal(info.workload_id)
-        .build_on(&passport.head_entries(), evaluator)
-        .map_err(IdentityError::Entry)?;
-    let signed = identity.sign_entry(entry).await?;
-    passport.push(signed).map_err(IdentityError::Entry)?;
-    passport.tip().ok_or_else(|| {
-        IdentityError::Entry(PassportError::Build {
-            reason: "passport is empty after append".into(),
-        })
-    })
+    passport
+        .append_with(
+            builder.principal(info.workload_id.clone()),
+            evaluator,
+            |entry| identity.sign_entry_as(&info, entry),
+        )
+        .await
 }

@@ -41,6 +41,22 @@ fn the_documented_order_holds() {
         detect(&[("KEST_OIDC_TOKEN", "eyJ")]).unwrap(),
         Detected::Oidc
     );
+    // A signing key on its own is a static identity (that fails for want of a workload
+    // id), never a quiet local key; beside an OIDC token it is the key the token vouches
+    // for.
+    for key in [
+        "KEST_SIGNING_KEY_FILE",
+        "KEST_SIGNING_KEY_JWK",
+        "KEST_SIGNING_KEY_PEM",
+        "KEST_SIGNING_KEY_SEED",
+    ] {
+        assert_eq!(detect(&[(key, "x")]).unwrap(), Detected::Static, "{key}");
+        assert_eq!(
+            detect(&[(key, "x"), ("KEST_OIDC_TOKEN_PATH", "/t")]).unwrap(),
+            Detected::Oidc,
+            "{key}"
+        );
+    }
     // Empty values count as unset.
     assert_eq!(
         detect(&[("SPIFFE_ENDPOINT_SOCKET", " ")]).unwrap(),

@@ -65,7 +65,7 @@ fn assert_clean(what: &str, text: &str, secrets: &[Vec<u8>], tokens: &[&str]) {
 /// The private scalar or seed of a key, from its private JWK.
 fn secret_of(key: &SigningKey) -> Vec<u8> {
     let jwk = key.to_private_jwk();
-    kest_canon::b64url_decode_unpadded(jwk.d.as_ref().unwrap().expose(), "d").unwrap()
+    kest_canon::b64url_decode_unpadded(jwk.d.expose(), "d").unwrap()
 }
 
 #[test]

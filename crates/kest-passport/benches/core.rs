@@ -1,4 +1,4 @@
-//! The wire-core benchmarks of SPEC §10, run by `cargo xtask bench`.
+//! The wire-core benchmarks of the [performance targets](https://github.com/kest-dev/kest-rust/blob/main/docs/src/performance.md), run by `cargo xtask bench`.
 //!
 //! - canonicalize one entry (fast path and `serde_jcs`);
 //! - sign one entry (canonicalize + sign + hash), beside a raw Ed25519 sign of the same

@@ -8,16 +8,17 @@ use kest_trust::{TaintSet, TrustEvaluator, TrustScore, derive_trust};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::PassportError;
 use crate::entry::{
     Entry, LABEL_PRINCIPAL, LABEL_TRACE_ID, LABEL_TRUST_OVERRIDE, Parents, PolicyContext, Runtime,
     SCHEMA_VERSION,
 };
-use crate::{Head, PassportError};
+use crate::head::Head;
 
 /// Builds an [`Entry`].
 ///
 /// The usual path is [`EntryBuilder::build_on`], which takes the parent entries and
-/// derives `parent_ids`, `trust_score` and `taints` from them by SPEC §1.4. A trust
+/// derives `parent_ids`, `trust_score` and `taints` from them by the [trust and taint rules](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#trust-and-taints). A trust
 /// override is written to the `kest.trust_override` label so that verifiers can tell a
 /// declared raise from a forged one.
 ///

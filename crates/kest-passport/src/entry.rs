@@ -110,7 +110,7 @@ pub struct PolicyContext {
 
 /// One lineage entry: the payload that is canonicalized and signed.
 ///
-/// Every member of SPEC §1.1 is here. Entries read from the wire keep members this version
+/// Every member of the [entry schema](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#entry-payload) is here. Entries read from the wire keep members this version
 /// does not know in [`Entry::extra`] and sign over them unchanged, and keep array order as
 /// written (the Python package writes `taints` in hash order).
 #[derive(Debug, Clone, PartialEq)]

@@ -120,7 +120,7 @@ pub enum EntryFault {
         /// What the parser said.
         reason: String,
     },
-    /// The payload violates the entry schema (SPEC §1.1).
+    /// The payload violates the entry schema (the [entry schema](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#entry-payload)).
     #[error("payload field `{field}` {reason}")]
     Schema {
         /// The field.

@@ -61,6 +61,8 @@ mod cache;
 mod chain;
 mod entry;
 mod error;
+mod head;
+mod limits;
 mod passport;
 mod read;
 pub mod render;
@@ -77,7 +79,9 @@ pub use entry::{
     SCHEMA_VERSION,
 };
 pub use error::{EntryFault, PassportError, TipText};
-pub use passport::{Head, Limits, Passport};
+pub use head::Head;
+pub use limits::Limits;
+pub use passport::Passport;
 pub use signed::{EntryHash, SignedEntry, UnsignedEntry, UnverifiedEntry};
 pub use unverified::UnverifiedPassport;
 pub use verify::{Finding, FindingKind, Strictness, VerificationReport, Verifier};

@@ -2,33 +2,17 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 
 use kest_crypto::Signer;
 use kest_trust::{TaintSet, TrustEvaluator, TrustScore};
 
 use crate::builder::EntryBuilder;
+use crate::entry::Entry;
 use crate::error::{EntryFault, PassportError};
+use crate::head::Head;
 use crate::signed::{EntryHash, SignedEntry};
-
-/// Bounds on what [`crate::UnverifiedPassport::decode`] and the verifier accept, so that
-/// hostile input cannot exhaust memory or time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest passport text, in bytes. Default 16 MiB.
-    pub max_bytes: usize,
-    /// Most entries. Default 10,000.
-    pub max_entries: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_bytes: 16 * 1024 * 1024,
-            max_entries: 10_000,
-        }
-    }
-}
 
 /// A passport: the signed entries of a lineage, oldest first.
 ///
@@ -80,53 +64,6 @@ struct Node {
     /// at the parents' bound.
     trust: TrustScore,
     min_trust: TrustScore,
-}
-
-/// An entry the next entry builds on, with the trust its passport allows it.
-///
-/// For entries signed here that is their own `trust_score`. For entries received from
-/// elsewhere it is what the verifier derived: a raise that the entry did not declare
-/// (allowed, as a finding, for runtimes that do not declare their raises) does not count.
-#[derive(Debug, Clone, Copy)]
-pub struct Head<'a> {
-    entry: &'a SignedEntry,
-    trust: TrustScore,
-}
-
-impl<'a> Head<'a> {
-    /// The entry.
-    #[must_use]
-    pub const fn entry(&self) -> &'a SignedEntry {
-        self.entry
-    }
-
-    /// Its hash, the next entry's parent id.
-    #[must_use]
-    pub const fn hash(&self) -> EntryHash {
-        self.entry.hash()
-    }
-
-    /// The trust the next entry derives from.
-    #[must_use]
-    pub const fn trust(&self) -> TrustScore {
-        self.trust
-    }
-
-    /// The taints the next entry inherits.
-    #[must_use]
-    pub fn taints(&self) -> TaintSet {
-        self.entry.entry().taints()
-    }
-}
-
-impl<'a> From<&'a SignedEntry> for Head<'a> {
-    /// A head at the trust the entry claims: for entries signed here, or checked alone.
-    fn from(entry: &'a SignedEntry) -> Self {
-        Self {
-            entry,
-            trust: entry.entry().trust_score(),
-        }
-    }
 }
 
 impl Default for Passport {
@@ -393,8 +330,56 @@ impl Passport {
         None
     }
 
+    /// Builds the next entry on the heads (trust and taints derived by `evaluator`) and
+    /// has `sign` sign it: the one place entries are made, whether the signer is a local
+    /// key ([`Passport::append`]), an identity provider, or the verification hook. The
+    /// entry is returned, not appended: push it with [`Passport::push`] (or
+    /// [`Passport::append_with`] does both).
+    ///
+    /// # Errors
+    /// [`PassportError::Build`] when the entry cannot be built, or `sign`'s error.
+    pub async fn sign_next<S, F, E>(
+        &self,
+        builder: EntryBuilder,
+        evaluator: &dyn TrustEvaluator,
+        sign: S,
+    ) -> Result<SignedEntry, E>
+    where
+        S: FnOnce(Entry) -> F,
+        F: Future<Output = Result<SignedEntry, E>>,
+        E: From<PassportError>,
+    {
+        let entry = builder.build_on(&self.head_entries(), evaluator)?;
+        sign(entry).await
+    }
+
+    /// [`Passport::sign_next`], then [`Passport::push`]. Returns the new tip; on an error
+    /// the passport is unchanged.
+    ///
+    /// # Errors
+    /// As [`Passport::sign_next`] and [`Passport::push`].
+    pub async fn append_with<S, F, E>(
+        &mut self,
+        builder: EntryBuilder,
+        evaluator: &dyn TrustEvaluator,
+        sign: S,
+    ) -> Result<&SignedEntry, E>
+    where
+        S: FnOnce(Entry) -> F,
+        F: Future<Output = Result<SignedEntry, E>>,
+        E: From<PassportError>,
+    {
+        let signed = self.sign_next(builder, evaluator, sign).await?;
+        self.push(signed)?;
+        self.tip().ok_or_else(|| {
+            E::from(PassportError::Build {
+                reason: "passport is empty after append".into(),
+            })
+        })
+    }
+
     /// Builds the next entry on the heads (trust and taints derived by `evaluator`), signs
-    /// it and appends it. Returns the new tip.
+    /// it with a local signer and appends it. Returns the new tip.
     ///
     /// # Errors
     /// [`PassportError::Build`] or [`PassportError::Signing`]; the passport is unchanged.
@@ -404,12 +389,20 @@ impl Passport {
         signer: &dyn Signer,
         evaluator: &dyn TrustEvaluator,
     ) -> Result<&SignedEntry, PassportError> {
-        let entry = builder.build_on(&self.head_entries(), evaluator)?;
-        let signed = SignedEntry::sign(entry, signer)?;
-        self.push(signed)?;
-        self.tip().ok_or_else(|| PassportError::Build {
-            reason: "passport is empty after append".into(),
-        })
+        let signing = self.append_with(builder, evaluator, |entry| {
+            std::future::ready(SignedEntry::sign(entry, signer))
+        });
+        // Signing with a local key never waits: the future is ready on its first poll.
+        let mut signing = std::pin::pin!(signing);
+        match signing
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(result) => result,
+            std::task::Poll::Pending => Err(PassportError::Build {
+                reason: "a local signature did not complete".into(),
+            }),
+        }
     }
 
     /// Merges branches that forked from one passport. Entries are kept once, each branch's

@@ -1,4 +1,4 @@
-//! Reading an entry payload, checking it against SPEC §1.1 as it is parsed.
+//! Reading an entry payload, checking it against the [entry schema](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#entry-payload) as it is parsed.
 //!
 //! The payload is deserialized straight into [`Entry`], field by field, rather than into a
 //! `serde_json::Value` first: verification reads every entry of every passport, and the
@@ -20,7 +20,7 @@ use crate::error::EntryFault;
 
 impl Entry {
     /// Reads an entry from the JSON bytes of a payload, checking every member against
-    /// SPEC §1.1. Members this version does not know are kept.
+    /// the [entry schema](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#entry-payload). Members this version does not know are kept.
     ///
     /// # Errors
     /// [`EntryFault::PayloadNotJson`] or [`EntryFault::Schema`] naming the field.

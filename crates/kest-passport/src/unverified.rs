@@ -7,7 +7,8 @@ use rayon::prelude::*;
 
 use crate::chain::ChainChecker;
 use crate::error::PassportError;
-use crate::passport::{Limits, Passport};
+use crate::limits::Limits;
+use crate::passport::Passport;
 use crate::signed::{EntryHash, ParseFailure, UnverifiedEntry};
 use crate::wire;
 

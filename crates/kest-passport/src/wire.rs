@@ -7,7 +7,7 @@ use serde::Deserializer as _;
 use serde::de::{self, SeqAccess, Visitor};
 
 use crate::error::PassportError;
-use crate::passport::Limits;
+use crate::limits::Limits;
 
 /// Reads `["h.p.s", ...]`, refusing more than `limits.max_entries` strings and more than
 /// `limits.max_bytes` of text. Memory use is bounded by the text's size.

@@ -20,7 +20,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use kest_policy::{CachedEngine, DecisionCache, EvaluationContext, PolicyEngine, Tier, library};
+use kest_policy::{
+    CachedEngine, DecisionCache, EvaluationContext, PolicyEngine, PolicyTier, library,
+};
 use kest_trust::{TaintSet, TrustScore};
 use serde_json::json;
 
@@ -53,7 +55,7 @@ fn context(policy: &str) -> EvaluationContext {
         .resource_attribute("owner", "team-a")
         .origin("internal")
         .policy_names(vec![policy.to_owned()])
-        .policy_tier(Tier::Function)
+        .policy_tier(PolicyTier::Function)
         .value("country", "NL")
         .value("restricted_countries", json!(["KP", "IR"]))
         .value("operation_kind", "read")

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use lru::LruCache;
 
+use crate::ConfigError;
 use crate::{Decision, EvaluationContext, PolicyEngine, PolicyError};
 
 /// Environment variable: the cache TTL in seconds; `0` disables the cache.
@@ -72,23 +73,27 @@ impl DecisionCache {
     /// default TTL when it is unset.
     ///
     /// # Errors
-    /// A message naming the variable when it is not a number of seconds.
-    pub fn from_env(capacity: usize) -> Result<Option<Self>, String> {
+    /// [`ConfigError::InvalidValue`] naming the variable when it is not a number of seconds.
+    pub fn from_env(capacity: usize) -> Result<Option<Self>, ConfigError> {
         Self::from_ttl_setting(std::env::var(ENV_CACHE_TTL).ok().as_deref(), capacity)
     }
 
     /// As [`DecisionCache::from_env`], from the variable's value.
     ///
     /// # Errors
-    /// A message when `setting` is not a number of seconds.
+    /// [`ConfigError::InvalidValue`] when `setting` is not a number of seconds.
     pub fn from_ttl_setting(
         setting: Option<&str>,
         capacity: usize,
-    ) -> Result<Option<Self>, String> {
+    ) -> Result<Option<Self>, ConfigError> {
         let ttl = match setting {
             None => DEFAULT_TTL,
             Some(text) => Duration::from_secs(text.trim().parse::<u64>().map_err(|_| {
-                format!("{ENV_CACHE_TTL}=`{text}` is not a whole number of seconds")
+                ConfigError::InvalidValue {
+                    key: ENV_CACHE_TTL,
+                    value: kest_canon::escape_untrusted(text, 40),
+                    reason: "is not a whole number of seconds",
+                }
             })?),
         };
         Ok((!ttl.is_zero()).then(|| Self::new(capacity, ttl)))

@@ -1,4 +1,4 @@
-//! The evaluation context every engine receives (SPEC §1.6).
+//! The evaluation context every engine receives (the [evaluation context](https://github.com/kest-dev/kest-rust/blob/main/docs/src/crates/kest-policy.md#the-evaluation-context)).
 
 use std::sync::Arc;
 
@@ -6,7 +6,7 @@ use kest_passport::EntryHash;
 use kest_trust::{TaintSet, TrustScore};
 use serde_json::{Map, Value, json};
 
-use crate::{PolicyError, Tier};
+use crate::{PolicyError, PolicyTier};
 
 /// Top-level keys the context itself writes. Caller-supplied values may not use them: a
 /// caller must not be able to pass its own `trust_score` or `principal` to a policy.
@@ -35,7 +35,7 @@ pub type Enricher = fn(&EvaluationContext) -> Map<String, Value>;
 
 /// The context a policy is evaluated against: one JSON document.
 ///
-/// It has the SPEC §1.6 structure, the nested `subject`, `object` and `environment`
+/// It has the the [evaluation context](https://github.com/kest-dev/kest-rust/blob/main/docs/src/crates/kest-policy.md#the-evaluation-context) structure, the nested `subject`, `object` and `environment`
 /// sections, plus the flat keys the Python package passes (`principal`, `jwt`,
 /// `chain_tip`, `is_root`, `origin`, `trust_score`, `user`, `agent`, `task`, `scope`), plus
 /// caller-supplied values at the top level:
@@ -90,6 +90,27 @@ impl EvaluationContext {
         }
     }
 
+    /// The subject's trust score and taints, as a denial reports them.
+    #[must_use]
+    pub fn seen(&self) -> crate::error::Seen {
+        let subject = self.document.get("subject");
+        crate::error::Seen {
+            trust_score: subject
+                .and_then(|s| s.get("trust_score"))
+                .and_then(Value::as_u64),
+            taints: subject
+                .and_then(|s| s.get("taints"))
+                .and_then(Value::as_array)
+                .map(|taints| {
+                    taints
+                        .iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
     /// The whole document.
     #[must_use]
     pub fn document(&self) -> &Map<String, Value> {
@@ -124,7 +145,12 @@ impl EvaluationContext {
     /// A copy with `environment.policy_names`, `policy_tier` and `active_deviations` set,
     /// for evaluating one tier.
     #[must_use]
-    pub fn for_tier(&self, tier: Tier, policy_names: &[String], deviations: &[String]) -> Self {
+    pub fn for_tier(
+        &self,
+        tier: PolicyTier,
+        policy_names: &[String],
+        deviations: &[String],
+    ) -> Self {
         // Callers that built the context for this tier already share it: no copy.
         let environment = self.document.get("environment");
         let same = |key: &str, expected: &[String]| {
@@ -185,7 +211,7 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// Builds an [`EvaluationContext`] with the SPEC §1.6 structure.
+/// Builds an [`EvaluationContext`] with the the [evaluation context](https://github.com/kest-dev/kest-rust/blob/main/docs/src/crates/kest-policy.md#the-evaluation-context) structure.
 ///
 /// ```
 /// use kest_policy::EvaluationContext;
@@ -222,7 +248,7 @@ pub struct ContextBuilder {
     parents: Vec<EntryHash>,
     origin: Option<String>,
     policy_names: Vec<String>,
-    policy_tier: Option<Tier>,
+    policy_tier: Option<PolicyTier>,
     deviations: Vec<String>,
     values: Vec<(String, Value)>,
 }
@@ -335,7 +361,7 @@ impl ContextBuilder {
     }
 
     /// The tier being evaluated.
-    pub const fn policy_tier(mut self, tier: Tier) -> Self {
+    pub const fn policy_tier(mut self, tier: PolicyTier) -> Self {
         self.policy_tier = Some(tier);
         self
     }

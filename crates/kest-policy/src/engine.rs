@@ -10,7 +10,7 @@ use crate::{EvaluationContext, PolicyError};
 /// The policy tiers, evaluated in this order; every one must allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Tier {
+pub enum PolicyTier {
     /// Set by the enterprise; applies to every call.
     Enterprise,
     /// Set by the platform team; applies to every call.
@@ -21,7 +21,7 @@ pub enum Tier {
     Function,
 }
 
-impl Tier {
+impl PolicyTier {
     /// All tiers, in evaluation order.
     pub const ALL: [Self; 4] = [
         Self::Enterprise,
@@ -42,7 +42,7 @@ impl Tier {
     }
 }
 
-impl fmt::Display for Tier {
+impl fmt::Display for PolicyTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

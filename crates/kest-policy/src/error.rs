@@ -1,10 +1,11 @@
 //! Errors: engines, configuration and the authorization outcome.
 
+use std::fmt;
 use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::Tier;
+use crate::PolicyTier;
 
 /// Why an engine could not give an answer, or could not be built.
 ///
@@ -31,6 +32,16 @@ pub enum PolicyError {
         /// What was being loaded.
         what: &'static str,
         /// Why it failed.
+        reason: String,
+    },
+    /// A policy file or directory that cannot be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What kind of failure.
+        kind: std::io::ErrorKind,
+        /// The system's message.
         reason: String,
     },
     /// The evaluation context cannot be built or converted for the engine.
@@ -97,7 +108,7 @@ pub enum ConfigError {
         /// The name.
         name: String,
         /// The tier it was listed in.
-        tier: Tier,
+        tier: PolicyTier,
     },
     /// A deviation that names no policy of its tier.
     #[error("deviation for `{policy}` ({tier}) matches no configured {tier} policy")]
@@ -105,13 +116,23 @@ pub enum ConfigError {
         /// The policy.
         policy: String,
         /// The tier.
-        tier: Tier,
+        tier: PolicyTier,
     },
     /// A deviation without a reason or an approver: exceptions must be accountable.
     #[error("deviation for `{policy}` needs both a reason and an approver")]
     UnaccountableDeviation {
         /// The policy.
         policy: String,
+    },
+    /// A setting whose value is not what it must be.
+    #[error("{key}=`{value}` {reason}")]
+    InvalidValue {
+        /// The variable or configuration key.
+        key: &'static str,
+        /// The value given, escaped and shortened.
+        value: String,
+        /// What it must be.
+        reason: &'static str,
     },
     /// A configuration file or variable that does not parse.
     #[error("invalid policy configuration in {source_name}: {reason}")]
@@ -129,20 +150,25 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AuthorizationError {
     /// A policy denied. The operation must not run.
-    #[error("denied by {tier} policy `{policy}`{}", reasons_suffix(reasons))]
+    #[error(
+        "denied by {tier} policy `{policy}`{} ({saw})",
+        reasons_suffix(reasons)
+    )]
     Denied {
         /// The tier of the denying policy.
-        tier: Tier,
+        tier: PolicyTier,
         /// The policy.
         policy: String,
         /// The engine's reasons, when it gave any.
         reasons: Vec<String>,
+        /// What the policy saw of the call: its trust and taints.
+        saw: Seen,
     },
     /// An engine failed. Treated as a denial; the operation must not run.
     #[error("{tier} policy `{policy}` could not be evaluated: {error}")]
     Engine {
         /// The tier of the policy.
-        tier: Tier,
+        tier: PolicyTier,
         /// The policy.
         policy: String,
         /// What failed.
@@ -165,5 +191,37 @@ fn reasons_suffix(reasons: &[String]) -> String {
         String::new()
     } else {
         format!(": {}", reasons.join("; "))
+    }
+}
+
+/// What a denying policy saw of the call, so that a developer can tell why without
+/// reading the context: the subject's trust score and taints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// `subject.trust_score`.
+    pub trust_score: Option<u64>,
+    /// `subject.taints`.
+    pub taints: Vec<String>,
+}
+
+impl fmt::Display for Seen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the policy saw trust ")?;
+        match self.trust_score {
+            Some(trust) => write!(f, "{trust}")?,
+            None => f.write_str("(none)")?,
+        }
+        if self.taints.is_empty() {
+            f.write_str(", no taints")
+        } else {
+            f.write_str(", taints ")?;
+            for (index, taint) in self.taints.iter().enumerate() {
+                if index > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "`{}`", kest_canon::Untrusted::new(taint).max_chars(40))?;
+            }
+            Ok(())
+        }
     }
 }

@@ -30,21 +30,21 @@
 //!
 //! | engine | feature | notes |
 //! |---|---|---|
-//! | [`MockEngine`] | always | allow/deny per policy, counts calls |
+//! | `MockEngine` | `test-util` | allow/deny per policy, counts calls; tests only |
 //! | [`CedarEngine`] | `cedar` (default) | action = policy name; context built directly |
 //! | [`RegoEngine`] | `rego` (default) | `a/b` is `data.a.b.allow`; input unmodified |
 //! | `OpaEngine` | `opa` | `POST /v1/data/<path>`, 1 s timeout |
 //! | `CedarAgentEngine` | `cedar-agent` | `POST /v1/is_authorized` |
-//! | `VerifiedPermissionsEngine` | `aws` | `IsAuthorized` with the policy name as action id |
+//! | `VerifiedPermissionsEngine` | `avp` | `IsAuthorized` with the policy name as action id |
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "avp")]
 mod avp;
 mod cache;
 #[cfg(feature = "cedar")]
 mod cedar;
 #[cfg(feature = "cedar-agent")]
 mod cedar_agent;
-#[cfg(any(feature = "cedar", feature = "cedar-agent", feature = "aws"))]
+#[cfg(any(feature = "cedar", feature = "cedar-agent", feature = "avp"))]
 mod cedar_number;
 mod context;
 mod engine;
@@ -52,6 +52,8 @@ mod error;
 #[cfg(feature = "http")]
 mod http;
 pub mod library;
+mod loader;
+#[cfg(feature = "test-util")]
 mod mock;
 #[cfg(feature = "opa")]
 mod opa;
@@ -59,26 +61,31 @@ mod opa;
 mod rego;
 mod tiers;
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "avp")]
 pub use avp::VerifiedPermissionsEngine;
-pub use cache::{
-    CacheStats, CachedEngine, DEFAULT_CAPACITY, DEFAULT_TTL, DecisionCache, ENV_CACHE_TTL,
-};
+pub use cache::{CacheStats, CachedEngine, DEFAULT_CAPACITY, DEFAULT_TTL, DecisionCache};
 #[cfg(feature = "cedar")]
 pub use cedar::{CedarEngine, CedarEngineBuilder, to_context};
 #[cfg(feature = "cedar-agent")]
 pub use cedar_agent::CedarAgentEngine;
 pub use context::{ContextBuilder, Enricher, EvaluationContext, RESERVED_KEYS};
-pub use engine::{Decision, PolicyEngine, Tier};
-pub use error::{AuthorizationError, ConfigError, PolicyError};
+pub use engine::{Decision, PolicyEngine, PolicyTier};
+pub use error::{AuthorizationError, ConfigError, PolicyError, Seen};
 #[cfg(feature = "http")]
 pub use http::DEFAULT_TIMEOUT;
+pub use loader::{EngineKind, engine_from_sources, load_engine, read_dir};
+#[cfg(feature = "test-util")]
 pub use mock::MockEngine;
 #[cfg(feature = "opa")]
 pub use opa::{OpaEngine, OpaEngineBuilder};
 #[cfg(feature = "rego")]
 pub use rego::{RegoEngine, RegoEngineBuilder};
-pub use tiers::{
-    DeviationRule, ENV_APPLICATION, ENV_CONFIG_FILE, ENV_DEVIATIONS, ENV_ENTERPRISE, ENV_PLATFORM,
-    PolicyConfig, Scope, TierOutcome, TieredPolicies,
-};
+pub use tiers::{DeviationRule, PolicyConfig, Scope, TierOutcome, TierPlan, TieredPolicies};
+
+/// The environment variables this crate reads.
+pub mod env {
+    pub use crate::cache::ENV_CACHE_TTL;
+    pub use crate::tiers::{
+        ENV_APPLICATION, ENV_CONFIG_FILE, ENV_DEVIATIONS, ENV_ENTERPRISE, ENV_PLATFORM,
+    };
+}

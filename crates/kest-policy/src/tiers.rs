@@ -7,7 +7,9 @@ use std::sync::Arc;
 use kest_passport::{Deviation, PolicyContext};
 use serde::{Deserialize, Serialize};
 
-use crate::{AuthorizationError, ConfigError, Decision, EvaluationContext, PolicyEngine, Tier};
+use crate::{
+    AuthorizationError, ConfigError, Decision, EvaluationContext, PolicyEngine, PolicyTier,
+};
 
 /// Where a deviation applies: one function, or every function of one application.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,7 +70,7 @@ pub struct DeviationRule {
     /// The policy skipped.
     pub policy: String,
     /// The tier of that policy.
-    pub tier: Tier,
+    pub tier: PolicyTier,
     /// Why it was approved.
     pub reason: String,
     /// Who approved it.
@@ -227,12 +229,12 @@ impl PolicyConfig {
 
     /// The policies of one tier above the function.
     #[must_use]
-    pub fn tier(&self, tier: Tier) -> &[String] {
+    pub fn tier(&self, tier: PolicyTier) -> &[String] {
         match tier {
-            Tier::Enterprise => &self.enterprise,
-            Tier::Platform => &self.platform,
-            Tier::Application => &self.application,
-            Tier::Function => &[],
+            PolicyTier::Enterprise => &self.enterprise,
+            PolicyTier::Platform => &self.platform,
+            PolicyTier::Application => &self.application,
+            PolicyTier::Function => &[],
         }
     }
 
@@ -242,7 +244,11 @@ impl PolicyConfig {
     /// [`ConfigError::InvalidPolicyName`], [`ConfigError::UnknownDeviationPolicy`] or
     /// [`ConfigError::UnaccountableDeviation`].
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for tier in [Tier::Enterprise, Tier::Platform, Tier::Application] {
+        for tier in [
+            PolicyTier::Enterprise,
+            PolicyTier::Platform,
+            PolicyTier::Application,
+        ] {
             for name in self.tier(tier) {
                 check_name(name, tier)?;
             }
@@ -253,7 +259,7 @@ impl PolicyConfig {
                     policy: deviation.policy.clone(),
                 });
             }
-            let known = deviation.tier == Tier::Function
+            let known = deviation.tier == PolicyTier::Function
                 || self.tier(deviation.tier).contains(&deviation.policy);
             if !known {
                 return Err(ConfigError::UnknownDeviationPolicy {
@@ -273,7 +279,7 @@ fn parse_error(format: &str, error: &dyn fmt::Display) -> ConfigError {
     }
 }
 
-fn check_name(name: &str, tier: Tier) -> Result<(), ConfigError> {
+fn check_name(name: &str, tier: PolicyTier) -> Result<(), ConfigError> {
     if name.is_empty() || name.chars().any(char::is_whitespace) {
         return Err(ConfigError::InvalidPolicyName {
             name: name.to_owned(),
@@ -290,7 +296,7 @@ pub struct TierOutcome {
     /// The policies evaluated per tier, and the deviations applied.
     pub policy_context: PolicyContext,
     /// Every decision, in evaluation order.
-    pub decisions: Vec<(Tier, String, Decision)>,
+    pub decisions: Vec<(PolicyTier, String, Decision)>,
 }
 
 /// The tiers for one protected function: enterprise, platform, application, then the
@@ -299,7 +305,7 @@ pub struct TierOutcome {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use kest_policy::{EvaluationContext, MockEngine, PolicyConfig, Tier, TieredPolicies};
+/// use kest_policy::{EvaluationContext, MockEngine, PolicyConfig, PolicyTier, TieredPolicies};
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = Arc::new(PolicyConfig { enterprise: vec!["baseline".into()], ..Default::default() });
 /// let tiers = TieredPolicies::new(config, Some("billing"), "refund", vec!["refund_limit".into()])?;
@@ -318,6 +324,17 @@ pub struct TieredPolicies {
     function_policies: Vec<String>,
 }
 
+/// What [`TieredPolicies::plan`] decides for one tier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierPlan<'a> {
+    /// The tier.
+    pub tier: PolicyTier,
+    /// The policies evaluated, in order, without repeats.
+    pub run: Vec<String>,
+    /// The deviations that skip a listed policy, with who approved them.
+    pub skipped: Vec<&'a DeviationRule>,
+}
+
 impl TieredPolicies {
     /// The tiers for `function` of `app`. Repeated function policies are kept once.
     ///
@@ -332,7 +349,7 @@ impl TieredPolicies {
     ) -> Result<Self, ConfigError> {
         let mut unique: Vec<String> = Vec::with_capacity(function_policies.len());
         for name in function_policies {
-            check_name(&name, Tier::Function)?;
+            check_name(&name, PolicyTier::Function)?;
             if !unique.contains(&name) {
                 unique.push(name);
             }
@@ -350,7 +367,7 @@ impl TieredPolicies {
         })
     }
 
-    fn deviation_for(&self, tier: Tier, policy: &str) -> Option<&DeviationRule> {
+    fn deviation_for(&self, tier: PolicyTier, policy: &str) -> Option<&DeviationRule> {
         self.config.deviations.iter().find(|d| {
             d.tier == tier
                 && d.policy == policy
@@ -363,12 +380,12 @@ impl TieredPolicies {
 
     /// The plan: per tier, the policies to evaluate and the deviations that skip others.
     #[must_use]
-    pub fn plan(&self) -> Vec<(Tier, Vec<String>, Vec<&DeviationRule>)> {
-        Tier::ALL
+    pub fn plan(&self) -> Vec<TierPlan<'_>> {
+        PolicyTier::ALL
             .iter()
             .map(|&tier| {
                 let listed = match tier {
-                    Tier::Function => self.function_policies.as_slice(),
+                    PolicyTier::Function => self.function_policies.as_slice(),
                     other => self.config.tier(other),
                 };
                 let mut run = Vec::new();
@@ -380,7 +397,7 @@ impl TieredPolicies {
                         None => {}
                     }
                 }
-                (tier, run, skipped)
+                TierPlan { tier, run, skipped }
             })
             .collect()
     }
@@ -397,7 +414,7 @@ impl TieredPolicies {
     ) -> Result<TierOutcome, AuthorizationError> {
         let mut policy_context = PolicyContext::default();
         let mut decisions = Vec::new();
-        for (tier, run, skipped) in self.plan() {
+        for TierPlan { tier, run, skipped } in self.plan() {
             let active: Vec<String> = skipped.iter().map(|d| d.policy.clone()).collect();
             // A tier with nothing to evaluate needs no context of its own.
             let tier_context = if run.is_empty() {
@@ -426,15 +443,16 @@ impl TieredPolicies {
                         tier,
                         policy: policy.clone(),
                         reasons: decision.reasons,
+                        saw: context.seen(),
                     });
                 }
                 decisions.push((tier, policy.clone(), decision));
             }
             let list = match tier {
-                Tier::Enterprise => &mut policy_context.enterprise_policies,
-                Tier::Platform => &mut policy_context.platform_policies,
-                Tier::Application => &mut policy_context.app_policies,
-                Tier::Function => &mut policy_context.function_policies,
+                PolicyTier::Enterprise => &mut policy_context.enterprise_policies,
+                PolicyTier::Platform => &mut policy_context.platform_policies,
+                PolicyTier::Application => &mut policy_context.app_policies,
+                PolicyTier::Function => &mut policy_context.function_policies,
             };
             *list = run;
             policy_context

@@ -204,5 +204,13 @@ fn ttl_from_the_environment_setting() {
         kest_policy::DEFAULT_TTL
     );
     let error = DecisionCache::from_ttl_setting(Some("soon"), 10).unwrap_err();
-    assert!(error.contains("KEST_POLICY_CACHE_TTL"), "{error}");
+    assert!(
+        matches!(&error, kest_policy::ConfigError::InvalidValue { key, value, .. }
+            if *key == "KEST_POLICY_CACHE_TTL" && value == "soon"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("KEST_POLICY_CACHE_TTL"),
+        "{error}"
+    );
 }

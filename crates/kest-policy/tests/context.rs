@@ -1,4 +1,4 @@
-//! The evaluation context: the SPEC §1.6 structure, and the Python package's flat keys.
+//! The evaluation context: the the [evaluation context](https://github.com/kest-dev/kest-rust/blob/main/docs/src/crates/kest-policy.md#the-evaluation-context) structure, and the Python package's flat keys.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,7 +8,7 @@
 )]
 
 use kest_canon::Sha256Digest;
-use kest_policy::{EvaluationContext, Tier};
+use kest_policy::{EvaluationContext, PolicyTier};
 use kest_trust::{TaintSet, TrustScore};
 use serde_json::{Value, json};
 
@@ -71,7 +71,7 @@ fn nested_sections_have_the_spec_structure() {
         .parents(vec![tip])
         .origin("verified_rag")
         .policy_names(vec!["read".into()])
-        .policy_tier(Tier::Function)
+        .policy_tier(PolicyTier::Function)
         .active_deviations(vec!["egress".into()])
         .build()
         .unwrap();
@@ -116,7 +116,7 @@ fn callers_cannot_supply_reserved_keys() {
 #[test]
 fn tier_copies_do_not_change_the_original() {
     let context = EvaluationContext::builder("w").build().unwrap();
-    let tier = context.for_tier(Tier::Platform, &["egress".into()], &["legacy".into()]);
+    let tier = context.for_tier(PolicyTier::Platform, &["egress".into()], &["legacy".into()]);
     assert_eq!(tier.document()["environment"]["policy_tier"], "platform");
     assert_eq!(
         tier.document()["environment"]["policy_names"],

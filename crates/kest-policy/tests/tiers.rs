@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kest_policy::{
     AuthorizationError, ConfigError, DeviationRule, EvaluationContext, MockEngine, PolicyConfig,
-    PolicyError, Scope, Tier, TieredPolicies,
+    PolicyError, PolicyTier, Scope, TieredPolicies,
 };
 
 fn config() -> PolicyConfig {
@@ -24,7 +24,7 @@ fn config() -> PolicyConfig {
         deviations: vec![DeviationRule {
             scope: Scope::Function("export_report".into()),
             policy: "plat/egress".into(),
-            tier: Tier::Platform,
+            tier: PolicyTier::Platform,
             reason: "exports go to the audited bucket".into(),
             approver: "secops@example.org".into(),
         }],
@@ -80,7 +80,7 @@ async fn the_first_denial_stops_evaluation() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, AuthorizationError::Denied { tier: Tier::Platform, policy, .. } if policy == "plat/residency")
+        matches!(&error, AuthorizationError::Denied { tier: PolicyTier::Platform, policy, .. } if policy == "plat/residency")
     );
     assert_eq!(
         engine.evaluated(),
@@ -104,7 +104,7 @@ async fn an_engine_error_is_a_denial() {
     assert_eq!(
         error,
         AuthorizationError::Engine {
-            tier: Tier::Application,
+            tier: PolicyTier::Application,
             policy: "app/billing".into(),
             error: failure
         }
@@ -152,7 +152,7 @@ async fn app_scoped_deviations_cover_every_function_of_the_app() {
     config.deviations = vec![DeviationRule {
         scope: Scope::App("billing".into()),
         policy: "ent/baseline".into(),
-        tier: Tier::Enterprise,
+        tier: PolicyTier::Enterprise,
         reason: "migration window".into(),
         approver: "ciso".into(),
     }];

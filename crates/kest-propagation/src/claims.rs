@@ -172,3 +172,39 @@ impl ClaimStore for RedisClaimStore {
             })
     }
 }
+
+/// The claim store a setting names, as `KEST_CLAIM_STORE` and configuration files spell
+/// it: `memory`, or a `redis://` (or `rediss://`) URL, which needs the `redis` feature.
+///
+/// # Errors
+/// [`PropagationError::InvalidSetting`] for anything else or a Redis URL in a build
+/// without `redis`, and the store's error when Redis cannot be reached.
+pub async fn claim_store_from_setting(
+    setting: &str,
+) -> Result<std::sync::Arc<dyn ClaimStore>, PropagationError> {
+    let setting = setting.trim();
+    if setting == "memory" {
+        return Ok(std::sync::Arc::new(MemoryClaimStore::default()));
+    }
+    if setting.starts_with("redis://") || setting.starts_with("rediss://") {
+        #[cfg(feature = "redis")]
+        {
+            return Ok(std::sync::Arc::new(
+                RedisClaimStore::connect(setting).await?,
+            ));
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            return Err(PropagationError::InvalidSetting {
+                what: "claim store",
+                value: kest_canon::escape_untrusted(setting, 80),
+                reason: "a Redis store needs kest-propagation's `redis` feature",
+            });
+        }
+    }
+    Err(PropagationError::InvalidSetting {
+        what: "claim store",
+        value: kest_canon::escape_untrusted(setting, 80),
+        reason: "must be `memory` or a redis:// URL",
+    })
+}

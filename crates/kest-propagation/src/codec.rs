@@ -8,28 +8,13 @@ use kest_passport::{Limits, Passport};
 use crate::ambient::Caller;
 use crate::claims::{ClaimStore, DEFAULT_CLAIM_TTL};
 use crate::ingress::Ingress;
-use crate::tiers::{
-    DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT, KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_JWT,
-    KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER, claim_store_key, compress_passport,
-};
+use crate::keys;
+use crate::tiers::{DEFAULT_INLINE_THRESHOLD, InboundPassport, claim_store_key, compress_passport};
 use crate::{Baggage, PropagationError};
-
-/// Every baggage key Kest writes. The outbound side removes them all before writing, so
-/// stale members never pile up.
-pub const KEST_KEYS: [&str; 8] = [
-    KEY_PASSPORT,
-    KEY_PASSPORT_Z,
-    KEY_CLAIM_CHECK,
-    KEY_CHAIN_TIP,
-    KEY_USER,
-    KEY_AGENT,
-    KEY_TASK,
-    KEY_JWT,
-];
 
 /// Which tier a passport went out in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tier {
+pub enum BaggageTier {
     /// `kest.passport`: the JSON.
     Inline,
     /// `kest.passport_z`: zlib and padded base64url.
@@ -126,23 +111,23 @@ impl PassportCodec {
         baggage: &mut Baggage,
         passport: &Passport,
         caller: &Caller,
-    ) -> Result<Option<Tier>, PropagationError> {
-        for key in KEST_KEYS {
+    ) -> Result<Option<BaggageTier>, PropagationError> {
+        for key in keys::ALL {
             baggage.remove(key);
         }
         let tier = if passport.is_empty() {
-            baggage.set(KEY_CHAIN_TIP, "0")?;
+            baggage.set(keys::CHAIN_TIP, "0")?;
             None
         } else {
             let json = passport.to_json();
             let tier = if json.len() <= self.threshold {
-                baggage.set(KEY_PASSPORT, json)?;
-                Tier::Inline
+                baggage.set(keys::PASSPORT, json)?;
+                BaggageTier::Inline
             } else {
                 let compressed = compress_passport(&json);
                 if compressed.len() <= self.threshold {
-                    baggage.set(KEY_PASSPORT_Z, compressed)?;
-                    Tier::Compressed
+                    baggage.set(keys::PASSPORT_Z, compressed)?;
+                    BaggageTier::Compressed
                 } else {
                     let id = uuid::Uuid::new_v4().to_string();
                     let store = self
@@ -150,20 +135,20 @@ impl PassportCodec {
                         .as_ref()
                         .ok_or_else(|| PropagationError::NoClaimStore { id: id.clone() })?;
                     store.put(&claim_store_key(&id), &json, self.ttl).await?;
-                    baggage.set(KEY_CLAIM_CHECK, id)?;
-                    Tier::ClaimCheck
+                    baggage.set(keys::CLAIM_CHECK, id)?;
+                    BaggageTier::ClaimCheck
                 }
             };
             if let Some(tip) = passport.tip_hash() {
-                baggage.set(KEY_CHAIN_TIP, tip.to_hex())?;
+                baggage.set(keys::CHAIN_TIP, tip.to_hex())?;
             }
             Some(tier)
         };
         let values = [
-            (KEY_USER, &caller.user),
-            (KEY_AGENT, &caller.agent),
-            (KEY_TASK, &caller.task),
-            (KEY_JWT, &caller.jwt),
+            (keys::USER, &caller.user),
+            (keys::AGENT, &caller.agent),
+            (keys::TASK, &caller.task),
+            (keys::JWT, &caller.jwt),
         ];
         for (key, value) in values {
             if let Some(value) = value {
@@ -217,10 +202,10 @@ impl PassportCodec {
                 .map(str::to_owned)
         };
         let caller = Caller {
-            user: value(KEY_USER),
-            agent: value(KEY_AGENT),
-            task: value(KEY_TASK),
-            jwt: value(KEY_JWT),
+            user: value(keys::USER),
+            agent: value(keys::AGENT),
+            task: value(keys::TASK),
+            jwt: value(keys::JWT),
         };
         Ok((passport, caller))
     }

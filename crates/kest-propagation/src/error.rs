@@ -95,6 +95,16 @@ pub enum PropagationError {
         /// What failed.
         reason: String,
     },
+    /// A setting (a claim store, say) that names nothing this build can make.
+    #[error("{what} `{value}`: {reason}")]
+    InvalidSetting {
+        /// What the setting configures.
+        what: &'static str,
+        /// The value given, escaped and shortened.
+        value: String,
+        /// What it must be.
+        reason: &'static str,
+    },
     /// Inbound lineage was to be accepted without verification, and
     /// `KEST_INSECURE_UNVERIFIED_LINEAGE` is not `true`.
     #[error(

@@ -8,7 +8,7 @@
 //! ```
 //! use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
 //! use kest_passport::{EntryBuilder, Passport, Verifier};
-//! use kest_propagation::{Baggage, InboundPassport, KEY_CHAIN_TIP, KEY_PASSPORT_Z, compress_passport};
+//! use kest_propagation::{Baggage, InboundPassport, compress_passport, keys};
 //! use kest_trust::WeakestLink;
 //!
 //! // What a caller sends for a mid-sized passport: the compressed tier and the tip.
@@ -18,8 +18,8 @@
 //! let signer = KeySigner::new(key, "spiffe://example.org/caller");
 //! passport.append(EntryBuilder::new("fetch").principal("spiffe://example.org/caller"), &signer, &WeakestLink)?;
 //! let mut baggage = Baggage::new();
-//! baggage.set(KEY_PASSPORT_Z, compress_passport(&passport.to_json()))?;
-//! baggage.set(KEY_CHAIN_TIP, passport.tip_hash().unwrap().to_hex())?;
+//! baggage.set(keys::PASSPORT_Z, compress_passport(&passport.to_json()))?;
+//! baggage.set(keys::CHAIN_TIP, passport.tip_hash().unwrap().to_hex())?;
 //! let header = baggage.to_header();
 //! assert!(header.starts_with("kest.passport_z=eA"));
 //!
@@ -39,6 +39,7 @@ mod claims;
 mod codec;
 mod error;
 mod ingress;
+pub mod keys;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub mod middleware;
 mod tiers;
@@ -50,10 +51,17 @@ pub use ambient::{
 pub use baggage::{Baggage, BaggageLimits, Member};
 #[cfg(feature = "redis")]
 pub use claims::RedisClaimStore;
-pub use claims::{ClaimStore, DEFAULT_CLAIM_TTL, MemoryClaimStore};
-pub use codec::{KEST_KEYS, PassportCodec, Tier};
+pub use claims::{ClaimStore, DEFAULT_CLAIM_TTL, MemoryClaimStore, claim_store_from_setting};
+pub use codec::{BaggageTier, PassportCodec};
 pub use error::PropagationError;
-pub use ingress::{ENV_INSECURE_UNVERIFIED_LINEAGE, Ingress};
+pub use ingress::Ingress;
+
+/// The environment variables this crate reads.
+pub mod env {
+    pub use crate::ingress::ENV_INSECURE_UNVERIFIED_LINEAGE;
+    #[cfg(feature = "tower")]
+    pub use crate::middleware::ENV_INSECURE_NO_VERIFY;
+}
 #[cfg(feature = "reqwest")]
 pub use middleware::PropagateLineage;
 #[cfg(feature = "tower")]
@@ -61,7 +69,6 @@ pub use middleware::{
     ClaimNames, IdentityLayer, JWKS_PATH, LineageLayer, PublishKeysLayer, workload_jwks,
 };
 pub use tiers::{
-    AnnouncedTip, CLAIM_KEY_PREFIX, DEFAULT_INLINE_THRESHOLD, InboundPassport, KEY_AGENT,
-    KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_JWT, KEY_PASSPORT, KEY_PASSPORT_Z, KEY_TASK, KEY_USER,
-    claim_store_key, compress_passport, decompress_passport,
+    AnnouncedTip, DEFAULT_INLINE_THRESHOLD, InboundPassport, claim_store_key, compress_passport,
+    decompress_passport,
 };

@@ -1,4 +1,4 @@
-//! The three passport tiers of SPEC §1.5: inline, compressed and claim check.
+//! The three passport tiers of the [baggage tiers](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#baggage): inline, compressed and claim check.
 
 use std::io::{Read as _, Write as _};
 
@@ -10,26 +10,9 @@ use kest_passport::{
     EntryHash, Limits, Passport, UnverifiedPassport, VerificationReport, Verifier,
 };
 
+use crate::keys;
 use crate::{Baggage, PropagationError};
 
-/// Baggage key of an inline passport (its JSON).
-pub const KEY_PASSPORT: &str = "kest.passport";
-/// Baggage key of a compressed passport (padded base64url of zlib).
-pub const KEY_PASSPORT_Z: &str = "kest.passport_z";
-/// Baggage key of a claim-check id.
-pub const KEY_CLAIM_CHECK: &str = "kest.claim_check";
-/// Baggage key of the chain tip (hash of the last entry).
-pub const KEY_CHAIN_TIP: &str = "kest.chain_tip";
-/// Baggage key of the end user.
-pub const KEY_USER: &str = "kest.user";
-/// Baggage key of the agent.
-pub const KEY_AGENT: &str = "kest.agent";
-/// Baggage key of the task.
-pub const KEY_TASK: &str = "kest.task";
-/// Baggage key of the bearer token.
-pub const KEY_JWT: &str = "kest.jwt";
-/// Prefix of claim-check keys in the store: `kest.claim.<id>`.
-pub const CLAIM_KEY_PREFIX: &str = "kest.claim.";
 /// Size above which a passport is compressed, then sent by claim check. Default 4096.
 pub const DEFAULT_INLINE_THRESHOLD: usize = 4096;
 
@@ -139,10 +122,10 @@ impl InboundPassport {
     #[must_use]
     pub fn from_baggage(baggage: &Baggage) -> Self {
         Self {
-            chain_tip: baggage.get(KEY_CHAIN_TIP).map(str::to_owned),
-            inline: baggage.get(KEY_PASSPORT).map(str::to_owned),
-            compressed: baggage.get(KEY_PASSPORT_Z).map(str::to_owned),
-            claim_check: baggage.get(KEY_CLAIM_CHECK).map(str::to_owned),
+            chain_tip: baggage.get(keys::CHAIN_TIP).map(str::to_owned),
+            inline: baggage.get(keys::PASSPORT).map(str::to_owned),
+            compressed: baggage.get(keys::PASSPORT_Z).map(str::to_owned),
+            claim_check: baggage.get(keys::CLAIM_CHECK).map(str::to_owned),
         }
     }
 
@@ -192,15 +175,18 @@ impl InboundPassport {
     ) -> Vec<(&'static str, Result<String, PropagationError>)> {
         let mut members = Vec::new();
         if let Some(json) = &self.inline {
-            members.push((KEY_PASSPORT, Ok(json.clone())));
+            members.push((keys::PASSPORT, Ok(json.clone())));
         }
         if let Some(value) = &self.compressed {
-            members.push((KEY_PASSPORT_Z, decompress_passport(value, limits.max_bytes)));
+            members.push((
+                keys::PASSPORT_Z,
+                decompress_passport(value, limits.max_bytes),
+            ));
         }
         match (&self.claim_check, claimed) {
-            (Some(_), Some(json)) => members.push((KEY_CLAIM_CHECK, Ok(json.to_owned()))),
+            (Some(_), Some(json)) => members.push((keys::CLAIM_CHECK, Ok(json.to_owned()))),
             (Some(id), None) => members.push((
-                KEY_CLAIM_CHECK,
+                keys::CLAIM_CHECK,
                 Err(PropagationError::NoClaimStore {
                     id: kest_canon::escape_untrusted(id, 80),
                 }),
@@ -367,5 +353,5 @@ fn select<T, C: Chain>(
 /// The store key under which a claim check's passport is kept: `kest.claim.<id>`.
 #[must_use]
 pub fn claim_store_key(id: &str) -> String {
-    format!("{CLAIM_KEY_PREFIX}{id}")
+    format!("{}{id}", keys::CLAIM_PREFIX)
 }

@@ -10,8 +10,8 @@
 use kest_crypto::{SigningKey, StaticKeyResolver};
 use kest_passport::{Limits, Passport, Verifier};
 use kest_propagation::{
-    Baggage, BaggageLimits, InboundPassport, KEY_CHAIN_TIP, KEY_CLAIM_CHECK, KEY_PASSPORT,
-    KEY_PASSPORT_Z, PropagationError, compress_passport, decompress_passport,
+    Baggage, BaggageLimits, InboundPassport, PropagationError, compress_passport,
+    decompress_passport, keys,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -48,7 +48,7 @@ fn every_python_baggage_value_decodes() {
         let mut baggage = Baggage::new();
         baggage.set(key, packed["value"].as_str().unwrap()).unwrap();
         baggage
-            .set(KEY_CHAIN_TIP, packed["chain_tip"].as_str().unwrap())
+            .set(keys::CHAIN_TIP, packed["chain_tip"].as_str().unwrap())
             .unwrap();
         // Through our own header form, percent-encoded, and back.
         let header = baggage.to_header();
@@ -63,18 +63,18 @@ fn every_python_baggage_value_decodes() {
         assert_eq!(parsed, baggage, "n={n}");
         let inbound = InboundPassport::from_baggage(&parsed);
         match key {
-            KEY_PASSPORT | KEY_PASSPORT_Z => {
+            keys::PASSPORT | keys::PASSPORT_Z => {
                 let passport = verified(&inbound).unwrap().unwrap();
                 assert_eq!(passport.len(), n);
                 assert_eq!(passport.tip_hash().unwrap().to_hex(), packed["chain_tip"]);
-                if key == KEY_PASSPORT {
+                if key == keys::PASSPORT {
                     assert_eq!(
                         passport.to_json(),
                         packed["value"].as_str().unwrap().replace(", ", ",")
                     );
                 }
             }
-            KEY_CLAIM_CHECK => {
+            keys::CLAIM_CHECK => {
                 let id = packed["value"].as_str().unwrap();
                 assert_eq!(packed["cache_key"], format!("kest.claim.{id}"));
                 let error = verified(&inbound).unwrap_err();
@@ -102,17 +102,17 @@ fn python_interceptor_headers() {
         };
         let key = case["with_cache"]["key"].as_str().unwrap();
         match (key, Baggage::parse(header, &limits)) {
-            (KEY_PASSPORT_Z, Ok(baggage)) => {
+            (keys::PASSPORT_Z, Ok(baggage)) => {
                 let passport = verified(&InboundPassport::from_baggage(&baggage)).unwrap();
                 assert_eq!(passport.unwrap().len(), n);
             }
-            (KEY_PASSPORT, Ok(baggage)) => {
+            (keys::PASSPORT, Ok(baggage)) => {
                 // One entry has no comma and reads fine; more do not.
                 let chosen = verified(&InboundPassport::from_baggage(&baggage));
                 assert_eq!(chosen.is_ok(), n == 1, "n={n}: {chosen:?}");
             }
-            (KEY_PASSPORT, Err(_)) => assert!(n > 1),
-            (KEY_CLAIM_CHECK, Ok(baggage)) => assert!(baggage.get(KEY_CLAIM_CHECK).is_some()),
+            (keys::PASSPORT, Err(_)) => assert!(n > 1),
+            (keys::CLAIM_CHECK, Ok(baggage)) => assert!(baggage.get(keys::CLAIM_CHECK).is_some()),
             (key, result) => panic!("n={n} {key}: {result:?}"),
         }
     }
@@ -122,7 +122,7 @@ fn python_interceptor_headers() {
 fn compressed_passports_match_python_bytes_for_bytes_after_inflation() {
     let vectors: Value = kest_testkit::load_json("python/baggage.json");
     for case in vectors["cases"].as_array().unwrap() {
-        if case["with_cache"]["key"] != KEY_PASSPORT_Z {
+        if case["with_cache"]["key"] != keys::PASSPORT_Z {
             continue;
         }
         let value = case["with_cache"]["value"].as_str().unwrap();
@@ -229,8 +229,8 @@ fn the_member_ending_at_the_tip_wins() {
     let cases = vectors["cases"].as_array().unwrap();
     let small = &cases[1]["with_cache"];
     let larger = &cases[5]["with_cache"];
-    assert_eq!(small["key"], KEY_PASSPORT);
-    assert_eq!(larger["key"], KEY_PASSPORT_Z);
+    assert_eq!(small["key"], keys::PASSPORT);
+    assert_eq!(larger["key"], keys::PASSPORT_Z);
     let inbound = InboundPassport {
         chain_tip: Some(larger["chain_tip"].as_str().unwrap().to_owned()),
         inline: Some(small["value"].as_str().unwrap().to_owned()),

@@ -15,8 +15,8 @@ use std::time::Duration;
 use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
 use kest_passport::{EntryBuilder, Passport, SignedEntry};
 use kest_propagation::{
-    Baggage, Caller, ClaimStore, Flow, Ingress, MemoryClaimStore, PassportCodec, PropagationError,
-    Tier, current_passport, current_user,
+    Baggage, BaggageTier, Caller, ClaimStore, Flow, Ingress, MemoryClaimStore, PassportCodec,
+    PropagationError, current_passport, current_user,
 };
 use kest_trust::WeakestLink;
 
@@ -136,9 +136,9 @@ async fn the_codec_picks_the_tier_by_size_and_reads_every_tier_back() {
         jwt: None,
     };
     for (len, tier) in [
-        (1, Tier::Inline),
-        (12, Tier::Compressed),
-        (60, Tier::ClaimCheck),
+        (1, BaggageTier::Inline),
+        (12, BaggageTier::Compressed),
+        (60, BaggageTier::ClaimCheck),
     ] {
         let passport = passport_of(len);
         let mut baggage = Baggage::new();
@@ -283,7 +283,7 @@ async fn claims_travel_through_redis() {
             .write(&mut baggage, &passport, &Caller::default())
             .await
             .unwrap(),
-        Some(Tier::ClaimCheck)
+        Some(BaggageTier::ClaimCheck)
     );
     let header = baggage.to_header();
     let (restored, _) = receiver
@@ -346,9 +346,9 @@ async fn the_python_package_unpacks_our_baggage() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/unpack_baggage.py");
     let dir = tempfile::tempdir().unwrap();
     for (len, tier) in [
-        (3, Tier::Inline),
-        (12, Tier::Compressed),
-        (60, Tier::ClaimCheck),
+        (3, BaggageTier::Inline),
+        (12, BaggageTier::Compressed),
+        (60, BaggageTier::ClaimCheck),
     ] {
         let store = Arc::new(Recording::default());
         let codec = PassportCodec::new().store(store.clone());

@@ -16,8 +16,8 @@ use kest_crypto::{KeyResolver as _, KeySigner, SigningKey, StaticKeyResolver};
 use kest_identity::RemoteJwks;
 use kest_passport::{EntryBuilder, Limits, Passport, Verifier};
 use kest_propagation::{
-    Baggage, Flow, InboundPassport, Ingress, KEY_CHAIN_TIP, KEY_PASSPORT, KEY_PASSPORT_Z,
-    LineageLayer, PassportCodec, PropagationError, PublishKeysLayer, compress_passport,
+    Baggage, Flow, InboundPassport, Ingress, LineageLayer, PassportCodec, PropagationError,
+    PublishKeysLayer, compress_passport, keys,
 };
 use kest_trust::WeakestLink;
 
@@ -80,9 +80,9 @@ async fn send(url: &str, baggage: &str) -> (u16, String) {
 
 fn inline(passport: &Passport) -> String {
     let mut baggage = Baggage::new();
-    baggage.set(KEY_PASSPORT, passport.to_json()).unwrap();
+    baggage.set(keys::PASSPORT, passport.to_json()).unwrap();
     baggage
-        .set(KEY_CHAIN_TIP, passport.tip_hash().unwrap().to_hex())
+        .set(keys::CHAIN_TIP, passport.tip_hash().unwrap().to_hex())
         .unwrap();
     baggage.to_header()
 }
@@ -102,9 +102,9 @@ async fn what_does_not_verify_is_403_and_nothing_runs() {
     assert!(body.contains("signature does not verify"), "{body}");
     // Truncated: a genuine prefix, with the real tip.
     let mut cut = Baggage::new();
-    cut.set(KEY_PASSPORT, passport_by(peer_key(), 2).to_json())
+    cut.set(keys::PASSPORT, passport_by(peer_key(), 2).to_json())
         .unwrap();
-    cut.set(KEY_CHAIN_TIP, honest.tip_hash().unwrap().to_hex())
+    cut.set(keys::CHAIN_TIP, honest.tip_hash().unwrap().to_hex())
         .unwrap();
     let (status, body) = send(&url, &cut.to_header()).await;
     assert_eq!(status, 403, "{body}");
@@ -112,8 +112,8 @@ async fn what_does_not_verify_is_403_and_nothing_runs() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     // A malformed chain tip beside a valid passport is named as such: 400.
     let mut bad_tip = Baggage::new();
-    bad_tip.set(KEY_PASSPORT, honest.to_json()).unwrap();
-    bad_tip.set(KEY_CHAIN_TIP, "zz").unwrap();
+    bad_tip.set(keys::PASSPORT, honest.to_json()).unwrap();
+    bad_tip.set(keys::CHAIN_TIP, "zz").unwrap();
     let (status, body) = send(&url, &bad_tip.to_header()).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("is not an entry hash"), "{body}");
@@ -221,8 +221,8 @@ fn members_are_chosen_by_what_verifies() {
         matches!(
             &error,
             PropagationError::ConflictingMembers {
-                first: KEY_PASSPORT,
-                second: KEY_PASSPORT_Z,
+                first: keys::PASSPORT,
+                second: keys::PASSPORT_Z,
                 ..
             }
         ),
@@ -266,7 +266,7 @@ fn the_cause_does_not_depend_on_the_transport() {
         .unwrap_err();
     match via_baggage {
         PropagationError::Passport { key, source } => {
-            assert_eq!(key, KEY_PASSPORT);
+            assert_eq!(key, keys::PASSPORT);
             assert_eq!(source, direct);
             assert_eq!(source.index(), Some(1));
         }
@@ -361,8 +361,9 @@ async fn published_keys_are_fetched_and_refetched_after_a_rotation() {
 #[tokio::test]
 async fn the_key_endpoint_answers_its_path_only() {
     let key = peer_key();
+    // A private key cannot even be put in a set: `Jwks` holds public keys only.
     let layer = PublishKeysLayer::new(&kest_crypto::Jwks {
-        keys: vec![key.to_private_jwk()],
+        keys: vec![key.verifying_key().to_jwk()],
     });
     assert!(!layer.body().contains("\"d\""), "{}", layer.body());
     let app = axum::Router::new()
@@ -385,9 +386,12 @@ async fn the_key_endpoint_answers_its_path_only() {
         got.headers()["content-type"].to_str().unwrap(),
         "application/jwk-set+json"
     );
-    let set = kest_crypto::Jwks::from_json(&got.text().await.unwrap()).unwrap();
+    let text = got.text().await.unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(raw["keys"][0].get("d").is_none(), "{text}");
+    let set = kest_crypto::Jwks::from_json(&text).unwrap();
     assert_eq!(set.keys.len(), 1);
-    assert!(!set.keys[0].is_private());
+    assert_eq!(set.keys[0], key.verifying_key().to_jwk());
     let posted = client
         .post(format!("http://{address}/.well-known/jwks.json"))
         .send()

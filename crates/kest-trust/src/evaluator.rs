@@ -16,8 +16,15 @@ pub trait TrustEvaluator: Send + Sync + fmt::Debug {
     fn calculate(&self, self_score: TrustScore, parent_scores: &[TrustScore]) -> TrustScore;
 }
 
-/// The default rule of SPEC §1.4: `min(parents) * self_score / 100`, or `self_score` for a
-/// root. Trust only ever falls, by the factor of the least trusted source.
+impl<E: TrustEvaluator + ?Sized> TrustEvaluator for std::sync::Arc<E> {
+    fn calculate(&self, self_score: TrustScore, parent_scores: &[TrustScore]) -> TrustScore {
+        (**self).calculate(self_score, parent_scores)
+    }
+}
+
+/// The default rule ([trust and taints](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#trust-and-taints)):
+/// `min(parents) * self_score / 100`, or `self_score` for a root. Trust only ever falls,
+/// by the factor of the least trusted source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WeakestLink;
 

@@ -56,7 +56,7 @@ impl TrustScore {
         self.0
     }
 
-    /// The weakest-link rule of SPEC §1.4: with no parents, `self_score`; otherwise
+    /// The weakest-link rule of the [trust and taint rules](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#trust-and-taints): with no parents, `self_score`; otherwise
     /// `min(parents) * self_score / 100` in integer arithmetic, rounding down.
     ///
     /// ```

@@ -69,7 +69,7 @@ impl TaintSet {
         self.0.is_superset(&other.0)
     }
 
-    /// The rule of SPEC §1.4: `(∪ parents ∪ added) − removed`. Parents carry their whole
+    /// The rule of the [trust and taint rules](https://github.com/kest-dev/kest-rust/blob/main/docs/src/wire-format.md#trust-and-taints): `(∪ parents ∪ added) − removed`. Parents carry their whole
     /// history, so a removed taint stays removed downstream unless a later entry adds it
     /// again.
     ///

@@ -6,7 +6,7 @@
 //! - `hook/overhead_allow_all/depth_N`: the same with an allow-all engine, the setting
 //!   the Python comparison uses for the Python package's decorator.
 //! - `hook/latency/depth_50`: the same call timed one by one; after criterion's figures
-//!   it prints the p50, p99 and p99.9 of every call it timed (the SPEC's p99 target).
+//!   it prints the p50, p99 and p99.9 of every call it timed (the p99 target).
 //! - `hook/throughput/threads_T`: 64 concurrent flows making 32 calls each on a
 //!   multi-threaded runtime with T workers; the time per call.
 //! - `baggage/pack_N` and `baggage/unpack_N`: a passport of N entries into a `baggage`

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{Kest, KestError, telemetry};
+use crate::{Kest, KestError, Missing, RecordError, telemetry};
 
 /// What a protected operation is: its name, the policies it must pass, and what it does
 /// to trust and taints. Made once per call site and turned into a [`Protected`] hook with
@@ -116,21 +116,21 @@ impl Call {
         self
     }
 
-    /// This call's engine, instead of the configured one.
-    pub fn engine(mut self, engine: Arc<dyn PolicyEngine>) -> Self {
-        self.engine = Some(engine);
+    /// This call's engine, instead of the configured one: any engine, or an `Arc`.
+    pub fn engine(mut self, engine: impl PolicyEngine + 'static) -> Self {
+        self.engine = Some(Arc::new(engine));
         self
     }
 
-    /// This call's identity, instead of the configured one.
-    pub fn identity(mut self, identity: Arc<dyn IdentityProvider>) -> Self {
-        self.identity = Some(identity);
+    /// This call's identity, instead of the configured one: any provider, or an `Arc`.
+    pub fn identity(mut self, identity: impl IdentityProvider + 'static) -> Self {
+        self.identity = Some(Arc::new(identity));
         self
     }
 
     /// This call's trust evaluator, instead of the configured one.
-    pub fn trust_evaluator(mut self, evaluator: Arc<dyn TrustEvaluator>) -> Self {
-        self.evaluator = Some(evaluator);
+    pub fn trust_evaluator(mut self, evaluator: impl TrustEvaluator + 'static) -> Self {
+        self.evaluator = Some(Arc::new(evaluator));
         self
     }
 
@@ -299,18 +299,15 @@ impl Kest {
             .inner
             .origins
             .score_or_default(call.origin.as_deref())?;
-        let trust_override = call
-            .trust_override
-            .map(|score| {
-                TrustScore::new(score)
-                    .map_err(|error| KestError::Call(format!("trust_override {score}: {error}")))
-            })
-            .transpose()?;
+        let trust_override = call.trust_override.map(TrustScore::new).transpose()?;
         let function_tier = tiers
             .plan()
             .into_iter()
-            .find(|(tier, _, _)| *tier == kest_policy::Tier::Function)
-            .map(|(_, run, skipped)| (run, skipped.iter().map(|d| d.policy.clone()).collect()))
+            .find(|plan| plan.tier == kest_policy::PolicyTier::Function)
+            .map(|plan| {
+                let skipped = plan.skipped.iter().map(|d| d.policy.clone()).collect();
+                (plan.run, skipped)
+            })
             .unwrap_or_default();
         Ok(Protected {
             kest: self.clone(),
@@ -326,13 +323,10 @@ impl Kest {
 /// [`Kest::protect`] with the installed default runtime.
 ///
 /// # Errors
-/// [`KestError::NotConfigured`] when no runtime is installed, or as [`Kest::protect`].
+/// [`KestError::NotInstalled`] when no runtime is installed, or as [`Kest::protect`].
 pub fn protect(call: Call) -> Result<Protected, KestError> {
     Kest::installed()
-        .ok_or_else(|| KestError::NotConfigured {
-            what: "no Kest runtime is installed: build one (Kest::builder, Kest::from_env) and call .install()"
-                .into(),
-        })?
+        .ok_or(KestError::NotInstalled)?
         .protect(call)
 }
 
@@ -458,28 +452,24 @@ impl Protected {
             .identity
             .clone()
             .or_else(|| inner.identity.clone())
-            .ok_or_else(|| KestError::NotConfigured {
-                what: format!(
-                    "no identity for `{}`: configure one (Kest::builder().identity(..), KEST_WORKLOAD_ID and a key, \
-                     SPIFFE_ENDPOINT_SOCKET, KEST_AWS_KMS_KEY_ID or KEST_OIDC_TOKEN_PATH)",
-                    call.operation
-                ),
+            .ok_or_else(|| {
+                KestError::NotConfigured(Missing::Identity {
+                    operation: call.operation.clone(),
+                })
             })?;
         let engine = call
             .engine
             .clone()
             .or_else(|| inner.engine.clone())
-            .ok_or_else(|| KestError::NotConfigured {
-                what: format!(
-                    "no policy engine for `{}`: configure one (Kest::builder().engine(..), or KEST_POLICY_ENGINE and \
-                     KEST_POLICY_DIR)",
-                    call.operation
-                ),
+            .ok_or_else(|| {
+                KestError::NotConfigured(Missing::Engine {
+                    operation: call.operation.clone(),
+                })
             })?;
         let evaluator = call.evaluator.as_ref().unwrap_or(&inner.evaluator);
         // No identity, no signature, no execution: the identity must describe itself
         // before anything runs.
-        let info = identity.describe().await.map_err(KestError::Identity)?;
+        let info = identity.describe().await?;
 
         // 2. The flow: the current one, or one restored from OpenTelemetry baggage, or a
         //    new root.
@@ -527,7 +517,7 @@ impl Protected {
             .parents(heads.iter().map(|head| head.hash()).collect())
             .resource_attributes(values.resource_attributes.clone())
             .policy_names(self.function_tier.0.clone())
-            .policy_tier(kest_policy::Tier::Function)
+            .policy_tier(kest_policy::PolicyTier::Function)
             .active_deviations(self.function_tier.1.clone());
         if let Some(origin) = &call.origin {
             context = context.origin(origin.clone());
@@ -656,19 +646,20 @@ impl Protected {
         } else {
             &now
         };
-        let entry = builder
-            .build_on(&passport.head_entries(), evaluator.as_ref())
-            .map_err(KestError::record)?;
-        let signed = identity
-            .sign_entry_as(&info, entry)
-            .await
-            .map_err(KestError::record)?;
+        let signed = passport
+            .sign_next(builder, evaluator.as_ref(), |entry| async {
+                identity
+                    .sign_entry_as(&info, entry)
+                    .await
+                    .map_err(RecordError::from)
+            })
+            .await?;
         let after = flow
             .update(move |passport| {
                 passport.push(signed)?;
                 Ok(passport.clone())
             })
-            .map_err(KestError::record)?;
+            .map_err(RecordError::from)?;
         telemetry::recorded(&self.kest, &after);
         Ok(())
     }
@@ -681,27 +672,21 @@ fn block_on<F: Future>(future: F) -> Result<F::Output, KestError> {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             Ok(tokio::task::block_in_place(|| handle.block_on(future)))
         }
-        Ok(_) => Err(KestError::NotConfigured {
-            what: "a synchronous protected call cannot block a current-thread Tokio runtime; use the async API \
-                   (Protected::run) or a multi-threaded runtime"
-                .into(),
-        }),
+        Ok(_) => Err(KestError::CannotBlock),
         Err(_) => {
-            static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> = std::sync::OnceLock::new();
-            let runtime = RUNTIME.get_or_init(|| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("kest-sync")
-                    .enable_all()
-                    .build()
-                    .map_err(|error| error.to_string())
-            });
-            match runtime {
-                Ok(runtime) => Ok(runtime.block_on(future)),
-                Err(error) => Err(KestError::NotConfigured {
-                    what: format!("cannot start the runtime for synchronous calls: {error}"),
-                }),
+            static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> =
+                std::sync::OnceLock::new();
+            if let Some(runtime) = RUNTIME.get() {
+                return Ok(runtime.block_on(future));
             }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("kest-sync")
+                .enable_all()
+                .build()
+                .map_err(KestError::Runtime)?;
+            // Another thread may have won the race; either runtime serves.
+            Ok(RUNTIME.get_or_init(|| runtime).block_on(future))
         }
     }
 }

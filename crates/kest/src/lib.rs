@@ -103,18 +103,17 @@ mod book {
     struct ZeroTrust;
 }
 
-mod config;
+mod builder;
 mod error;
+mod file;
 mod hook;
 #[doc(hidden)]
 pub mod private;
+mod runtime;
 pub mod telemetry;
 
-pub use config::{
-    ENV_APP, ENV_CLAIM_STORE, ENV_CONFIG, ENV_ENGINE, ENV_INLINE_THRESHOLD, ENV_POLICY_DIR,
-    ENV_SERVICE_NAME, ENV_TRUSTED_JWKS, Kest, KestBuilder,
-};
-pub use error::KestError;
+pub use builder::KestBuilder;
+pub use error::{KestError, Missing, RecordError};
 pub use hook::{Call, Protected, Values, hash_serialized, protect};
 #[cfg(feature = "macros")]
 pub use kest_macros::verified;
@@ -122,8 +121,65 @@ pub use kest_propagation::{
     Caller, Flow, current_agent, current_jwt, current_passport, current_task, current_user,
     fork_current,
 };
+pub use runtime::Kest;
 
-pub use {
-    kest_canon, kest_crypto, kest_identity, kest_passport, kest_policy, kest_propagation,
-    kest_trust,
-};
+/// The environment variables the runtime reads ([`Kest::from_env`]), besides those of
+/// the layers ([`policy::env`], [`identity::env`], [`propagation::env`]).
+pub mod env {
+    /// The service name spans carry (`service.name`).
+    pub const ENV_SERVICE_NAME: &str = "KEST_SERVICE_NAME";
+    /// The application this process belongs to (deviation scope).
+    pub const ENV_APP: &str = "KEST_APP";
+    /// The policy engine, `cedar` or `rego`.
+    pub const ENV_ENGINE: &str = "KEST_POLICY_ENGINE";
+    /// The directory of `.cedar` or `.rego` files the engine loads.
+    pub const ENV_POLICY_DIR: &str = "KEST_POLICY_DIR";
+    /// The claim-check store, `memory` or a `redis://` URL.
+    pub const ENV_CLAIM_STORE: &str = "KEST_CLAIM_STORE";
+    /// The largest passport sent inline or compressed, in bytes.
+    pub const ENV_INLINE_THRESHOLD: &str = "KEST_BAGGAGE_THRESHOLD";
+    /// A TOML file with the whole configuration.
+    pub const ENV_CONFIG: &str = "KEST_CONFIG";
+    /// The keys inbound passports are verified against: a comma-separated list of JWK Set
+    /// files and `https://` URLs (peers' `/.well-known/jwks.json`).
+    pub const ENV_TRUSTED_JWKS: &str = "KEST_TRUSTED_JWKS";
+}
+
+// The layers, each the public API of its crate: a user of `kest` never names them.
+
+/// RFC 8785 canonical JSON, SHA-256, base64url, and showing untrusted text
+/// (`kest-canon`).
+pub mod canon {
+    pub use kest_canon::*;
+}
+
+/// Keys, JWS, JWK and key resolvers (`kest-crypto`).
+pub mod crypto {
+    pub use kest_crypto::*;
+}
+
+/// Trust scores, origins, trust evaluators and taint sets (`kest-trust`).
+pub mod trust {
+    pub use kest_trust::*;
+}
+
+/// Entries, passports and the verifier (`kest-passport`).
+pub mod passport {
+    pub use kest_passport::*;
+}
+
+/// Policy engines, tiers, the decision cache and the model library (`kest-policy`).
+pub mod policy {
+    pub use kest_policy::*;
+}
+
+/// Workload identities (`kest-identity`).
+pub mod identity {
+    pub use kest_identity::*;
+}
+
+/// Baggage, passport tiers, verified ingress, the ambient flow and the HTTP middleware
+/// (`kest-propagation`).
+pub mod propagation {
+    pub use kest_propagation::*;
+}

@@ -133,9 +133,7 @@ impl Site {
         &self,
         call: impl FnOnce() -> crate::Call,
     ) -> Result<crate::Protected, crate::KestError> {
-        let kest = crate::Kest::installed().ok_or_else(|| crate::KestError::NotConfigured {
-            what: "no Kest runtime is installed: build one (Kest::builder, Kest::from_env) and call .install()".into(),
-        })?;
+        let kest = crate::Kest::installed().ok_or(crate::KestError::NotInstalled)?;
         let id = std::sync::Arc::as_ptr(&kest.inner) as usize;
         if let Some((cached, hook)) = self.cell.get() {
             if *cached == id {

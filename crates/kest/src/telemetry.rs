@@ -2,7 +2,7 @@
 //! write them out.
 //!
 //! Every protected call ends in a span `kest.verified.<operation>` from the
-//! instrumentation scope `kest.core`, with the attributes of SPEC §7:
+//! instrumentation scope `kest.core`, with the attributes of the [telemetry page](https://github.com/kest-dev/kest-rust/blob/main/docs/src/telemetry.md):
 //!
 //! | attribute | value |
 //! |---|---|
@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use kest_passport::Passport;
 use kest_policy::AuthorizationError;
-use kest_propagation::{Baggage, KEST_KEYS};
+use kest_propagation::{Baggage, keys};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::{InstrumentationScope, KeyValue, global};
 use uuid::Uuid;
@@ -138,7 +138,7 @@ pub(crate) fn kest_baggage() -> Option<Baggage> {
     opentelemetry::Context::map_current(|cx| {
         let otel = cx.baggage();
         let mut baggage = Baggage::new();
-        for key in KEST_KEYS {
+        for key in keys::ALL {
             if let Some(value) = otel.get(key) {
                 // Keys are fixed tokens, so this cannot fail.
                 let _ = baggage.set(key, value.as_str().to_owned());

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kest::{Call, Flow, Kest, KestError, Protected, Values};
+use kest::{Call, Flow, Kest, KestError, Missing, Protected, Values};
 use kest_crypto::StaticKeyResolver;
 use kest_identity::{IdentityError, IdentityInfo, IdentityProvider, MockIdentity};
 use kest_passport::Verifier;
@@ -247,9 +247,10 @@ async fn no_identity_means_no_execution() {
     let hook = kest.protect(Call::new("act").policy("p")).unwrap();
     let error = runs.refused(&hook).await;
     assert!(
-        matches!(&error, KestError::NotConfigured { what } if what.contains("KEST_WORKLOAD_ID")),
+        matches!(&error, KestError::NotConfigured(Missing::Identity { operation }) if operation == "act"),
         "{error}"
     );
+    assert!(error.to_string().contains("KEST_WORKLOAD_ID"), "{error}");
     // One that fails to establish itself.
     #[derive(Debug)]
     struct Broken;
@@ -279,9 +280,10 @@ async fn no_identity_means_no_execution() {
     let hook = kest.protect(Call::new("act").policy("p")).unwrap();
     let error = runs.refused(&hook).await;
     assert!(
-        matches!(&error, KestError::NotConfigured { what } if what.contains("engine")),
+        matches!(&error, KestError::NotConfigured(Missing::Engine { .. })),
         "{error}"
     );
+    assert!(error.to_string().contains("KEST_POLICY_ENGINE"), "{error}");
     assert_eq!(runs.count(), 0);
 }
 
@@ -570,22 +572,77 @@ async fn configuration_from_toml_and_environment() {
     let error = Kest::from_vars(|n| (n == "KEST_CLAIM_STORE").then(|| "memcached://x".to_owned()))
         .await
         .unwrap_err();
+    assert!(
+        matches!(&error, KestError::InvalidValue { key: "KEST_CLAIM_STORE", value, .. } if value == "memcached://x"),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("KEST_CLAIM_STORE"), "{error}");
+    let error = Kest::from_toml_str("[propagation]\nclaim_store = \"etcd://x\"", dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("[propagation] claim_store"),
+        "{error}"
+    );
+    let error = Kest::from_toml_file(&dir.path().join("absent.toml"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, KestError::Io { path, source } if path.ends_with("absent.toml") && source.kind() == std::io::ErrorKind::NotFound),
+        "{error:?}"
+    );
+    assert!(matches!(
+        Kest::from_toml_str("[policy\n", dir.path())
+            .await
+            .unwrap_err(),
+        KestError::Toml { .. }
+    ));
     let error = Kest::from_vars(|n| (n == "KEST_POLICY_DIR").then(|| "/nonexistent".to_owned()))
         .await
         .unwrap_err();
+    assert!(
+        matches!(&error, KestError::NotConfigured(Missing::EngineKind { dir }) if dir.ends_with("nonexistent")),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("KEST_POLICY_ENGINE"), "{error}");
+    let error = Kest::from_vars(|n| (n == "KEST_POLICY_ENGINE").then(|| "rego".to_owned()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, KestError::NotConfigured(Missing::PolicyDir { .. })),
+        "{error:?}"
+    );
+    let error = Kest::from_vars(|n| match n {
+        "KEST_POLICY_ENGINE" => Some("cedar".to_owned()),
+        "KEST_POLICY_DIR" => Some("/nonexistent".to_owned()),
+        _ => None,
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(&error, KestError::Engine(_)), "{error:?}");
+    assert!(error.to_string().contains("/nonexistent"), "{error}");
 }
 
 #[tokio::test]
-async fn the_installed_default_is_used_by_protect() {
-    Kest::uninstall();
+async fn protect_uses_the_scoped_default() {
     let error = kest::protect(Call::new("act").policy("p")).unwrap_err();
-    assert!(matches!(error, KestError::NotConfigured { .. }));
-    kest_with(MockEngine::allow_all()).install();
-    let hook = kest::protect(Call::new("act").policy("p")).unwrap();
+    assert!(matches!(error, KestError::NotInstalled), "{error:?}");
     let flow = Flow::new();
-    flow.scope(hook.run(Values::new(), async {})).await.unwrap();
+    kest_with(MockEngine::allow_all())
+        .with_default_async(async {
+            let hook = kest::protect(Call::new("act").policy("p")).unwrap();
+            flow.scope(hook.run(Values::new(), async {})).await.unwrap();
+        })
+        .await;
     assert_eq!(flow.passport().len(), 1);
-    Kest::uninstall();
+    let hook = kest_with(MockEngine::deny_all())
+        .with_default(|| kest::protect(Call::new("act").policy("p")).unwrap());
+    assert!(
+        Flow::new()
+            .scope(hook.run(Values::new(), async {}))
+            .await
+            .unwrap_err()
+            .is_denied()
+    );
+    assert!(kest::protect(Call::new("act").policy("p")).is_err());
 }

@@ -79,27 +79,77 @@ impl Service {
     }
 }
 
-fn install(engine: Arc<MockEngine>) {
+fn runtime(engine: Arc<MockEngine>) -> Kest {
     Kest::builder()
-        .identity(Arc::new(
-            MockIdentity::new("spiffe://kest.test/macros").unwrap(),
-        ))
+        .identity(MockIdentity::new("spiffe://kest.test/macros").unwrap())
         .engine(engine)
         .build()
         .unwrap()
-        .install();
 }
 
 // One test: the installed runtime is process-wide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_attribute_runs_the_whole_lifecycle() {
-    let engine = Arc::new(MockEngine::allow_all().denying("forbidden"));
-    install(engine.clone());
-    let flow = Flow::new();
     let ticket = Ticket {
         id: "T-1".into(),
         owner: "alice".into(),
     };
+    // Without a runtime, calls fail and bodies do not run.
+    let before = BODY_RUNS.load(Ordering::SeqCst);
+    let error = Flow::new()
+        .scope(read_ticket(ticket.clone(), 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AppError::Kest(KestError::NotInstalled)),
+        "{error:?}"
+    );
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst), before);
+
+    // A scoped default applies inside its scope only, async and sync.
+    let denying = runtime(Arc::new(MockEngine::deny_all()));
+    let error = denying
+        .with_default_async(Flow::new().scope(read_ticket(ticket.clone(), 1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, AppError::Kest(e) if e.is_denied()),
+        "{error:?}"
+    );
+    let scoped = runtime(Arc::new(MockEngine::allow_all()));
+    let sync = std::thread::spawn(move || {
+        let flow = Flow::new();
+        let _guard = flow.enter();
+        let inside = scoped.with_default(|| scrub("alice"));
+        let outside = scrub("alice");
+        (inside, outside, flow.passport().len())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sync.0.unwrap(), "[user]");
+    assert!(matches!(
+        sync.1,
+        Err(AppError::Kest(KestError::NotInstalled))
+    ));
+    assert_eq!(sync.2, 1);
+    assert_eq!(BODY_RUNS.load(Ordering::SeqCst), before + 1);
+    let error = Flow::new()
+        .scope(read_ticket(ticket.clone(), 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, AppError::Kest(KestError::NotInstalled)),
+        "{error:?}"
+    );
+
+    // Installed: process-wide, once.
+    let engine = Arc::new(MockEngine::allow_all().denying("forbidden"));
+    runtime(engine.clone()).install().unwrap();
+    assert!(matches!(
+        runtime(Arc::new(MockEngine::deny_all())).install(),
+        Err(KestError::AlreadyInstalled)
+    ));
+    let flow = Flow::new();
     flow.scope(async {
         let text = read_ticket(ticket.clone(), 3).await.unwrap();
         assert_eq!(text, "ticket T-1 for alice");
@@ -172,14 +222,13 @@ async fn the_attribute_runs_the_whole_lifecycle() {
     assert_eq!(document["object"]["attributes"]["priority"], 3);
     assert_eq!(document["object"]["attributes"]["kind"], "support");
     assert_eq!(document["subject"]["user"], "alice");
-
-    // Without an installed runtime, calls fail and bodies do not run.
-    Kest::uninstall();
-    let before = BODY_RUNS.load(Ordering::SeqCst);
-    let error = Flow::new().scope(read_ticket(ticket, 1)).await.unwrap_err();
+    // A scope still overrides the installed default.
+    let error = denying
+        .with_default_async(Flow::new().scope(read_ticket(ticket, 1)))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(error, AppError::Kest(KestError::NotConfigured { .. })),
+        matches!(&error, AppError::Kest(e) if e.is_denied()),
         "{error:?}"
     );
-    assert_eq!(BODY_RUNS.load(Ordering::SeqCst), before);
 }

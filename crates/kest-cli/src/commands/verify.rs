@@ -1,7 +1,7 @@
 //! `kest verify`: check a passport, a baggage header or one JWS against trusted keys.
 
 use kest_canon::{Sha256Digest, Untrusted};
-use kest_crypto::{Jwk, JwksKeyResolver, ResolverChain, StaticKeyResolver};
+use kest_crypto::{Jwk, JwksKeyResolver, PrivateJwk, ResolverChain, StaticKeyResolver};
 use kest_passport::{FindingKind, PassportError, Strictness, VerificationReport, Verifier};
 use kest_propagation::{AnnouncedTip, InboundPassport, PropagationError};
 use serde_json::{Value, json};
@@ -49,8 +49,14 @@ pub fn resolver(keys: &[String], jwks: &[String]) -> Result<ResolverChain, CliEr
         let text = input::read(Some(path))?;
         let jwk =
             Jwk::from_json(&text).map_err(|error| CliError::input(format!("{path}: {error}")))?;
+        if PrivateJwk::from_json(&text).is_ok() {
+            tracing::warn!(
+                "{path} holds a private key; only its public part is used. Verifiers need only \
+                 the public key (`kest keygen` prints it)"
+            );
+        }
         fixed
-            .insert_jwk(principal, &jwk.to_public())
+            .insert_jwk(principal, &jwk)
             .map_err(|error| CliError::input(format!("{path}: {error}")))?;
     }
     let mut chain = ResolverChain::new().then(fixed);

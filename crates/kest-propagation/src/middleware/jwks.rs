@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response, StatusCode};
-use kest_crypto::{Algorithm, Jwk, Jwks, VerifyingKey};
+use kest_crypto::{Algorithm, Jwks, VerifyingKey};
 
 /// The path a service publishes its keys at.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -17,7 +17,7 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// Peers that verify this service's entries fetch the set (with
 /// `kest_identity::RemoteJwks`). Each key's `kid` is the workload id it signs for, the
 /// way Kest's resolvers bind keys to principals, with `use` `sig` and the key's `alg`.
-/// Private members are never published, whatever the keys given.
+/// Private keys cannot be published: a [`Jwks`] holds public keys only.
 ///
 /// ```
 /// use kest_crypto::SigningKey;
@@ -35,14 +35,11 @@ pub struct PublishKeysLayer {
 }
 
 impl PublishKeysLayer {
-    /// Publishes `keys` (made public first).
+    /// Publishes `keys` (a [`Jwks`] holds public keys only).
     #[must_use]
     pub fn new(keys: &Jwks) -> Self {
-        let public = Jwks {
-            keys: keys.keys.iter().map(Jwk::to_public).collect(),
-        };
         // Serializing strings cannot fail.
-        let body = serde_json::to_string(&public).unwrap_or_default();
+        let body = serde_json::to_string(keys).unwrap_or_default();
         Self { body: body.into() }
     }
 

@@ -1,7 +1,7 @@
 //! The quickstart: an agent pipeline under policy, on embedded defaults (a key made for
 //! this run, Cedar in process, an in-memory decision cache). A guarded action is refused
 //! before it runs while the data is untrusted, and allowed after a sanitizer; the passport
-//! is drawn, verified offline, and tampered with. The code is `kest_examples::quickstart`.
+//! is drawn, verified offline, and tampered with. The code is `kest_quickstart::quickstart`.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -10,5 +10,5 @@
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut out = std::io::stdout();
-    kest_examples::quickstart(&mut out).await
+    kest_quickstart::quickstart(&mut out).await
 }

@@ -10,7 +10,7 @@
 #[tokio::test]
 async fn quickstart_denies_then_allows_and_catches_every_forgery() {
     let mut out = Vec::new();
-    kest_examples::quickstart(&mut out).await.unwrap();
+    kest_quickstart::quickstart(&mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.contains("issue_refund    DENIED before it ran (ran: false)"),

@@ -1,0 +1,252 @@
+//! Building a runtime in code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kest_crypto::{KeyResolver, ResolverChain};
+use kest_identity::IdentityProvider;
+use kest_passport::Strictness;
+use kest_policy::{CachedEngine, DecisionCache, PolicyConfig, PolicyEngine};
+use kest_propagation::{ClaimStore, Ingress, MemoryClaimStore, PassportCodec};
+use kest_trust::{OriginMap, TrustEvaluator, WeakestLink};
+
+use crate::KestError;
+use crate::runtime::{Inner, Kest};
+
+/// Builds a [`Kest`].
+#[must_use]
+pub struct KestBuilder {
+    identity: Option<Arc<dyn IdentityProvider>>,
+    engine: Option<Arc<dyn PolicyEngine>>,
+    cache: CacheChoice,
+    policies: PolicyConfig,
+    app: Option<String>,
+    evaluator: Arc<dyn TrustEvaluator>,
+    origins: OriginMap,
+    store: Option<Arc<dyn ClaimStore>>,
+    threshold: Option<usize>,
+    claim_ttl: Option<Duration>,
+    service_name: Option<String>,
+    trusted: Vec<Arc<dyn KeyResolver>>,
+    ingress: Option<Ingress>,
+    strictness: Option<Strictness>,
+}
+
+enum CacheChoice {
+    /// On for remote engines, off for in-process ones.
+    Default,
+    Off,
+    With(Arc<DecisionCache>),
+}
+
+impl Default for KestBuilder {
+    fn default() -> Self {
+        Self {
+            identity: None,
+            engine: None,
+            cache: CacheChoice::Default,
+            policies: PolicyConfig::default(),
+            app: None,
+            evaluator: Arc::new(WeakestLink),
+            origins: OriginMap::new(),
+            store: None,
+            threshold: None,
+            claim_ttl: None,
+            service_name: None,
+            trusted: Vec::new(),
+            ingress: None,
+            strictness: None,
+        }
+    }
+}
+
+impl KestBuilder {
+    /// The identity protected calls sign as: any provider, or an `Arc` of one.
+    pub fn identity(mut self, identity: impl IdentityProvider + 'static) -> Self {
+        self.identity = Some(Arc::new(identity));
+        self
+    }
+
+    /// The policy engine: any engine, or an `Arc` of one.
+    pub fn engine(mut self, engine: impl PolicyEngine + 'static) -> Self {
+        self.engine = Some(Arc::new(engine));
+        self
+    }
+
+    /// Caches decisions in `cache` (keyed by the whole context). By default remote
+    /// engines get a cache with `KEST_POLICY_CACHE_TTL` (60 s) and in-process ones none.
+    pub fn decision_cache(mut self, cache: Arc<DecisionCache>) -> Self {
+        self.cache = CacheChoice::With(cache);
+        self
+    }
+
+    /// No decision cache, whatever the engine.
+    pub fn no_decision_cache(mut self) -> Self {
+        self.cache = CacheChoice::Off;
+        self
+    }
+
+    /// The enterprise, platform and application tiers and the approved deviations.
+    pub fn policies(mut self, policies: PolicyConfig) -> Self {
+        self.policies = policies;
+        self
+    }
+
+    /// The application this process belongs to (deviations may be scoped to it).
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// How trust propagates (weakest link by default).
+    pub fn trust_evaluator(mut self, evaluator: impl TrustEvaluator + 'static) -> Self {
+        self.evaluator = Arc::new(evaluator);
+        self
+    }
+
+    /// The origins and their trust scores (the built-ins by default).
+    pub fn origins(mut self, origins: OriginMap) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// Where passports too large for a header are stored (in memory by default).
+    pub fn claim_store(mut self, store: Arc<dyn ClaimStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The largest passport sent in a header, in bytes (4096 by default).
+    pub const fn inline_threshold(mut self, bytes: usize) -> Self {
+        self.threshold = Some(bytes);
+        self
+    }
+
+    /// How long claimed passports are kept (300 s by default).
+    pub const fn claim_ttl(mut self, ttl: Duration) -> Self {
+        self.claim_ttl = Some(ttl);
+        self
+    }
+
+    /// The `service.name` of spans (the program's name by default).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Trusts the keys `keys` knows for inbound passports (repeatable: each source is
+    /// asked in turn). Static JWKs ([`kest_crypto::StaticKeyResolver`]), a JWK Set
+    /// ([`kest_crypto::JwksKeyResolver`]), peers' published sets
+    /// (`kest_identity::RemoteJwks`, or [`KestBuilder::trust_jwks_url`]), the SPIFFE trust
+    /// bundle (`kest_identity::TrustBundleResolver`).
+    pub fn trust_keys(self, keys: impl KeyResolver + 'static) -> Self {
+        self.trust_keys_shared(Arc::new(keys))
+    }
+
+    /// As [`KestBuilder::trust_keys`], with a shared resolver.
+    pub fn trust_keys_shared(mut self, keys: Arc<dyn KeyResolver>) -> Self {
+        self.trusted.push(keys);
+        self
+    }
+
+    /// Trusts the keys a peer publishes at `url` (its `/.well-known/jwks.json`), fetched
+    /// when first needed and again when a new key appears, at most once a second.
+    ///
+    /// # Errors
+    /// [`KestError::Identity`] when `url` is not an `https` URL (or `http` to this
+    /// machine).
+    #[cfg(feature = "jwks")]
+    pub fn trust_jwks_url(self, url: impl Into<String>) -> Result<Self, KestError> {
+        let keys = kest_identity::RemoteJwks::new(url)?;
+        Ok(self.trust_keys(keys))
+    }
+
+    /// How undeclared trust raises in inbound passports are treated (per entry by
+    /// default).
+    pub const fn ingress_strictness(mut self, strictness: Strictness) -> Self {
+        self.strictness = Some(strictness);
+        self
+    }
+
+    /// Replaces the inbound verification settings outright, e.g. with
+    /// [`Ingress::insecure_unverified`]. Keys given with [`KestBuilder::trust_keys`] are
+    /// then ignored.
+    pub fn ingress(mut self, ingress: Ingress) -> Self {
+        self.ingress = Some(ingress);
+        self
+    }
+
+    /// The runtime.
+    ///
+    /// # Errors
+    /// [`KestError::Config`] when the policy tiers are invalid.
+    pub fn build(self) -> Result<Kest, KestError> {
+        self.policies.validate()?;
+        let cache = match self.cache {
+            CacheChoice::Off => None,
+            CacheChoice::With(cache) => Some(cache),
+            CacheChoice::Default => match &self.engine {
+                Some(engine) if engine.is_remote() => {
+                    DecisionCache::from_env(kest_policy::DEFAULT_CAPACITY)?.map(Arc::new)
+                }
+                _ => None,
+            },
+        };
+        let engine = match (self.engine, &cache) {
+            (Some(engine), Some(cache)) => {
+                Some(Arc::new(CachedEngine::new(engine, Arc::clone(cache))) as Arc<dyn PolicyEngine>)
+            }
+            (engine, _) => engine,
+        };
+        let ingress = match self.ingress {
+            Some(ingress) => ingress,
+            None => {
+                let mut chain = ResolverChain::new();
+                for keys in self.trusted {
+                    chain = chain.then(keys);
+                }
+                Ingress::verify(chain)
+            }
+        };
+        let ingress = match self.strictness {
+            Some(strictness) => ingress.strictness(strictness),
+            None => ingress,
+        };
+        let mut codec =
+            PassportCodec::new()
+                .store(self.store.unwrap_or_else(|| {
+                    Arc::new(MemoryClaimStore::default()) as Arc<dyn ClaimStore>
+                }))
+                .ingress(ingress);
+        if let Some(threshold) = self.threshold {
+            codec = codec.threshold(threshold);
+        }
+        if let Some(ttl) = self.claim_ttl {
+            codec = codec.ttl(ttl);
+        }
+        Ok(Kest {
+            inner: Arc::new(Inner {
+                identity: self.identity,
+                engine,
+                cache,
+                policies: Arc::new(self.policies),
+                app: self.app,
+                evaluator: self.evaluator,
+                origins: self.origins,
+                codec,
+                service_name: self.service_name.unwrap_or_else(default_service_name),
+            }),
+        })
+    }
+}
+
+/// The program's name, for `service.name` when none is given.
+pub(crate) fn default_service_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| {
+            path.file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "kest".into())
+}

@@ -1,0 +1,323 @@
+//! Configuration from a TOML file and the environment.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kest_crypto::JwksKeyResolver;
+use kest_passport::Strictness;
+use kest_policy::{DecisionCache, EngineKind, PolicyConfig};
+use kest_propagation::{Ingress, PropagationError};
+use serde::Deserialize;
+
+use crate::builder::KestBuilder;
+use crate::env::{
+    ENV_APP, ENV_CLAIM_STORE, ENV_ENGINE, ENV_INLINE_THRESHOLD, ENV_POLICY_DIR, ENV_SERVICE_NAME,
+    ENV_TRUSTED_JWKS,
+};
+use crate::runtime::Kest;
+use crate::{KestError, Missing};
+
+/// The TOML configuration file.
+///
+/// ```toml
+/// service_name = "billing"
+/// app = "billing"
+///
+/// [policy]
+/// engine = "cedar"           # or "rego"
+/// dir = "policies"           # relative to the file
+/// enterprise = ["baseline"]
+/// cache_ttl_secs = 60        # 0 disables the decision cache
+///
+/// [identity]
+/// provider = "static"        # or local, mock, oidc, spiffe, aws-kms, bedrock-agent, detect
+/// workload_id = "spiffe://example.org/billing"
+/// key_file = "billing.jwk"
+///
+/// [propagation]
+/// claim_store = "redis://127.0.0.1:6379/"   # or "memory"
+/// inline_threshold = 4096
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    service_name: Option<String>,
+    app: Option<String>,
+    #[serde(default)]
+    policy: PolicySection,
+    #[serde(default)]
+    identity: IdentitySection,
+    #[serde(default)]
+    propagation: PropagationSection,
+    #[serde(default)]
+    ingress: IngressSection,
+    #[serde(skip)]
+    base: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngressSection {
+    /// JWK Set files (relative to the file) and `https://` URLs.
+    #[serde(default)]
+    trusted_jwks: Vec<String>,
+    /// `auto`, `strict` or `lenient`.
+    strictness: Option<String>,
+    /// Accept inbound passports unverified (needs KEST_INSECURE_UNVERIFIED_LINEAGE=true).
+    #[serde(default)]
+    insecure_unverified: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    engine: Option<String>,
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    enterprise: Vec<String>,
+    #[serde(default)]
+    platform: Vec<String>,
+    #[serde(default)]
+    application: Vec<String>,
+    #[serde(default)]
+    deviations: Vec<kest_policy::DeviationRule>,
+    cache_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentitySection {
+    provider: Option<String>,
+    workload_id: Option<String>,
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PropagationSection {
+    claim_store: Option<String>,
+    /// Whether `claim_store` came from the environment (for naming it in errors).
+    #[serde(skip)]
+    claim_store_from_env: bool,
+    inline_threshold: Option<usize>,
+    claim_ttl_secs: Option<u64>,
+}
+
+impl FileConfig {
+    pub(crate) fn read(path: &Path) -> Result<Self, KestError> {
+        let text = std::fs::read_to_string(path).map_err(|error| KestError::io(path, error))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &base, &path.display().to_string())
+    }
+
+    pub(crate) fn parse(text: &str, base: &Path, origin: &str) -> Result<Self, KestError> {
+        let mut config: Self = toml::from_str(text).map_err(|source| KestError::Toml {
+            origin: origin.to_owned(),
+            source: Box::new(source),
+        })?;
+        config.base = base.to_path_buf();
+        Ok(config)
+    }
+
+    /// Environment variables win over the file.
+    pub(crate) fn overlay_env(
+        &mut self,
+        var: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), KestError> {
+        if let Some(name) = var(ENV_SERVICE_NAME) {
+            self.service_name = Some(name);
+        }
+        if let Some(app) = var(ENV_APP) {
+            self.app = Some(app);
+        }
+        if let Some(engine) = var(ENV_ENGINE) {
+            self.policy.engine = Some(engine);
+        }
+        if let Some(dir) = var(ENV_POLICY_DIR) {
+            self.policy.dir = Some(PathBuf::from(dir));
+        }
+        if let Some(tiers) = PolicyConfig::from_vars(var)? {
+            self.policy.enterprise = tiers.enterprise;
+            self.policy.platform = tiers.platform;
+            self.policy.application = tiers.application;
+            self.policy.deviations = tiers.deviations;
+        }
+        if let Some(ttl) = var(kest_policy::env::ENV_CACHE_TTL) {
+            self.policy.cache_ttl_secs =
+                Some(ttl.trim().parse().map_err(|_| KestError::InvalidValue {
+                    key: kest_policy::env::ENV_CACHE_TTL,
+                    value: kest_canon::escape_untrusted(&ttl, 40),
+                    reason: "is not a whole number of seconds",
+                })?);
+        }
+        if let Some(store) = var(ENV_CLAIM_STORE) {
+            self.propagation.claim_store = Some(store);
+            self.propagation.claim_store_from_env = true;
+        }
+        if let Some(threshold) = var(ENV_INLINE_THRESHOLD) {
+            self.propagation.inline_threshold =
+                Some(
+                    threshold
+                        .trim()
+                        .parse()
+                        .map_err(|_| KestError::InvalidValue {
+                            key: ENV_INLINE_THRESHOLD,
+                            value: kest_canon::escape_untrusted(&threshold, 40),
+                            reason: "is not a number of bytes",
+                        })?,
+                );
+        }
+        if let Some(list) = var(ENV_TRUSTED_JWKS) {
+            self.ingress.trusted_jwks = list
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if var(kest_propagation::env::ENV_INSECURE_UNVERIFIED_LINEAGE).is_some() {
+            self.ingress.insecure_unverified = true;
+        }
+        // The identity comes from the environment by detection unless the file names one.
+        if self.identity.provider.is_none() {
+            self.identity.provider = Some("detect".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn build(self, detect_by_default: bool) -> Result<Kest, KestError> {
+        let mut builder = Kest::builder();
+        if let Some(name) = self.service_name {
+            builder = builder.service_name(name);
+        }
+        if let Some(app) = self.app {
+            builder = builder.app(app);
+        }
+        builder = builder.policies(PolicyConfig {
+            enterprise: self.policy.enterprise,
+            platform: self.policy.platform,
+            application: self.policy.application,
+            deviations: self.policy.deviations,
+        });
+        let dir = self.policy.dir.map(|dir| self.base.join(dir));
+        let kind = self
+            .policy
+            .engine
+            .as_deref()
+            .map(str::parse::<EngineKind>)
+            .transpose()?;
+        match (kind, dir) {
+            (Some(kind), Some(dir)) => {
+                builder = builder.engine(kest_policy::load_engine(kind, &dir)?);
+            }
+            (Some(engine), None) => {
+                return Err(KestError::NotConfigured(Missing::PolicyDir { engine }));
+            }
+            (None, Some(dir)) => return Err(KestError::NotConfigured(Missing::EngineKind { dir })),
+            (None, None) => {}
+        }
+        match self.policy.cache_ttl_secs {
+            Some(0) => builder = builder.no_decision_cache(),
+            Some(seconds) => {
+                builder = builder.decision_cache(Arc::new(DecisionCache::new(
+                    kest_policy::DEFAULT_CAPACITY,
+                    Duration::from_secs(seconds),
+                )));
+            }
+            None => {}
+        }
+        if let Some(store) = self.propagation.claim_store {
+            let made = kest_propagation::claim_store_from_setting(&store)
+                .await
+                .map_err(|error| match error {
+                    PropagationError::InvalidSetting { value, reason, .. } => {
+                        KestError::InvalidValue {
+                            key: if self.propagation.claim_store_from_env {
+                                ENV_CLAIM_STORE
+                            } else {
+                                "[propagation] claim_store"
+                            },
+                            value,
+                            reason,
+                        }
+                    }
+                    other => KestError::ClaimStore(other),
+                })?;
+            builder = builder.claim_store(made);
+        }
+        if let Some(threshold) = self.propagation.inline_threshold {
+            builder = builder.inline_threshold(threshold);
+        }
+        if let Some(ttl) = self.propagation.claim_ttl_secs {
+            builder = builder.claim_ttl(Duration::from_secs(ttl));
+        }
+        builder = self.ingress.apply(builder, &self.base)?;
+        let provider = self
+            .identity
+            .provider
+            .or_else(|| detect_by_default.then(|| "detect".to_owned()));
+        if let Some(provider) = provider {
+            let choice: kest_identity::IdentityChoice = provider.parse()?;
+            let key_file = self.identity.key_file.map(|file| self.base.join(file));
+            builder = builder.identity(kest_identity::configured(
+                choice,
+                self.identity.workload_id,
+                key_file.as_deref(),
+            )?);
+        }
+        builder.build()
+    }
+}
+
+impl IngressSection {
+    fn apply(self, mut builder: KestBuilder, base: &Path) -> Result<KestBuilder, KestError> {
+        if self.insecure_unverified {
+            let setting =
+                std::env::var(kest_propagation::env::ENV_INSECURE_UNVERIFIED_LINEAGE).ok();
+            return Ok(builder.ingress(Ingress::insecure_unverified(setting.as_deref())?));
+        }
+        for source in self.trusted_jwks {
+            if source.starts_with("https://") || source.starts_with("http://") {
+                #[cfg(feature = "jwks")]
+                {
+                    builder = builder.trust_jwks_url(source)?;
+                }
+                #[cfg(not(feature = "jwks"))]
+                {
+                    return Err(KestError::InvalidValue {
+                        key: ENV_TRUSTED_JWKS,
+                        value: kest_canon::escape_untrusted(&source, 80),
+                        reason: "is a URL; fetching it needs kest's `jwks` feature",
+                    });
+                }
+            } else {
+                let path = base.join(&source);
+                let text =
+                    std::fs::read_to_string(&path).map_err(|error| KestError::io(&path, error))?;
+                let keys = JwksKeyResolver::from_json(&text).map_err(|error| {
+                    kest_identity::IdentityError::Key {
+                        source_name: path.display().to_string(),
+                        error,
+                    }
+                })?;
+                builder = builder.trust_keys(keys);
+            }
+        }
+        if let Some(strictness) = self.strictness {
+            builder = builder.ingress_strictness(match strictness.as_str() {
+                "auto" => Strictness::Auto,
+                "strict" => Strictness::Strict,
+                "lenient" => Strictness::Lenient,
+                other => {
+                    return Err(KestError::InvalidValue {
+                        key: "[ingress] strictness",
+                        value: kest_canon::escape_untrusted(other, 40),
+                        reason: "must be auto, strict or lenient",
+                    });
+                }
+            });
+        }
+        Ok(builder)
+    }
+}
