@@ -33,7 +33,7 @@ pub use error::{CliError, EXIT_FAILED, EXIT_USAGE};
 
 /// Zero-trust execution lineage: verify, inspect and draw Kest passports.
 #[derive(Debug, Parser)]
-#[command(name = "kest", version, about, long_about = None)]
+#[command(name = "kest", version, about, long_about = None, disable_help_subcommand = true)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]
@@ -72,7 +72,9 @@ pub enum Command {
     },
     /// Show each entry: index, entry_id, operation, principal, trust, taints, parents, hash.
     ///
-    /// Signatures are not checked; use `kest verify` for that.
+    /// Signatures are not checked; use `kest verify` for that. A passport whose entries
+    /// do not read or do not link is still shown, with a `fault` column marking each
+    /// problem on its entry; the command then exits 1.
     Inspect {
         /// Passport JSON, baggage header or root JWS; `-` or absent reads stdin.
         file: Option<String>,
@@ -131,6 +133,12 @@ pub enum Command {
     /// Append one signed entry to a passport (empty when none is given), with trust and
     /// taints derived from its tip, and print the passport.
     Append(Box<commands::append::AppendArgs>),
+    /// Print this message or the help of the given subcommand(s)
+    Help {
+        /// The subcommand to describe, and its own subcommand (`kest help policy eval`).
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// `kest policy` subcommands.
@@ -226,7 +234,32 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(PolicyCommand::Test { dir }) => commands::policy::test(&dir),
         Command::Whoami { json } => commands::whoami::run(json),
         Command::Append(args) => commands::append::run(&args),
+        Command::Help { command } => help(&command),
     }
+}
+
+/// `kest help [COMMAND...]`: the long help of the command named, as `--help` prints it.
+/// Ours rather than clap's, so that `kest help --help` describes itself.
+fn help(path: &[String]) -> Result<(), CliError> {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    for name in path {
+        command = command.find_subcommand(name).cloned().ok_or_else(|| {
+            CliError::input(format!(
+                "no command `{}`; `kest help` lists them",
+                kest_canon::escape_untrusted(name, 40)
+            ))
+        })?;
+    }
+    // Rendered by parsing `kest PATH --help`, so the text is exactly what `--help` prints.
+    let args = std::iter::once("kest")
+        .chain(path.iter().map(String::as_str))
+        .chain(std::iter::once("--help"));
+    let text = match Cli::try_parse_from(args) {
+        Err(error) if error.kind() == clap::error::ErrorKind::DisplayHelp => error.render(),
+        _ => return Err(CliError::input("no help for that command")),
+    };
+    output::line(text.to_string().trim_end())
 }
 
 /// Parses the process arguments, runs, prints any error as `kest: <message>` on stderr,

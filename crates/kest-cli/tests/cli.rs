@@ -330,6 +330,28 @@ fn verify_needs_trusted_keys_and_refuses_strangers() {
         Some("hello"),
     );
     assert_eq!(code(&garbage), 2);
+    // JSON that is no passport is unreadable input too (exit 2, as cli.md says), with
+    // or without `--json`; a passport whose entries are bad is a failed check (exit 1).
+    for (text, want) in [
+        ("[1,", 2),
+        ("[1,2]", 2),
+        ("[\"a\", ", 2),
+        ("[\"a.b.c\"]", 1),
+    ] {
+        for json in [false, true] {
+            let mut args = vec!["verify", "-", "--key", "w=pub.jwk"];
+            if json {
+                args.push("--json");
+            }
+            let out = kest(dir.path(), &args, Some(text));
+            assert_eq!(code(&out), want, "{text} {json}: {}", stderr(&out));
+            assert!(stderr(&out).starts_with("kest: "), "{}", stderr(&out));
+            if json {
+                let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+                assert_eq!(report["verified"], false);
+            }
+        }
+    }
 }
 
 #[test]
@@ -478,9 +500,70 @@ fn inspect_and_tree() {
     assert_eq!(entries[0]["taints"], serde_json::json!(["pii"]));
     assert_eq!(entries[1]["parents"][0], entries[0]["hash"]);
     assert_eq!(entries[2]["trust"], 0);
+    assert!(entries.iter().all(|entry| entry["fault"].is_null()));
+    assert_eq!(code(&out), 0);
     let table = stdout(&kest(dir.path(), &["inspect", "p.json"], None));
     assert!(table.lines().next().unwrap().starts_with("#  entry_id"));
+    assert!(!table.contains("fault"), "{table}");
     assert_eq!(table.lines().count(), 4);
+
+    // A tampered passport is shown, not refused: what reads is listed, and each problem
+    // is marked on its entry. Entry 0's payload no longer parses, so entry 1's parent is
+    // nowhere before it; entry 2 reads and links.
+    let passport: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("p.json")).unwrap()).unwrap();
+    let mut tampered = passport.clone();
+    tampered[0] = tampered[0].replacen(".eyJ", ".eyZ", 1);
+    std::fs::write(
+        dir.path().join("t.json"),
+        serde_json::to_string(&tampered).unwrap(),
+    )
+    .unwrap();
+    let out = kest(dir.path(), &["inspect", "t.json", "--json"], None);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).starts_with("kest: entry 0: payload is not a JSON object"),
+        "{}",
+        stderr(&out)
+    );
+    let rows: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows[0].get("operation").is_none());
+    assert_eq!(
+        rows[0]["hash"],
+        kest_canon::sha256_hex(tampered[0].as_bytes())
+    );
+    assert!(rows[0]["fault"].as_str().unwrap().contains("payload"));
+    assert_eq!(rows[1]["operation"], "scrub");
+    assert!(
+        rows[1]["fault"]
+            .as_str()
+            .unwrap()
+            .contains("is not an earlier entry"),
+        "{}",
+        rows[1]
+    );
+    assert!(rows[2]["fault"].is_null());
+    let out = kest(dir.path(), &["inspect", "t.json"], None);
+    assert_eq!(code(&out), 1);
+    let table = stdout(&out);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].ends_with("fault"), "{table}");
+    assert!(
+        lines[1].starts_with("0  ?") && lines[1].contains("!! payload"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("scrub") && lines[2].contains("!! parent"),
+        "{table}"
+    );
+    assert!(
+        lines[3].contains("answer") && lines[3].ends_with(" -"),
+        "{table}"
+    );
+    // Not a list of strings at all: still an input error.
+    assert_eq!(code(&kest(dir.path(), &["inspect"], Some("[1,"))), 2);
 
     let text = stdout(&kest(dir.path(), &["tree", "p.json"], None));
     assert!(

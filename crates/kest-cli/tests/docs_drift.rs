@@ -81,7 +81,9 @@ fn cli_reference_matches_help_output() {
         "tree",
         "canon",
         "keygen",
+        "whoami",
         "append",
+        "help",
         "policy eval",
         "policy test",
     ] {
@@ -90,4 +92,44 @@ fn cli_reference_matches_help_output() {
             "docs/src/cli.md has no help block for `{subcommand}`"
         );
     }
+}
+
+/// `kest help X` prints what `kest X --help` does, for every command, and `kest help`
+/// describes itself too.
+#[test]
+fn help_names_every_command() {
+    for subcommand in [
+        "",
+        "verify",
+        "inspect",
+        "tree",
+        "canon",
+        "keygen",
+        "whoami",
+        "append",
+        "help",
+        "policy",
+        "policy eval",
+        "policy test",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kest"))
+            .arg("help")
+            .args(subcommand.split_whitespace())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kest help {subcommand}");
+        let text = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::trim_end)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(text.trim_end(), help(subcommand), "kest help {subcommand}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(["help", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }

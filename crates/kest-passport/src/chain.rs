@@ -68,10 +68,42 @@ impl ChainChecker {
                 *flag = true;
             }
         }
-        self.by_hash.insert(hash, index);
-        self.by_id.insert(entry.entry_id(), index);
-        self.referenced.push(false);
+        self.record(index, signed);
         Ok(parents)
+    }
+
+    fn record(&mut self, index: usize, signed: &SignedEntry) {
+        self.by_hash.insert(signed.hash(), index);
+        self.by_id.insert(signed.entry().entry_id(), index);
+        self.referenced.push(false);
+    }
+
+    /// As [`ChainChecker::check`], for showing a passport with its faults: an entry that
+    /// breaks a linking rule is still recorded, so the entries built on it link to it
+    /// and only the entry at fault is marked. A repeat is not recorded again.
+    pub(crate) fn check_marking(
+        &mut self,
+        index: usize,
+        signed: &SignedEntry,
+    ) -> Option<EntryFault> {
+        match self.check(index, signed) {
+            Ok(_) => None,
+            Err(
+                fault @ (EntryFault::DuplicateEntry { .. } | EntryFault::DuplicateEntryId { .. }),
+            ) => {
+                self.skip();
+                Some(fault)
+            }
+            Err(fault) => {
+                self.record(index, signed);
+                Some(fault)
+            }
+        }
+    }
+
+    /// Takes the place of an entry that could not be read, keeping positions aligned.
+    pub(crate) fn skip(&mut self) {
+        self.referenced.push(true);
     }
 
     /// The first entry, other than the last, that no later entry builds on: a dangling

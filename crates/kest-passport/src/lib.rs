@@ -83,5 +83,5 @@ pub use head::Head;
 pub use limits::Limits;
 pub use passport::Passport;
 pub use signed::{EntryHash, SignedEntry, UnsignedEntry, UnverifiedEntry};
-pub use unverified::UnverifiedPassport;
+pub use unverified::{ExaminedEntry, UnverifiedPassport, examine};
 pub use verify::{Finding, FindingKind, Strictness, VerificationReport, Verifier};

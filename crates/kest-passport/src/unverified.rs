@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::chain::ChainChecker;
-use crate::error::PassportError;
+use crate::error::{EntryFault, PassportError};
 use crate::limits::Limits;
 use crate::passport::Passport;
 use crate::signed::{EntryHash, ParseFailure, UnverifiedEntry};
@@ -169,4 +169,83 @@ impl UnverifiedPassport {
             heads,
         )
     }
+}
+
+/// One position of a passport read for display, faults and all ([`examine`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExaminedEntry {
+    /// Its position.
+    pub index: usize,
+    /// SHA-256 of its JWS text, as later entries name it.
+    pub hash: EntryHash,
+    /// The entry, when its JWS and payload could be read.
+    pub entry: Option<UnverifiedEntry>,
+    /// What is wrong with it: an unreadable JWS or payload, or a chain rule it breaks
+    /// (a parent not before it, a second root, a repeat). `None` for an entry that reads
+    /// and links; its signature is not checked here.
+    pub fault: Option<EntryFault>,
+}
+
+impl ExaminedEntry {
+    /// An entry that reads and links, at `index`.
+    #[must_use]
+    pub fn readable(index: usize, entry: UnverifiedEntry) -> Self {
+        Self {
+            index,
+            hash: entry.hash(),
+            entry: Some(entry),
+            fault: None,
+        }
+    }
+}
+
+/// Reads a passport for inspection, without stopping at the first problem: each entry
+/// that can be read is returned, and every problem is marked on the entry it belongs to.
+/// This is what a tool shows an auditor looking at a passport that does not verify; it
+/// decides nothing, and checks no signature. Only a text that is not a list of strings
+/// at all (or is beyond `limits`) is an error.
+///
+/// ```
+/// use kest_passport::{Limits, examine};
+///
+/// let rows = examine(r#"["not.a.jws"]"#, &Limits::default())?;
+/// assert!(rows[0].entry.is_none());
+/// assert!(rows[0].fault.is_some());
+/// # Ok::<(), kest_passport::PassportError>(())
+/// ```
+///
+/// # Errors
+/// [`PassportError::TooLarge`], [`PassportError::TooManyEntries`] or
+/// [`PassportError::NotAnArray`].
+pub fn examine(text: &str, limits: &Limits) -> Result<Vec<ExaminedEntry>, PassportError> {
+    let list = wire::parse_list(text, limits)?;
+    let mut chain = ChainChecker::with_capacity(list.len());
+    Ok(list
+        .iter()
+        .enumerate()
+        .map(|(index, jws)| {
+            let hash = kest_canon::sha256(jws.as_bytes());
+            match UnverifiedEntry::parse_hashed(jws, hash) {
+                Ok(entry) => {
+                    let fault = chain.check_marking(index, entry.as_unchecked());
+                    ExaminedEntry {
+                        index,
+                        hash,
+                        entry: Some(entry),
+                        fault,
+                    }
+                }
+                Err(failure) => {
+                    chain.skip();
+                    ExaminedEntry {
+                        index,
+                        hash,
+                        entry: None,
+                        fault: Some(failure.fault),
+                    }
+                }
+            }
+        })
+        .collect())
 }

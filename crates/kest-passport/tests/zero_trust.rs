@@ -467,3 +467,59 @@ fn an_added_taint_must_be_held() {
         .verify_json(&wire(&[root, both]))
         .unwrap();
 }
+
+/// `examine` shows a broken passport entry by entry: unreadable entries, a spliced root,
+/// a repeat and an unknown parent are each marked where they are, and entries built on
+/// a marked entry still link to it.
+#[test]
+fn examine_marks_each_problem_on_its_entry() {
+    let (signer, _) = fresh_signer(W);
+    let mut passport = Passport::new();
+    for op in ["a", "b", "c"] {
+        passport.append(step(op), &signer, &WeakestLink).unwrap();
+    }
+    let good: Vec<SignedEntry> = passport.entries().iter().map(|e| (**e).clone()).collect();
+    let clean = kest_passport::examine(&passport.to_json(), &Limits::default()).unwrap();
+    assert_eq!(clean.len(), 3);
+    assert!(
+        clean
+            .iter()
+            .all(|row| row.fault.is_none() && row.entry.is_some())
+    );
+    assert_eq!(clean[2].hash, good[2].hash());
+
+    // Entry 1 replaced by garbage; a second root spliced in; entry 0 repeated.
+    let other_root = sign(step("x").build_on(&[], &WeakestLink).unwrap(), &signer);
+    let text = serde_json::to_string(&[
+        good[0].jws(),
+        "not.a.jws",
+        good[2].jws(),
+        other_root.jws(),
+        good[0].jws(),
+    ])
+    .unwrap();
+    let rows = kest_passport::examine(&text, &Limits::default()).unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows[0].fault.is_none());
+    assert!(rows[1].entry.is_none());
+    assert!(matches!(rows[1].fault, Some(EntryFault::Jws(_))));
+    assert_eq!(rows[1].hash, kest_canon::sha256(b"not.a.jws"));
+    assert!(
+        matches!(rows[2].fault, Some(EntryFault::UnknownParent { parent }) if parent == good[1].hash())
+    );
+    assert!(matches!(rows[3].fault, Some(EntryFault::SplicedRoot)));
+    assert!(matches!(
+        rows[4].fault,
+        Some(EntryFault::DuplicateEntry { first: 0 })
+    ));
+    // Not a list of strings: an error, as for decoding.
+    assert!(matches!(
+        kest_passport::examine("[1]", &Limits::default()),
+        Err(PassportError::NotAnArray { .. })
+    ));
+    // Built on a marked entry still links: c is built on b, and b's own fault is all.
+    let text = serde_json::to_string(&[good[1].jws(), good[2].jws()]).unwrap();
+    let rows = kest_passport::examine(&text, &Limits::default()).unwrap();
+    assert!(matches!(rows[0].fault, Some(EntryFault::FirstNotRoot)));
+    assert!(rows[1].fault.is_none());
+}

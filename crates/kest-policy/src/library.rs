@@ -4,6 +4,7 @@
 //! The files live in the workspace's `policies/` directory and are embedded here; they can
 //! also be loaded from disk with [`load_dir`].
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -215,39 +216,39 @@ pub struct ModelFiles {
     pub cases: Option<String>,
 }
 
-/// Reads every `<name>.cedar` / `<name>.rego` pair of a directory, with its case table.
-/// `lib.rego` is returned as a model named `lib` with only Rego.
+/// Reads every `<name>.cedar` / `<name>.rego` pair of a directory, with its case table,
+/// through the same reader as [`crate::load_engine`]. `lib.rego` is returned as a model
+/// named `lib` with only Rego.
 ///
 /// # Errors
-/// [`PolicyError::InvalidInput`] when the directory cannot be read.
+/// [`PolicyError::Io`] when the directory, a policy file or an existing case table
+/// cannot be read.
 pub fn load_dir(dir: &Path) -> Result<Vec<ModelFiles>, PolicyError> {
-    let read_error = |error: std::io::Error| PolicyError::InvalidInput {
-        engine: "library",
-        what: "policy directory",
-        reason: format!("{}: {error}", dir.display()),
-    };
-    let mut stems: Vec<String> = std::fs::read_dir(dir)
-        .map_err(read_error)?
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            let ext = path.extension()?.to_str()?;
-            (ext == "cedar" || ext == "rego")
-                .then(|| path.file_stem()?.to_str().map(str::to_owned))?
-        })
-        .collect();
-    stems.sort();
-    stems.dedup();
-    let read = |path: &Path| std::fs::read_to_string(path).ok();
-    Ok(stems
-        .into_iter()
-        .map(|name| ModelFiles {
-            cedar: read(&dir.join(format!("{name}.cedar"))),
-            rego: read(&dir.join(format!("{name}.rego"))),
-            cases: read(&dir.join("cases").join(format!("{name}.json"))),
+    use crate::loader::{EngineKind, io_error, read_files};
+    fn model<'m>(models: &'m mut BTreeMap<String, ModelFiles>, name: String) -> &'m mut ModelFiles {
+        models.entry(name.clone()).or_insert(ModelFiles {
             name,
+            cedar: None,
+            rego: None,
+            cases: None,
         })
-        .collect())
+    }
+    let mut models = BTreeMap::new();
+    for (name, source) in read_files(EngineKind::Cedar, dir)? {
+        model(&mut models, name).cedar = Some(source);
+    }
+    for (name, source) in read_files(EngineKind::Rego, dir)? {
+        model(&mut models, name).rego = Some(source);
+    }
+    for model in models.values_mut() {
+        let path = dir.join("cases").join(format!("{}.json", model.name));
+        model.cases = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(io_error(&path, &error)),
+        };
+    }
+    Ok(models.into_values().collect())
 }
 
 /// The expected decision of a case.

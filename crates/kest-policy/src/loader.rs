@@ -93,24 +93,7 @@ fn unavailable(name: &str) -> PolicyError {
 /// [`PolicyError::Io`] when the directory or a file cannot be read,
 /// [`PolicyError::InvalidInput`] when it holds no such file.
 pub fn read_dir(kind: EngineKind, dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
-    let io = |path: &Path, error: std::io::Error| PolicyError::Io {
-        path: path.to_path_buf(),
-        kind: error.kind(),
-        reason: error.to_string(),
-    };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|error| io(dir, error))? {
-        let path = entry.map_err(|error| io(dir, error))?.path();
-        if path.extension().is_some_and(|e| e == kind.extension()) {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let source = std::fs::read_to_string(&path).map_err(|error| io(&path, error))?;
-            files.push((name, source));
-        }
-    }
-    files.sort();
+    let files = read_files(kind, dir)?;
     if files.is_empty() {
         return Err(PolicyError::InvalidInput {
             engine: "loader",
@@ -118,6 +101,36 @@ pub fn read_dir(kind: EngineKind, dir: &Path) -> Result<Vec<(String, String)>, P
             reason: format!("no .{} files in {}", kind.extension(), dir.display()),
         });
     }
+    Ok(files)
+}
+
+/// The error for a file or directory that cannot be read.
+pub(crate) fn io_error(path: &Path, error: &std::io::Error) -> PolicyError {
+    PolicyError::Io {
+        path: path.to_path_buf(),
+        kind: error.kind(),
+        reason: error.to_string(),
+    }
+}
+
+/// As [`read_dir`], where no file is no error.
+pub(crate) fn read_files(
+    kind: EngineKind,
+    dir: &Path,
+) -> Result<Vec<(String, String)>, PolicyError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|error| io_error(dir, &error))? {
+        let path = entry.map_err(|error| io_error(dir, &error))?.path();
+        if path.extension().is_some_and(|e| e == kind.extension()) {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let source = std::fs::read_to_string(&path).map_err(|error| io_error(&path, &error))?;
+            files.push((name, source));
+        }
+    }
+    files.sort();
     Ok(files)
 }
 

@@ -120,3 +120,61 @@ fn embedded_files_match_the_policies_directory() {
     assert_eq!(lib.rego.as_deref(), Some(library::LIB_REGO));
     assert_eq!(on_disk.len(), MODELS.len() + 1);
 }
+
+/// One loader reads a policy directory for the runtime, the CLI and the library: a file
+/// that exists but cannot be read is an error naming it, never a model quietly missing
+/// its cases; an engine loaded from the directory applies the library's enrichers.
+#[test]
+fn the_loader_reports_what_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.cedar"),
+        "permit(principal, action, resource);",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("m.rego"), "package kest.m\nallow := true").unwrap();
+    std::fs::create_dir_all(dir.path().join("cases/m.json")).unwrap();
+    let error = library::load_dir(dir.path()).unwrap_err();
+    assert!(
+        matches!(&error, kest_policy::PolicyError::Io { path, .. } if path.ends_with("cases/m.json")),
+        "{error:?}"
+    );
+    std::fs::remove_dir(dir.path().join("cases/m.json")).unwrap();
+    let models = library::load_dir(dir.path()).unwrap();
+    assert_eq!(models.len(), 1);
+    assert!(models[0].cedar.is_some() && models[0].rego.is_some() && models[0].cases.is_none());
+
+    let empty = tempfile::tempdir().unwrap();
+    let error = kest_policy::load_engine(kest_policy::EngineKind::Rego, empty.path()).unwrap_err();
+    assert!(error.to_string().contains("no .rego files"), "{error}");
+    let error =
+        kest_policy::load_engine(kest_policy::EngineKind::Cedar, &empty.path().join("gone"))
+            .unwrap_err();
+    assert!(
+        matches!(error, kest_policy::PolicyError::Io { .. }),
+        "{error:?}"
+    );
+    assert!("prolog".parse::<kest_policy::EngineKind>().is_err());
+}
+
+/// The Brewer-Nash model needs attributes computed in Rust; loaded from the policies
+/// directory, the Cedar engine has them, so it decides as the case table says.
+#[tokio::test]
+async fn a_loaded_cedar_engine_has_the_library_enrichers() {
+    let dir = kest_testkit::workspace_root().join("policies");
+    let engine = kest_policy::load_engine(kest_policy::EngineKind::Cedar, &dir).unwrap();
+    let files = library::load_dir(&dir).unwrap();
+    let brewer = files
+        .iter()
+        .find(|f| f.name.contains("brewer"))
+        .expect("the Brewer-Nash model is in policies/");
+    let table = CaseTable::parse(brewer.cases.as_deref().unwrap()).unwrap();
+    for case in &table.cases {
+        let context = table.context_for(case).unwrap();
+        let allow = engine
+            .evaluate(&table.policy, &context)
+            .await
+            .is_ok_and(|d| d.allow);
+        assert_eq!(allow, case.expect == Expect::Allow, "{}", case.name);
+    }
+}

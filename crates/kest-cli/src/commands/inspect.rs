@@ -1,29 +1,68 @@
-//! `kest inspect`: one line (or object) per entry.
+//! `kest inspect`: one line (or object) per entry, with problems marked where they are.
 
 use kest_canon::Untrusted;
-use kest_passport::{UnverifiedEntry, UnverifiedPassport};
+use kest_passport::{ExaminedEntry, UnverifiedEntry, examine};
 use serde_json::{Value, json};
 
 use crate::error::CliError;
-use crate::{input, output};
+use crate::input::{self, Input};
+use crate::output;
 
 /// Runs `kest inspect`. Signatures are not checked; use `kest verify` for that.
 ///
+/// A passport whose entries do not read or do not link (tampered with, truncated,
+/// spliced) is still shown: each entry that reads is listed, and each problem is marked
+/// on the entry it belongs to, so an auditor sees where it is. The command then exits 1
+/// naming the first problem.
+///
 /// # Errors
-/// [`CliError::Input`] when the input is not a readable passport.
+/// [`CliError::Input`] when the input is no passport at all; [`CliError::Failed`] after
+/// showing a passport with problems.
 pub fn run(file: Option<&str>, json: bool) -> Result<(), CliError> {
     let text = input::read(file)?;
-    let (passport, _) = input::load_unverified(input::classify(&text)?)?;
+    let rows = match input::classify(&text)? {
+        Input::Passport(text) => examine(&text, &input::limits()).map_err(CliError::input)?,
+        other => {
+            let (passport, _) = input::load_unverified(other)?;
+            passport
+                .entries()
+                .iter()
+                .enumerate()
+                .map(|(index, entry)| ExaminedEntry::readable(index, entry.clone()))
+                .collect()
+        }
+    };
     if json {
-        let entries: Vec<Value> = passport
-            .entries()
-            .iter()
-            .enumerate()
-            .map(|(i, e)| entry_json(i, e))
-            .collect();
-        return output::line(&Value::Array(entries).to_string());
+        let entries: Vec<Value> = rows.iter().map(row_json).collect();
+        output::line(&Value::Array(entries).to_string())?;
+    } else {
+        output::line(&table(&rows))?;
     }
-    output::line(&table(&passport))
+    match rows
+        .iter()
+        .find_map(|row| Some((row.index, row.fault.as_ref()?)))
+    {
+        None => Ok(()),
+        Some((index, fault)) => Err(CliError::Failed(format!(
+            "entry {index}: {fault} (marked above; signatures were not checked)"
+        ))),
+    }
+}
+
+fn row_json(row: &ExaminedEntry) -> Value {
+    let mut value = match &row.entry {
+        Some(entry) => entry_json(row.index, entry),
+        None => json!({"index": row.index, "hash": row.hash.to_hex()}),
+    };
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "fault".into(),
+            row.fault
+                .as_ref()
+                .map_or(Value::Null, |fault| Value::from(fault.to_string())),
+        );
+    }
+    value
 }
 
 /// The JSON form of one entry, as `kest inspect --json` prints it.
@@ -46,8 +85,9 @@ pub fn entry_json(index: usize, signed: &UnverifiedEntry) -> Value {
     })
 }
 
-fn table(passport: &UnverifiedPassport) -> String {
-    let mut rows = vec![[
+fn table(examined: &[ExaminedEntry]) -> String {
+    let marked = examined.iter().any(|row| row.fault.is_some());
+    let mut rows = vec![vec![
         "#".to_owned(),
         "entry_id".to_owned(),
         "operation".to_owned(),
@@ -57,7 +97,23 @@ fn table(passport: &UnverifiedPassport) -> String {
         "parents".to_owned(),
         "hash".to_owned(),
     ]];
-    for (index, signed) in passport.entries().iter().enumerate() {
+    if marked {
+        rows.iter_mut().for_each(|row| row.push("fault".to_owned()));
+    }
+    for row in examined {
+        let index = row.index;
+        let fault = row.fault.as_ref().map_or_else(
+            || "-".to_owned(),
+            |fault| format!("!! {}", Untrusted::new(&fault.to_string()).max_chars(120)),
+        );
+        let Some(signed) = &row.entry else {
+            let mut cells = vec![index.to_string()];
+            cells.extend(std::iter::repeat_n("?".to_owned(), 6));
+            cells.push(row.hash.to_hex());
+            cells.push(fault);
+            rows.push(cells);
+            continue;
+        };
         let entry = signed.entry();
         let parents = if entry.parents().is_root() {
             "root".to_owned()
@@ -78,7 +134,7 @@ fn table(passport: &UnverifiedPassport) -> String {
             .map(shown)
             .collect::<Vec<_>>()
             .join(",");
-        rows.push([
+        let mut cells = vec![
             index.to_string(),
             entry.entry_id().to_string(),
             shown(entry.operation()),
@@ -91,9 +147,13 @@ fn table(passport: &UnverifiedPassport) -> String {
             },
             parents,
             signed.hash().to_hex(),
-        ]);
+        ];
+        if marked {
+            cells.push(fault);
+        }
+        rows.push(cells);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
         .map(|col| {
             rows.iter()
                 .map(|row| row.get(col).map_or(0, |c| c.chars().count()))

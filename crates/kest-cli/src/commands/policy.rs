@@ -1,10 +1,11 @@
 //! `kest policy eval` and `kest policy test`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use clap::ValueEnum;
 use kest_policy::library::{self, CaseTable, Expect};
-use kest_policy::{CedarEngine, EvaluationContext, PolicyEngine, RegoEngine};
+use kest_policy::{EvaluationContext, PolicyEngine, engine_from_sources};
 use serde_json::json;
 
 use crate::error::CliError;
@@ -41,6 +42,15 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+impl From<EngineKind> for kest_policy::EngineKind {
+    fn from(kind: EngineKind) -> Self {
+        match kind {
+            EngineKind::Cedar => Self::Cedar,
+            EngineKind::Rego => Self::Rego,
+        }
+    }
+}
+
 fn read_sources(paths: &[String]) -> Result<Vec<(String, String)>, CliError> {
     paths
         .iter()
@@ -48,34 +58,14 @@ fn read_sources(paths: &[String]) -> Result<Vec<(String, String)>, CliError> {
         .collect()
 }
 
-fn cedar_engine(
+/// The engine, built by the loader the runtime uses (so the model library's enrichers
+/// apply here exactly as they do in a service).
+fn engine(
+    kind: EngineKind,
     sources: Vec<(String, String)>,
     entities: Option<String>,
-) -> Result<CedarEngine, CliError> {
-    let mut builder = CedarEngine::builder();
-    for (name, source) in sources {
-        builder = builder.policy_source(name, source);
-    }
-    // The library's models need Rust-computed attributes; apply them by policy name.
-    for model in &library::MODELS {
-        if let Some(enricher) = model.enricher {
-            builder = builder.enricher(model.policy, enricher);
-        }
-    }
-    if let Some(json) = entities {
-        builder = builder.entities_json(json);
-    }
-    builder.build().map_err(CliError::input)
-}
-
-fn rego_engine(sources: Vec<(String, String)>) -> Result<RegoEngine, CliError> {
-    sources
-        .into_iter()
-        .fold(RegoEngine::builder(), |builder, (name, source)| {
-            builder.policy_source(name, source)
-        })
-        .build()
-        .map_err(CliError::input)
+) -> Result<Arc<dyn PolicyEngine>, CliError> {
+    engine_from_sources(kind.into(), sources, entities).map_err(CliError::input)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -95,24 +85,17 @@ pub fn eval(args: &EvalArgs) -> Result<(), CliError> {
     let document: serde_json::Value = serde_json::from_str(&input::read(Some(&args.input))?)
         .map_err(|error| CliError::input(format!("{}: {error}", args.input)))?;
     let context = EvaluationContext::from_document(document).map_err(CliError::input)?;
-    let engine: Box<dyn PolicyEngine> = match args.engine {
-        EngineKind::Cedar => {
-            let entities = args
-                .entities
-                .as_deref()
-                .map(|path| input::read(Some(path)))
-                .transpose()?;
-            Box::new(cedar_engine(sources, entities)?)
-        }
-        EngineKind::Rego => {
-            if args.entities.is_some() {
-                return Err(CliError::input(
-                    "--entities is a Cedar entity store; Rego takes none",
-                ));
-            }
-            Box::new(rego_engine(sources)?)
-        }
-    };
+    if args.engine == EngineKind::Rego && args.entities.is_some() {
+        return Err(CliError::input(
+            "--entities is a Cedar entity store; Rego takes none",
+        ));
+    }
+    let entities = args
+        .entities
+        .as_deref()
+        .map(|path| input::read(Some(path)))
+        .transpose()?;
+    let engine = engine(args.engine, sources, entities)?;
     let result = runtime()?.block_on(engine.evaluate(&args.name, &context));
     let (verdict, reasons, code) = match &result {
         Ok(decision) if decision.allow => ("allow", decision.reasons.clone(), 0),
@@ -162,8 +145,9 @@ pub fn test(dir: &str) -> Result<(), CliError> {
         .iter()
         .filter_map(|f| f.rego.clone().map(|s| (format!("{}.rego", f.name), s)))
         .collect();
-    let cedar = cedar_engine(cedar_sources, None)?;
-    let rego = rego_engine(rego_sources)?;
+    let cedar = engine(EngineKind::Cedar, cedar_sources, None)?;
+    let rego = engine(EngineKind::Rego, rego_sources, None)?;
+    let runtime = runtime()?;
     let mut failed = Vec::new();
     let mut models = 0;
     for file in files.iter().filter(|f| f.cases.is_some()) {
@@ -174,8 +158,12 @@ pub fn test(dir: &str) -> Result<(), CliError> {
         for case in &table.cases {
             let context = table.context_for(case).map_err(CliError::input)?;
             let expected = case.expect == Expect::Allow;
-            let c = cedar.decide(&table.policy, &context).is_ok_and(|d| d.allow);
-            let r = rego.decide(&table.policy, &context).is_ok_and(|d| d.allow);
+            let decide = |engine: &Arc<dyn PolicyEngine>| {
+                runtime
+                    .block_on(engine.evaluate(&table.policy, &context))
+                    .is_ok_and(|decision| decision.allow)
+            };
+            let (c, r) = (decide(&cedar), decide(&rego));
             cedar_ok += usize::from(c == expected);
             rego_ok += usize::from(r == expected);
             disagree += usize::from(c != r);

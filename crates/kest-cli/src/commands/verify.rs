@@ -219,7 +219,8 @@ fn finding_json(finding: &kest_passport::Finding) -> Value {
 }
 
 /// Prints the failure (as JSON on stdout with `--json`) and returns the error that sets
-/// the exit code.
+/// the exit code: 2 when the text is no readable passport (the check could not run), 1
+/// otherwise.
 fn fail(json: bool, error: Option<&PassportError>, message: &str) -> Result<(), CliError> {
     if json {
         output::line(
@@ -234,6 +235,9 @@ fn fail(json: bool, error: Option<&PassportError>, message: &str) -> Result<(), 
             })
             .to_string(),
         )?;
+    }
+    if matches!(error, Some(PassportError::NotAnArray { .. })) {
+        return Err(CliError::Input(format!("unreadable passport: {message}")));
     }
     Err(CliError::Failed(format!("verification failed: {message}")))
 }
