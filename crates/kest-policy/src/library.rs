@@ -225,7 +225,7 @@ pub struct ModelFiles {
 /// cannot be read.
 pub fn load_dir(dir: &Path) -> Result<Vec<ModelFiles>, PolicyError> {
     use crate::loader::{EngineKind, io_error, read_files};
-    fn model<'m>(models: &'m mut BTreeMap<String, ModelFiles>, name: String) -> &'m mut ModelFiles {
+    fn model(models: &mut BTreeMap<String, ModelFiles>, name: String) -> &mut ModelFiles {
         models.entry(name.clone()).or_insert(ModelFiles {
             name,
             cedar: None,
