@@ -112,7 +112,7 @@ impl FromStr for Detected {
             "mock" => Ok(Self::Mock),
             #[cfg(not(feature = "test-util"))]
             "mock" => Err(IdentityError::Unavailable {
-                provider: "mock",
+                provider: "the `mock` identity",
                 feature: "test-util",
                 why: "it is a test double whose key anyone can derive from the workload id",
             }),
@@ -217,7 +217,7 @@ pub async fn make(detected: Detected) -> Result<Arc<dyn IdentityProvider>, Ident
         )?)),
         #[cfg(not(feature = "test-util"))]
         Detected::Mock => Err(IdentityError::Unavailable {
-            provider: "mock",
+            provider: "the `mock` identity",
             feature: "test-util",
             why: "it is a test double whose key anyone can derive from the workload id",
         }),
@@ -266,9 +266,10 @@ async fn spiffe() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
     reason = "the same signature as the feature's version"
 )]
 async fn spiffe() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
-    Err(IdentityError::Missing {
-        what: "SPIFFE support: SPIFFE_ENDPOINT_SOCKET is set but this build lacks kest-identity's `spiffe` feature"
-            .into(),
+    Err(IdentityError::Unavailable {
+        provider: "the `spiffe` identity",
+        feature: "spiffe",
+        why: "SPIFFE_ENDPOINT_SOCKET is set, but the Workload API client is left out of this build",
     })
 }
 
@@ -298,8 +299,10 @@ async fn bedrock() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
     reason = "the same signature as the feature's version"
 )]
 async fn aws_kms() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
-    Err(IdentityError::Missing {
-        what: "AWS support: KEST_AWS_KMS_KEY_ID is set but this build lacks kest-identity's `aws` feature".into(),
+    Err(IdentityError::Unavailable {
+        provider: "the `aws-kms` identity",
+        feature: "aws",
+        why: "KEST_AWS_KMS_KEY_ID is set, but the AWS SDK is left out of this build",
     })
 }
 
@@ -309,7 +312,9 @@ async fn aws_kms() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
     reason = "the same signature as the feature's version"
 )]
 async fn bedrock() -> Result<Arc<dyn IdentityProvider>, IdentityError> {
-    Err(IdentityError::Missing {
-        what: "AWS support: AWS_BEDROCK_AGENT_ID is set but this build lacks kest-identity's `aws` feature".into(),
+    Err(IdentityError::Unavailable {
+        provider: "the `bedrock-agent` identity",
+        feature: "aws",
+        why: "AWS_BEDROCK_AGENT_ID is set, but the AWS SDK is left out of this build",
     })
 }

@@ -11,10 +11,11 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// A provider this build does not have: it needs a feature.
-    #[error("the `{provider}` identity needs kest-identity's `{feature}` feature: {why}")]
+    /// A provider (or, for `https`, a transport) this build does not have: it needs a
+    /// feature.
+    #[error("{provider} needs kest-identity's `{feature}` feature: {why}")]
     Unavailable {
-        /// The provider.
+        /// What is missing: "the `mock` identity", "fetching keys over https".
         provider: &'static str,
         /// The feature that adds it.
         feature: &'static str,
@@ -22,7 +23,7 @@ pub enum IdentityError {
         why: &'static str,
     },
     /// Required configuration is missing: what, and how to provide it.
-    #[error("no identity: {what}")]
+    #[error("missing configuration: {what}")]
     Missing {
         /// What is missing and how to set it.
         what: String,

@@ -1,5 +1,6 @@
 //! Fetching JSON documents (OIDC discovery, JWK Sets) from other services: https only
-//! (plain HTTP to this machine alone), bounded in size and time.
+//! (plain HTTP to this machine alone), bounded in size and time. HTTPS needs the `tls`
+//! feature; without it, an https URL is refused when it is configured, naming the feature.
 
 use std::time::Duration;
 
@@ -30,7 +31,12 @@ pub(crate) fn require_secure(url: &str) -> Result<(), IdentityError> {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     match parsed.scheme() {
-        "https" => Ok(()),
+        "https" if cfg!(feature = "tls") => Ok(()),
+        "https" => Err(IdentityError::Unavailable {
+            provider: "fetching keys over https",
+            feature: "tls",
+            why: "TLS is left out of this build",
+        }),
         "http" if loopback => Ok(()),
         scheme => Err(IdentityError::Missing {
             what: format!("`{url}`: keys must be fetched over https, not {scheme}"),
@@ -81,4 +87,45 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_slice(&body)
         .map_err(|error| failed(format!("GET {url}: not the expected JSON: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic, reason = "tests")]
+
+    use super::require_secure;
+    use crate::IdentityError;
+
+    /// Keys come over https (with `tls`), or plain http from this machine; https without
+    /// `tls` is refused naming the feature, never tried and never downgraded.
+    #[test]
+    fn https_needs_tls_and_plain_http_stays_on_this_machine() {
+        let https = require_secure("https://peer.example/.well-known/jwks.json");
+        if cfg!(feature = "tls") {
+            assert!(https.is_ok(), "{https:?}");
+        } else {
+            assert!(
+                matches!(
+                    https,
+                    Err(IdentityError::Unavailable { feature: "tls", .. })
+                ),
+                "{https:?}"
+            );
+        }
+        for local in [
+            "http://127.0.0.1:1/k",
+            "http://localhost/k",
+            "http://[::1]:8/k",
+        ] {
+            assert!(require_secure(local).is_ok(), "{local}");
+        }
+        for refused in [
+            "http://peer.example/k",
+            "http://10.0.0.1/k",
+            "ftp://127.0.0.1/k",
+            "not a url",
+        ] {
+            assert!(require_secure(refused).is_err(), "{refused}");
+        }
+    }
 }

@@ -399,16 +399,15 @@ async fn make_validator(
     reason = "the same signature as the feature's version"
 )]
 async fn make_validator(
-    issuer: String,
+    _issuer: String,
     _audience: String,
     _jwks_uri: Option<String>,
     _leeway: Duration,
 ) -> Result<std::convert::Infallible, IdentityError> {
-    Err(IdentityError::Missing {
-        what: format!(
-            "validating tokens from issuer `{issuer}` needs kest-identity's `oidc` feature; refusing to accept the \
-             token unvalidated"
-        ),
+    Err(IdentityError::Unavailable {
+        provider: "validating tokens against an issuer",
+        feature: "oidc",
+        why: "an issuer is configured, and its tokens are never accepted unvalidated",
     })
 }
 

@@ -5,9 +5,9 @@
 //! work across tasks and services, and anyone with the public keys can verify it offline.
 //!
 //! ```
-//! use std::sync::Arc;
+//! use kest::identity::LocalEd25519;
+//! use kest::policy::CedarEngine;
 //! use kest::{Call, Flow, Kest, Values};
-//! use kest_policy::CedarEngine;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,8 +15,8 @@
 //!     .policy_source("invoke", r#"permit(principal, action, resource) when { context.subject.trust_score >= 50 };"#)
 //!     .build()?;
 //! let kest = Kest::builder()
-//!     .identity(Arc::new(kest_identity::MockIdentity::new("spiffe://example.org/agent")?))
-//!     .engine(Arc::new(engine))
+//!     .identity(LocalEd25519::new("spiffe://example.org/agent")?)
+//!     .engine(engine)
 //!     .build()?;
 //!
 //! let fetch = kest.protect(Call::new("fetch").policy("invoke").origin("verified_rag"))?;
@@ -36,6 +36,13 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Everything an application needs is reachable from this crate: each layer is a module
+//! ([`canon`], [`crypto`], [`trust`], [`passport`], [`policy`], [`identity`],
+//! [`propagation`]), and the environment variables the runtime reads are named in
+//! [`env`] and the layers' own `env` modules. Warnings (a throwaway local key, an
+//! insecure ingress setting, a refused passport) are `tracing` events: install a
+//! subscriber, such as `tracing_subscriber::fmt::init()`, to see them.
 //!
 //! # The attribute
 //!
@@ -85,13 +92,32 @@
 //! fn infallible() -> u32 { 7 }
 //! ```
 
-/// The book's pages whose examples run as tests.
+/// The README's and the book's pages whose examples run as tests: every Rust block the
+/// project publishes is compiled, so none can drift from the API.
 #[cfg(doctest)]
 mod book {
+    #[doc = include_str!("../../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../../docs/src/quickstart.md")]
+    struct Quickstart;
+    #[doc = include_str!("../../../docs/src/using.md")]
+    struct Using;
     #[doc = include_str!("../../../docs/src/hook.md")]
     struct Hook;
     #[doc = include_str!("../../../docs/src/configuration.md")]
     struct Configuration;
+    #[doc = include_str!("../../../docs/src/identity/local.md")]
+    struct IdentityLocal;
+    #[doc = include_str!("../../../docs/src/identity/static.md")]
+    struct IdentityStatic;
+    #[doc = include_str!("../../../docs/src/crates/kest-canon.md")]
+    struct CrateCanon;
+    #[doc = include_str!("../../../docs/src/crates/kest-crypto.md")]
+    struct CrateCrypto;
+    #[doc = include_str!("../../../docs/src/crates/kest-trust.md")]
+    struct CrateTrust;
+    #[doc = include_str!("../../../docs/src/crates/kest-propagation.md")]
+    struct CratePropagation;
     #[cfg(feature = "telemetry")]
     #[doc = include_str!("../../../docs/src/telemetry.md")]
     struct Telemetry;
