@@ -5,30 +5,14 @@
 //! (`kest==0.3.0.post1`), so that tests can have it verify passports Kest for Rust built,
 //! and the services `cargo xtask services` starts.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use xshell::{Shell, cmd};
 
-use crate::{Result, step};
+use crate::util::{Result, ensure_venv, step, target_dir};
 
 /// The Python package the interop tests run against.
 const PYTHON_PACKAGE: &str = "kest==0.3.0.post1";
-
-/// The cargo target directory: the live tier keeps what it installs there, so repeated
-/// runs reuse it and `cargo clean` removes it.
-pub(crate) fn target_dir(sh: &Shell) -> Result<PathBuf> {
-    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps")
-        .quiet()
-        .read()?;
-    let marker = "\"target_directory\":\"";
-    let start = metadata
-        .find(marker)
-        .ok_or("cargo metadata has no target_directory")?
-        + marker.len();
-    let rest = metadata.get(start..).unwrap_or_default();
-    let end = rest.find('"').ok_or("malformed cargo metadata")?;
-    Ok(PathBuf::from(rest.get(..end).unwrap_or_default()))
-}
 
 fn venv_dir(sh: &Shell) -> Result<PathBuf> {
     Ok(target_dir(sh)?.join("kest-live-venv"))
@@ -49,34 +33,6 @@ pub(crate) fn prepare(sh: &Shell) -> Result {
     )?;
     cmd!(sh, "{python} -c 'import kest.core.models.passport'").run()?;
     Ok(())
-}
-
-/// Creates the virtual environment `venv` unless it exists, and installs `packages` into it
-/// unless the Python statement `check` already runs there. Returns its interpreter.
-pub(crate) fn ensure_venv(
-    sh: &Shell,
-    venv: &Path,
-    check: &str,
-    packages: &[&str],
-) -> Result<PathBuf> {
-    let python = venv.join("bin").join("python");
-    if !python.exists() {
-        cmd!(sh, "python3 -m venv {venv}").run()?;
-    }
-    let installed = cmd!(sh, "{python} -c {check}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok();
-    if !installed {
-        cmd!(
-            sh,
-            "{python} -m pip install --quiet --disable-pip-version-check {packages...}"
-        )
-        .run()?;
-    }
-    Ok(python)
 }
 
 /// Prepares the venv and starts the services; returns the environment the live tests

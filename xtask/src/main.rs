@@ -1,76 +1,128 @@
-//! Project automation, in Rust rather than shell: `cargo xtask <task>`.
-//!
-//! | task | what it does |
-//! |---|---|
-//! | `lint` | `cargo fmt --check`, then clippy with `-D warnings` on all targets and features |
-//! | `test` | the test suite with all features, then the wire crates again without `preserve_order` |
-//! | `doc` | `cargo doc` with warnings denied |
-//! | `tidy` | the repository's own rules (module docs, vectors, README, changelog, docs pages) |
-//! | `services` | installs and starts the real components of the live tier (`stop` stops them) |
-//! | `live` | the live tier: installs what it needs, then runs the tests with `KEST_LIVE=1` |
-//! | `fuzz` | a short run of every fuzz target, when `cargo fuzz` is installed |
-//! | `bench` | the criterion benchmarks and peak RSS; `--compare-python` adds the Python package's figures and ratios |
-//! | `load` | the multi-hop services under 32 clients for 30 s: requests/s, p50/p99, broken chains |
-//! | `ci` | tidy, lint, doc, test (including the live tier), fuzz smoke: what `.ci/run` runs |
+//! Project automation, in Rust rather than shell: `cargo xtask <task>`. The tasks are
+//! the variants of [`Task`]; `cargo xtask --help` lists them, and the tidy rules check
+//! that `docs/src/development.md` lists the same.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "a command-line tool reports progress on its terminal"
 )]
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
 use xshell::{Shell, cmd};
 
+mod bench;
 mod live;
 mod services;
 mod tidy;
+mod util;
 
-type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+use util::{Result, cargo_tool, step, workspace_root};
 
-const USAGE: &str = "usage: cargo xtask <lint|test|doc|tidy|services [start|stop]|live|fuzz|bench [--compare-python]|load|ci>";
+/// cargo-hack, which checks each feature on its own.
+const CARGO_HACK: (&str, &str) = ("cargo-hack", "0.6.46");
+/// cargo-fuzz, which runs the fuzz targets.
+const CARGO_FUZZ: (&str, &str) = ("cargo-fuzz", "0.13.2");
+/// mdBook, which builds the book.
+const MDBOOK: (&str, &str) = ("mdbook", "0.5.4");
+
+/// Project automation for Kest for Rust.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// The tasks. Each line of documentation is what `docs/src/development.md` says of it.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// `cargo fmt --check`; clippy with `-D warnings` on all targets and features
+    Lint,
+    /// The suite with all features, then again with default features for the crates whose behaviour depends on features
+    Test,
+    /// `cargo doc` with warnings denied
+    Doc,
+    /// The repository's rules: layering, `#[allow]` reasons, module docs, vectors, README, changelog, docs pages and this task list
+    Tidy,
+    /// `cargo check` of every crate under each of its features on its own (cargo-hack), warnings denied
+    Features,
+    /// Installs and starts the live components on 127.0.0.1; `services stop` stops them
+    Services {
+        /// `start` (the default) or `stop`.
+        #[arg(value_enum, default_value = "start")]
+        action: services::Action,
+    },
+    /// Installs the live components, then runs the suite with `KEST_LIVE=1`
+    Live,
+    /// A short run of each fuzz target (cargo-fuzz, installed when missing)
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+    },
+    /// Criterion benchmarks and peak RSS; `--compare-python` adds the Python package's figures; arguments after `--` go to criterion
+    Bench {
+        /// Also measure the Python package (installed into a venv) and print ratios.
+        #[arg(long)]
+        compare_python: bool,
+        /// Arguments for criterion.
+        #[arg(last = true)]
+        criterion: Vec<String>,
+    },
+    /// The multi-hop services under load, with inbound verification on and off: requests/s, p50/p99, broken chains
+    Load {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        clients: u32,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 30)]
+        seconds: u32,
+    },
+    /// Builds the book into `docs/book` (mdBook, installed when missing); `--serve` serves it
+    Book {
+        /// Serve it on 127.0.0.1:3000 and rebuild on change.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Tidy, lint, features, doc, the suite with the live tier, the default-feature run, fuzz smoke: what `.ci/run` runs
+    Ci,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(task) = args.first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
+    let cli = Cli::parse();
     let result = Shell::new().map_err(Into::into).and_then(|sh| {
         sh.change_dir(workspace_root());
-        match task.as_str() {
-            "lint" => lint(&sh),
-            "test" => test(&sh),
-            "doc" => doc(&sh),
-            "tidy" => tidy::run(&workspace_root()),
-            "live" => live::run(&sh),
-            "fuzz" => fuzz(&sh, false),
-            "bench" => bench(&sh, args.get(1..).unwrap_or_default()),
-            "services" => services::run(&sh, args.get(1..).unwrap_or_default()),
-            "load" => load(&sh, args.get(1..).unwrap_or_default()),
-            "ci" => ci(&sh),
-            other => Err(format!("unknown task `{other}`\n{USAGE}").into()),
-        }
+        run(&sh, cli.task)
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("xtask {task}: {error}");
+            eprintln!("xtask: {error}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// The workspace root: the parent of this crate's directory.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
-fn step(name: &str) {
-    eprintln!("\n==> {name}");
+fn run(sh: &Shell, task: Task) -> Result {
+    match task {
+        Task::Lint => lint(sh),
+        Task::Test => test(sh),
+        Task::Doc => doc(sh),
+        Task::Tidy => tidy::run(sh, &workspace_root()),
+        Task::Features => features(sh),
+        Task::Services { action } => services::run(sh, action),
+        Task::Live => live::run(sh),
+        Task::Fuzz { seconds } => fuzz(sh, seconds),
+        Task::Bench {
+            compare_python,
+            criterion,
+        } => bench::run(sh, compare_python, &criterion),
+        Task::Load { clients, seconds } => load(sh, clients, seconds),
+        Task::Book { serve } => book(sh, serve),
+        Task::Ci => ci(sh),
+    }
 }
 
 fn lint(sh: &Shell) -> Result {
@@ -96,193 +148,110 @@ fn doc(sh: &Shell) -> Result {
     Ok(())
 }
 
-/// Runs the suite twice: once with every feature (which turns on serde_json's
-/// `preserve_order`, as Cedar does in real builds), once for the wire crates with default
-/// features (sorted maps). Canonical bytes must not depend on that.
+/// Every crate under each of its features alone (and none), so that a feature that does
+/// not build, or warns, on its own is caught. `full` is the union of the others.
+fn features(sh: &Shell) -> Result {
+    let hack = cargo_tool(
+        sh,
+        CARGO_HACK.0,
+        CARGO_HACK.1,
+        "cargo-hack",
+        &["hack", "--version"],
+    )?;
+    step("check each feature on its own");
+    cmd!(
+        sh,
+        "{hack} hack check --workspace --exclude xtask --each-feature --exclude-features full --locked"
+    )
+    .env("RUSTFLAGS", "-D warnings")
+    .run()?;
+    Ok(())
+}
+
+/// The crates tested again with default features: the wire crates (sorted maps instead of
+/// `preserve_order`, which Cedar turns on: canonical bytes must not depend on it), and
+/// those whose behaviour changes with features (the mock identity exists only with
+/// `test-util`; https needs `tls`).
+const DEFAULT_FEATURE_TESTS: [&str; 5] = [
+    "kest-canon",
+    "kest-passport",
+    "kest-identity",
+    "kest-propagation",
+    "kest-cli",
+];
+
+fn default_feature_tests(sh: &Shell) -> Result {
+    step("test (default features)");
+    let packages = DEFAULT_FEATURE_TESTS.iter().flat_map(|p| ["-p", p]);
+    cmd!(sh, "cargo test --locked {packages...}").run()?;
+    Ok(())
+}
+
 fn test(sh: &Shell) -> Result {
     step("test (all features)");
     cmd!(sh, "cargo test --workspace --all-features --locked").run()?;
-    step("test (wire crates and identity, default features)");
-    cmd!(
-        sh,
-        "cargo test --locked -p kest-canon -p kest-passport -p kest-identity"
-    )
-    .run()?;
-    Ok(())
+    default_feature_tests(sh)
 }
 
-/// A short run of every fuzz target. `install` (set by `ci`) installs cargo-fuzz when it
-/// is missing; a plain `cargo xtask fuzz` asks for it instead.
-fn fuzz(sh: &Shell, install: bool) -> Result {
-    if cmd!(sh, "cargo fuzz --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .is_err()
-    {
-        if !install {
-            return Err("`cargo fuzz` is not installed: cargo install cargo-fuzz --locked".into());
-        }
-        step("install cargo-fuzz");
-        cmd!(sh, "cargo install cargo-fuzz --locked").run()?;
-    }
+/// A short run of every fuzz target, installing cargo-fuzz when it is missing.
+fn fuzz(sh: &Shell, seconds: u32) -> Result {
+    let fuzz = cargo_tool(
+        sh,
+        CARGO_FUZZ.0,
+        CARGO_FUZZ.1,
+        "cargo-fuzz",
+        &["fuzz", "--version"],
+    )?;
     let _dir = sh.push_dir("fuzz");
-    let targets = cmd!(sh, "cargo fuzz list").read()?;
+    let targets = cmd!(sh, "{fuzz} fuzz list").read()?;
+    let time = format!("-max_total_time={seconds}");
     for target in targets.lines().map(str::trim).filter(|t| !t.is_empty()) {
-        step(&format!("fuzz {target} (20 s)"));
+        step(&format!("fuzz {target} ({seconds} s)"));
         // Stable toolchains need RUSTC_BOOTSTRAP for the sanitizer flags cargo-fuzz passes.
-        cmd!(
-            sh,
-            "cargo fuzz run {target} -- -max_total_time=20 -rss_limit_mb=2048"
-        )
-        .env("RUSTC_BOOTSTRAP", "1")
-        .run()?;
+        cmd!(sh, "{fuzz} fuzz run {target} -- {time} -rss_limit_mb=2048")
+            .env("RUSTC_BOOTSTRAP", "1")
+            .run()?;
     }
     Ok(())
 }
 
-fn bench(sh: &Shell, args: &[String]) -> Result {
-    let compare_python = args.iter().any(|a| a == "--compare-python");
-    let extra: Vec<&String> = args.iter().filter(|a| *a != "--compare-python").collect();
-    let extra = extra.as_slice();
-    step("bench");
-    cmd!(
-        sh,
-        "cargo bench --locked -p kest-passport --bench core -- {extra...}"
-    )
-    .run()?;
-    cmd!(
-        sh,
-        "cargo bench --locked -p kest-policy --bench engines -- {extra...}"
-    )
-    .run()?;
-    cmd!(
-        sh,
-        "cargo bench --locked -p kest --bench hook -- {extra...}"
-    )
-    .run()?;
-    step("bench: peak RSS over 10,000 calls");
-    for shape in ["service", "pipeline"] {
-        cmd!(sh, "cargo bench --locked -p kest --bench rss -- {shape}").run()?;
-    }
-    if compare_python {
-        compare_with_python(sh)?;
-    }
-    Ok(())
-}
-
-/// `cargo xtask load`: the multi-hop services under 32 concurrent clients for 30 s (or
-/// the `--clients` and `--seconds` given), checking every final passport; once with every
-/// hop verifying its inbound passport, once with verification off, to show its cost.
-fn load(sh: &Shell, args: &[String]) -> Result {
-    let mut extra: Vec<String> = args.to_vec();
-    if !extra.iter().any(|a| a == "--clients") {
-        extra.extend(["--clients".into(), "32".into()]);
-    }
-    if !extra.iter().any(|a| a == "--seconds") {
-        extra.extend(["--seconds".into(), "30".into()]);
-    }
+/// `cargo xtask load`: the multi-hop services under concurrent clients, checking every
+/// final passport; once with every hop verifying its inbound passport, once with
+/// verification off, to show its cost.
+fn load(sh: &Shell, clients: u32, seconds: u32) -> Result {
+    let (clients, seconds) = (clients.to_string(), seconds.to_string());
     for (label, mode) in [
         ("ingress verified", None),
         ("ingress not verified", Some("--insecure-unverified")),
     ] {
         step(&format!("load: multi_hop, release build, {label}"));
         let mode = mode.into_iter();
-        let extra = &extra;
         cmd!(
             sh,
-            "cargo run --locked --release -p kest-examples --features multi-hop --example multi_hop -- --load {extra...} {mode...}"
+            "cargo run --locked --release -p kest-examples --example multi_hop -- --load --clients {clients} --seconds {seconds} {mode...}"
         )
         .run()?;
     }
     Ok(())
 }
 
-/// Runs the Python package's equivalents and prints each measurement's ratio.
-fn compare_with_python(sh: &Shell) -> Result {
-    step("bench: the Python package (kest==0.3.0.post1) on the same machine");
-    let venv = live::target_dir(sh)?.join("kest-bench-venv");
-    let python = live::ensure_venv(sh, &venv, "import kest", &["kest==0.3.0.post1"])?;
-    let script = workspace_root().join("crates/kest/benches/python/hook_bench.py");
-    let output = cmd!(sh, "{python} {script}").read()?;
-    let python_us: std::collections::BTreeMap<String, f64> = serde_json::from_str(output.trim())?;
-    let criterion = live::target_dir(sh)?.join("criterion");
-    let rust_us = |path: &str| -> Result<f64> {
-        let file = criterion.join(path).join("new/estimates.json");
-        let estimates: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
-        estimates
-            .pointer("/median/point_estimate")
-            .and_then(serde_json::Value::as_f64)
-            .map(|ns| ns / 1000.0)
-            .ok_or_else(|| format!("no median in {}", file.display()).into())
-    };
-    let rows = [
-        (
-            "hook, depth 0, allow-all engine",
-            "hook_depth_0",
-            "hook_overhead_allow_all/depth/0",
-        ),
-        (
-            "hook, depth 50, allow-all engine",
-            "hook_depth_50",
-            "hook_overhead_allow_all/depth/50",
-        ),
-        (
-            "hook, depth 0 (Rust with Cedar)",
-            "hook_depth_0",
-            "hook_overhead/depth/0",
-        ),
-        (
-            "hook, depth 50 (Rust with Cedar)",
-            "hook_depth_50",
-            "hook_overhead/depth/50",
-        ),
-        (
-            "baggage pack, 10 entries",
-            "baggage_pack_10",
-            "baggage/pack/10",
-        ),
-        (
-            "baggage pack, 50 entries",
-            "baggage_pack_50",
-            "baggage/pack/50",
-        ),
-        (
-            "baggage unpack, 10 entries",
-            "baggage_unpack_10",
-            "baggage/unpack/10",
-        ),
-        (
-            "baggage unpack, 50 entries",
-            "baggage_unpack_50",
-            "baggage/unpack/50",
-        ),
-    ];
-    println!("\n| measurement | Python µs | Rust µs | Rust is faster by |");
-    println!("|---|---|---|---|");
-    for (label, python_key, rust_path) in rows {
-        let python = python_us
-            .get(python_key)
-            .copied()
-            .ok_or_else(|| format!("python gave no {python_key}"))?;
-        let rust = rust_us(rust_path)?;
-        println!(
-            "| {label} | {python:.1} | {rust:.1} | {:.1}× |",
-            python / rust
-        );
+/// Builds the book (or serves it), with mdBook installed when missing.
+fn book(sh: &Shell, serve: bool) -> Result {
+    let mdbook = cargo_tool(sh, MDBOOK.0, MDBOOK.1, "mdbook", &["--version"])?;
+    if serve {
+        step("book: serving on http://127.0.0.1:3000");
+        cmd!(sh, "{mdbook} serve docs").run()?;
+    } else {
+        step("book");
+        cmd!(sh, "{mdbook} build docs").run()?;
     }
-    let one = rust_us("hook_throughput/threads/1")?;
-    let two = rust_us("hook_throughput/threads/2")?;
-    println!(
-        "| throughput, 2 threads against 1 | | | {:.2}× |",
-        one / two
-    );
     Ok(())
 }
 
 fn ci(sh: &Shell) -> Result {
-    tidy::run(&workspace_root())?;
+    tidy::run(sh, &workspace_root())?;
     lint(sh)?;
+    features(sh)?;
     doc(sh)?;
     let env = live::environment(sh)?;
     step("test (all features, live tier)");
@@ -292,13 +261,21 @@ fn ci(sh: &Shell) -> Result {
     // Stop the services whatever the outcome, so that CI leaves nothing running.
     services::stop(sh)?;
     tested?;
-    step("test (wire crates and identity, default features)");
-    cmd!(
-        sh,
-        "cargo test --locked -p kest-canon -p kest-passport -p kest-identity"
-    )
-    .run()?;
-    fuzz(sh, true)?;
+    default_feature_tests(sh)?;
+    fuzz(sh, 20)?;
     eprintln!("\nci: all green");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// The task list parses as documented.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use xshell::{Shell, cmd};
 
-use crate::{Result, step};
+use crate::util::{Result, ensure_venv, step, target_dir};
 
 const CEDAR_AGENT_VERSION: &str = "0.2.0";
 const CEDAR_AGENT_PORT: u16 = 18180;
@@ -33,19 +33,27 @@ const REDIS_PORT: u16 = 18210;
 
 /// The directory the services live in: `<target>/kest-services`.
 pub(crate) fn state_dir(sh: &Shell) -> Result<PathBuf> {
-    Ok(crate::live::target_dir(sh)?.join("kest-services"))
+    Ok(target_dir(sh)?.join("kest-services"))
+}
+
+/// What `cargo xtask services` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum Action {
+    /// Install what is missing and start what is not running.
+    Start,
+    /// Stop them.
+    Stop,
 }
 
 /// `cargo xtask services [start|stop]`.
-pub(crate) fn run(sh: &Shell, args: &[String]) -> Result {
-    match args.first().map(String::as_str) {
-        None | Some("start") => start(sh).map(|env| {
+pub(crate) fn run(sh: &Shell, action: Action) -> Result {
+    match action {
+        Action::Start => start(sh).map(|env| {
             for (key, value) in env {
                 eprintln!("{key}={value}");
             }
         }),
-        Some("stop") => stop(sh),
-        Some(other) => Err(format!("unknown services command `{other}`: use start or stop").into()),
+        Action::Stop => stop(sh),
     }
 }
 
@@ -79,7 +87,7 @@ pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
 
     step("service: Python services venv (OIDC provider, moto)");
     let bin = dir.join("venv").join("bin");
-    crate::live::ensure_venv(
+    ensure_venv(
         sh,
         &dir.join("venv"),
         "import oidc_provider_mock, moto.server",

@@ -1,30 +1,169 @@
-//! The repository's own rules, checked on every CI run.
+//! The repository's own rules, checked on every CI run (`cargo xtask tidy`) and by the
+//! test suite (`tidy_holds` below).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::{Result, step};
+use clap::CommandFactory as _;
+use serde_json::Value;
+use xshell::Shell;
+
+use crate::util::{Result, metadata, step};
+
+/// The layers, lowest first. A crate may depend on crates of its own rank or below,
+/// never above.
+const LAYERS: [&[&str]; 9] = [
+    &["kest-canon"],
+    &["kest-crypto"],
+    &["kest-trust"],
+    &["kest-passport"],
+    &["kest-policy"],
+    &["kest-identity"],
+    &["kest-propagation"],
+    &["kest-macros", "kest"],
+    &["kest-cli"],
+];
+
+/// Workspace crates outside the layers: test support, which layer crates may use only
+/// as a dev-dependency, and the examples and automation, which nothing may depend on.
+const TEST_SUPPORT: &str = "kest-testkit";
 
 /// Runs every rule and reports all violations at once.
-pub(crate) fn run(root: &Path) -> Result {
+pub(crate) fn run(sh: &Shell, root: &Path) -> Result {
     step("tidy");
-    let mut problems = Vec::new();
-    let files = walk(root);
-    module_docs(root, &files, &mut problems);
-    trailing_whitespace(root, &files, &mut problems);
-    vectors_match_shared(root, &mut problems);
-    readme(root, &mut problems);
-    changelog(root, &mut problems);
-    docs_pages(root, &mut problems);
-    ci_script(root, &mut problems);
+    let problems = problems(sh, root)?;
     if problems.is_empty() {
-        eprintln!("tidy: ok ({} files)", files.len());
+        eprintln!("tidy: ok");
         Ok(())
     } else {
         for problem in &problems {
             eprintln!("tidy: {problem}");
         }
         Err(format!("{} problems", problems.len()).into())
+    }
+}
+
+/// Every rule's violations.
+pub(crate) fn problems(sh: &Shell, root: &Path) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let files = walk(root);
+    problems.extend(layering(&metadata(sh)?));
+    allow_reasons(root, &files, &mut problems);
+    module_docs(root, &files, &mut problems);
+    trailing_whitespace(root, &files, &mut problems);
+    vectors_match_shared(root, &mut problems);
+    readme(root, &mut problems);
+    changelog(root, &mut problems);
+    docs_pages(root, &mut problems);
+    doc_examples_compiled(root, &files, &mut problems);
+    task_list(root, &mut problems);
+    ci_script(root, &mut problems);
+    Ok(problems)
+}
+
+/// The rank of a workspace crate: its layer, or above every layer for the examples and
+/// automation. `None` for test support.
+fn rank(name: &str) -> Option<usize> {
+    if name == TEST_SUPPORT {
+        return None;
+    }
+    Some(
+        LAYERS
+            .iter()
+            .position(|layer| layer.contains(&name))
+            .unwrap_or(LAYERS.len()),
+    )
+}
+
+/// No workspace crate depends on one above it (`cargo metadata`, normal, build and dev
+/// dependencies alike), and test support is only ever a dev-dependency.
+pub(crate) fn layering(metadata: &Value) -> Vec<String> {
+    let packages = metadata
+        .get("packages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let members: Vec<&str> = packages
+        .iter()
+        .filter_map(|p| p.get("name").and_then(Value::as_str))
+        .collect();
+    let mut problems = Vec::new();
+    for package in packages {
+        let name = package
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let dependencies = package
+            .get("dependencies")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for dependency in dependencies {
+            let on = dependency
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !members.contains(&on) || on == name {
+                continue;
+            }
+            let kind = dependency
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("normal");
+            match (rank(name), rank(on)) {
+                (_, None) if kind != "dev" => problems.push(format!(
+                    "layering: {name} has {on} as a {kind} dependency; test support is for dev-dependencies only"
+                )),
+                (Some(from), Some(to)) if to > from => problems.push(format!(
+                    "layering: {name} depends on {on} ({kind}), which is above it \
+                     (kest-canon → kest-crypto → kest-trust → kest-passport → kest-policy → \
+                     kest-identity → kest-propagation → kest-macros / kest → kest-cli)"
+                )),
+                _ => {}
+            }
+        }
+    }
+    problems
+}
+
+/// Every allow attribute says why (`reason = "..."`). Clippy's
+/// `allow_attributes_without_reason` checks the workspace; this also covers the fuzz
+/// crate and code clippy does not see.
+fn allow_reasons(root: &Path, files: &[PathBuf], problems: &mut Vec<String>) {
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+    {
+        let Ok(text) = fs::read_to_string(path) else {
+            continue;
+        };
+        for (at, _) in text.match_indices("allow(") {
+            let before = text.get(..at).unwrap_or_default();
+            let attribute = before.ends_with("#[") || before.ends_with("#![");
+            if !attribute {
+                continue;
+            }
+            let rest = text.get(at..).unwrap_or_default();
+            let mut depth = 0_usize;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth = depth.saturating_sub(1),
+                        _ => {}
+                    }
+                    *c == ')' && depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            if !rest.get(..end).unwrap_or_default().contains("reason") {
+                let line = before.matches('\n').count() + 1;
+                problems.push(format!(
+                    "{}:{line}: #[allow] without a `reason`",
+                    relative(root, path)
+                ));
+            }
+        }
     }
 }
 
@@ -203,9 +342,137 @@ fn docs_pages(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
+/// Every Rust block the project publishes is compiled: each book page with one, and the
+/// README, is included as a doctest of the `kest` crate.
+fn doc_examples_compiled(root: &Path, files: &[PathBuf], problems: &mut Vec<String>) {
+    let lib = fs::read_to_string(root.join("crates/kest/src/lib.rs")).unwrap_or_default();
+    let pages = files.iter().filter(|path| {
+        let rel = relative(root, path);
+        rel == "README.md" || (rel.starts_with("docs/src/") && rel.ends_with(".md"))
+    });
+    for page in pages {
+        let Ok(text) = fs::read_to_string(page) else {
+            continue;
+        };
+        let rel = relative(root, page);
+        if text.contains("```rust") && !lib.contains(&format!("include_str!(\"../../../{rel}\")")) {
+            problems.push(format!(
+                "{rel}: has Rust blocks but is not a doctest (add it to `mod book` in crates/kest/src/lib.rs)"
+            ));
+        }
+    }
+}
+
+/// `docs/src/development.md` lists exactly the tasks `cargo xtask` has.
+fn task_list(root: &Path, problems: &mut Vec<String>) {
+    let Ok(page) = fs::read_to_string(root.join("docs/src/development.md")) else {
+        problems.push("docs/src/development.md is missing".into());
+        return;
+    };
+    // The rows of the table whose header is `| task | ...`.
+    let mut documented: Vec<String> = page
+        .lines()
+        .skip_while(|line| !line.starts_with("| task |"))
+        .take_while(|line| line.starts_with('|'))
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|task| {
+            task.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    documented.sort();
+    documented.dedup();
+    let mut tasks: Vec<String> = crate::Cli::command()
+        .get_subcommands()
+        .map(|task| task.get_name().to_owned())
+        .collect();
+    tasks.sort();
+    if documented != tasks {
+        problems.push(format!(
+            "docs/src/development.md lists the tasks {documented:?}, but cargo xtask has {tasks:?}"
+        ));
+    }
+}
+
 fn ci_script(root: &Path, problems: &mut Vec<String>) {
     match fs::read_to_string(root.join(".ci/run")) {
         Ok(text) if text.contains("cargo xtask ci") => {}
         _ => problems.push(".ci/run must run `cargo xtask ci`".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing, reason = "tests")]
+
+    use serde_json::json;
+
+    use super::layering;
+    use crate::util::{metadata, workspace_root};
+
+    /// The repository follows its rules: tidy runs with the test suite, not only in CI.
+    #[test]
+    fn tidy_holds() {
+        let sh = xshell::Shell::new().unwrap_or_else(|error| panic!("{error}"));
+        sh.change_dir(workspace_root());
+        let problems =
+            super::problems(&sh, &workspace_root()).unwrap_or_else(|error| panic!("{error}"));
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        // The real metadata has the layer crates, so the layering rule had something to see.
+        let real = metadata(&sh).unwrap_or_else(|error| panic!("{error}"));
+        assert!(real.to_string().contains("\"kest-propagation\""));
+    }
+
+    fn package(name: &str, dependencies: &[(&str, Option<&str>)]) -> serde_json::Value {
+        json!({
+            "name": name,
+            "dependencies": dependencies
+                .iter()
+                .map(|(on, kind)| json!({"name": on, "kind": kind}))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    /// An upward dependency fails, naming both crates; downward, same-rank and foreign
+    /// ones pass; test support only as a dev-dependency.
+    #[test]
+    fn an_upward_dependency_is_named() {
+        let workspace = json!({"packages": [
+            package("kest-canon", &[("serde", None), ("kest-testkit", Some("dev"))]),
+            package("kest-passport", &[("kest-canon", None), ("kest-policy", Some("dev"))]),
+            package("kest-policy", &[("kest-passport", None), ("kest-policy", Some("dev"))]),
+            package("kest", &[("kest-macros", None), ("kest-policy", None)]),
+            package("kest-macros", &[]),
+            package("kest-identity", &[("kest-propagation", None), ("kest-testkit", None)]),
+            package("kest-propagation", &[("kest-identity", None)]),
+            package("kest-testkit", &[("kest-passport", None)]),
+            package("kest-examples", &[("kest", None)]),
+            package("kest-cli", &[("kest-examples", Some("build"))]),
+        ]});
+        let problems = layering(&workspace);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0].contains("kest-passport depends on kest-policy (dev)"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].contains("kest-identity depends on kest-propagation (normal)"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].contains("kest-identity has kest-testkit as a normal dependency"),
+            "{}",
+            problems[2]
+        );
+        assert!(
+            problems[3].contains("kest-cli depends on kest-examples (build)"),
+            "{}",
+            problems[3]
+        );
     }
 }

@@ -7,7 +7,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
-    clippy::cast_possible_truncation
+    clippy::cast_possible_truncation,
+    reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
 use kest_canon::{compact_bytes, is_canonical_as_is, jcs_bytes};

@@ -11,7 +11,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
-    clippy::too_many_lines
+    clippy::too_many_lines,
+    reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
 use std::collections::BTreeMap;

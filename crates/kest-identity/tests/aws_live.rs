@@ -5,7 +5,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};

@@ -1,5 +1,9 @@
 //! Which provider the environment calls for.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
+)]
 
 use kest_identity::{Detected, IdentityError};
 

@@ -276,7 +276,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     let sig = &function.sig;
     let span = function.sig.ident.span();
     let hook = quote_spanned! {span=>
-        #[allow(clippy::items_after_statements)]
+        #[allow(clippy::items_after_statements, reason = "the call site's hook is declared where it is used")]
         static __KEST_SITE: ::kest::private::Site = ::kest::private::Site::new();
         let __kest_hook = match __KEST_SITE.hook(|| #call) {
             ::core::result::Result::Ok(hook) => hook,
@@ -294,7 +294,7 @@ fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
-            #[allow(unused_imports)]
+            #[allow(unused_imports, reason = "one of the two probes is used, depending on the output type")]
             use ::kest::private::{ViaFallback as _, ViaSerialize as _};
             #hook
             let __kest_values = #values;

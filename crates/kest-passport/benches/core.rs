@@ -15,7 +15,8 @@
     clippy::expect_used,
     clippy::indexing_slicing,
     clippy::panic,
-    clippy::cast_possible_truncation
+    clippy::cast_possible_truncation,
+    reason = "benchmarks report failures by panicking, and their setup needs no docs"
 )]
 
 use std::hint::black_box;

@@ -10,7 +10,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    reason = "benchmarks report failures by panicking, and their setup needs no docs"
 )]
 
 use std::future::Future;

@@ -66,6 +66,7 @@ impl Remote {
     }
 
     /// PUTs `body` as JSON, for engines whose policies are managed over the same API.
+    #[cfg(feature = "cedar-agent")]
     pub(crate) async fn put_json(&self, path: &str, body: &Value) -> Result<Value, PolicyError> {
         self.send(
             path,

@@ -49,7 +49,7 @@ mod cedar_number;
 mod context;
 mod engine;
 mod error;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "opa", feature = "cedar-agent"))]
 mod http;
 pub mod library;
 mod loader;
@@ -71,7 +71,7 @@ pub use cedar_agent::CedarAgentEngine;
 pub use context::{ContextBuilder, Enricher, EvaluationContext, RESERVED_KEYS};
 pub use engine::{Decision, PolicyEngine, PolicyTier};
 pub use error::{AuthorizationError, ConfigError, PolicyError, Seen};
-#[cfg(feature = "http")]
+#[cfg(any(feature = "opa", feature = "cedar-agent"))]
 pub use http::DEFAULT_TIMEOUT;
 pub use loader::{EngineKind, engine_from_sources, load_engine, read_dir};
 #[cfg(feature = "test-util")]

@@ -6,7 +6,12 @@
 //! header check. The SVIDs are minted in the test by [`TestCa`] (rcgen), and
 //! [`WorkloadApiServer::rotate`] pushes a new one down every open stream, as an agent does
 //! when it rotates an SVID.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    reason = "test support: a failure here is the calling test failing"
+)]
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,5 +1,9 @@
 //! Helpers shared by the identity tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
+)]
 
 use kest_canon::b64url_encode;
 use kest_crypto::SigningKey;
