@@ -47,7 +47,9 @@ pub(crate) fn run(sh: &Shell, root: &Path) -> Result {
 pub(crate) fn problems(sh: &Shell, root: &Path) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let files = walk(root);
-    problems.extend(layering(&metadata(sh)?));
+    let metadata = metadata(sh)?;
+    problems.extend(layering(&metadata));
+    problems.extend(facade_only(&metadata));
     allow_reasons(root, &files, &mut problems);
     module_docs(root, &files, &mut problems);
     trailing_whitespace(root, &files, &mut problems);
@@ -120,6 +122,48 @@ pub(crate) fn layering(metadata: &Value) -> Vec<String> {
                      kest-identity → kest-propagation → kest-macros / kest → kest-cli)"
                 )),
                 _ => {}
+            }
+        }
+    }
+    problems
+}
+
+/// The examples are written as an application would be: the only Kest crate they depend
+/// on (outside dev-dependencies) is `kest`.
+const FACADE_USERS: [&str; 2] = ["kest-quickstart", "kest-examples"];
+
+/// An example that names a layer crate instead of going through the facade.
+pub(crate) fn facade_only(metadata: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let packages = metadata
+        .get("packages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for package in packages {
+        let name = package
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !FACADE_USERS.contains(&name) {
+            continue;
+        }
+        let dependencies = package
+            .get("dependencies")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for dependency in dependencies {
+            let on = dependency
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let dev = dependency.get("kind").and_then(Value::as_str) == Some("dev");
+            if on.starts_with("kest-") && !dev {
+                problems.push(format!(
+                    "facade: {name} depends on {on}; examples use `kest` alone (`kest::{}`)",
+                    on.trim_start_matches("kest-")
+                ));
             }
         }
     }
@@ -434,6 +478,23 @@ mod tests {
                 .map(|(on, kind)| json!({"name": on, "kind": kind}))
                 .collect::<Vec<_>>(),
         })
+    }
+
+    /// An example that depends on a layer crate is named; `kest` and dev-dependencies are
+    /// fine.
+    #[test]
+    fn examples_go_through_the_facade() {
+        let workspace = json!({"packages": [
+            package("kest-quickstart", &[("kest", None), ("kest-testkit", Some("dev"))]),
+            package("kest-examples", &[("kest", None), ("kest-policy", None), ("axum", None)]),
+        ]});
+        let problems = super::facade_only(&workspace);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].contains("kest-examples depends on kest-policy"),
+            "{}",
+            problems[0]
+        );
     }
 
     /// An upward dependency fails, naming both crates; downward, same-rank and foreign

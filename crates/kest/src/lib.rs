@@ -40,7 +40,7 @@
 //! Everything an application needs is reachable from this crate: each layer is a module
 //! ([`canon`], [`crypto`], [`trust`], [`passport`], [`policy`], [`identity`],
 //! [`propagation`]), and the environment variables the runtime reads are named in
-//! [`env`] and the layers' own `env` modules. Warnings (a throwaway local key, an
+//! [`env`](mod@env) and the layers' own `env` modules. Warnings (a throwaway local key, an
 //! insecure ingress setting, a refused passport) are `tracing` events: install a
 //! subscriber, such as `tracing_subscriber::fmt::init()`, to see them.
 //!
