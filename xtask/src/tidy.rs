@@ -77,52 +77,63 @@ fn rank(name: &str) -> Option<usize> {
     )
 }
 
-/// No workspace crate depends on one above it (`cargo metadata`, normal, build and dev
-/// dependencies alike), and test support is only ever a dev-dependency.
-pub(crate) fn layering(metadata: &Value) -> Vec<String> {
+/// One dependency of a workspace package, as `cargo metadata` lists it.
+struct Dependency<'m> {
+    /// The package that depends.
+    from: &'m str,
+    /// The package depended on.
+    on: &'m str,
+    /// `normal`, `dev` or `build`.
+    kind: &'m str,
+}
+
+/// Every dependency of every workspace package, and the workspace's package names.
+fn dependencies(metadata: &Value) -> (Vec<&str>, Vec<Dependency<'_>>) {
+    fn text<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
+        value.get(key)?.as_str()
+    }
     let packages = metadata
         .get("packages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let members: Vec<&str> = packages
-        .iter()
-        .filter_map(|p| p.get("name").and_then(Value::as_str))
-        .collect();
-    let mut problems = Vec::new();
+    let members = packages.iter().filter_map(|p| text(p, "name")).collect();
+    let mut all = Vec::new();
     for package in packages {
-        let name = package
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let dependencies = package
+        let from = text(package, "name").unwrap_or_default();
+        let listed = package
             .get("dependencies")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        for dependency in dependencies {
-            let on = dependency
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            if !members.contains(&on) || on == name {
-                continue;
-            }
-            let kind = dependency
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("normal");
-            match (rank(name), rank(on)) {
-                (_, None) if kind != "dev" => problems.push(format!(
-                    "layering: {name} has {on} as a {kind} dependency; test support is for dev-dependencies only"
-                )),
-                (Some(from), Some(to)) if to > from => problems.push(format!(
-                    "layering: {name} depends on {on} ({kind}), which is above it \
-                     (kest-canon → kest-crypto → kest-trust → kest-passport → kest-policy → \
-                     kest-identity → kest-propagation → kest-macros / kest → kest-cli)"
-                )),
-                _ => {}
-            }
+        all.extend(listed.iter().map(|dependency| Dependency {
+            from,
+            on: text(dependency, "name").unwrap_or_default(),
+            kind: text(dependency, "kind").unwrap_or("normal"),
+        }));
+    }
+    (members, all)
+}
+
+/// No workspace crate depends on one above it (`cargo metadata`, normal, build and dev
+/// dependencies alike), and test support is only ever a dev-dependency.
+pub(crate) fn layering(metadata: &Value) -> Vec<String> {
+    let (members, all) = dependencies(metadata);
+    let mut problems = Vec::new();
+    for Dependency { from, on, kind } in all {
+        if !members.contains(&on) || on == from {
+            continue;
+        }
+        match (rank(from), rank(on)) {
+            (_, None) if kind != "dev" => problems.push(format!(
+                "layering: {from} has {on} as a {kind} dependency; test support is for dev-dependencies only"
+            )),
+            (Some(below), Some(above)) if above > below => problems.push(format!(
+                "layering: {from} depends on {on} ({kind}), which is above it \
+                 (kest-canon → kest-crypto → kest-trust → kest-passport → kest-policy → \
+                 kest-identity → kest-propagation → kest-macros / kest → kest-cli)"
+            )),
+            _ => {}
         }
     }
     problems
@@ -134,40 +145,17 @@ const FACADE_USERS: [&str; 2] = ["kest-quickstart", "kest-examples"];
 
 /// An example that names a layer crate instead of going through the facade.
 pub(crate) fn facade_only(metadata: &Value) -> Vec<String> {
-    let mut problems = Vec::new();
-    let packages = metadata
-        .get("packages")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for package in packages {
-        let name = package
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if !FACADE_USERS.contains(&name) {
-            continue;
-        }
-        let dependencies = package
-            .get("dependencies")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for dependency in dependencies {
-            let on = dependency
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let dev = dependency.get("kind").and_then(Value::as_str) == Some("dev");
-            if on.starts_with("kest-") && !dev {
-                problems.push(format!(
-                    "facade: {name} depends on {on}; examples use `kest` alone (`kest::{}`)",
-                    on.trim_start_matches("kest-")
-                ));
-            }
-        }
-    }
-    problems
+    dependencies(metadata)
+        .1
+        .into_iter()
+        .filter(|d| FACADE_USERS.contains(&d.from) && d.on.starts_with("kest-") && d.kind != "dev")
+        .map(|Dependency { from, on, .. }| {
+            format!(
+                "facade: {from} depends on {on}; examples use `kest` alone (`kest::{}`)",
+                on.trim_start_matches("kest-")
+            )
+        })
+        .collect()
 }
 
 /// Every allow attribute says why (`reason = "..."`). Clippy's

@@ -15,13 +15,14 @@ use std::process::Command;
 
 const MARKER: &str = "<!-- kest-help:";
 
-fn help(subcommand: &str) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kest"));
-    command.args(subcommand.split_whitespace());
-    let out = command.arg("--help").output().unwrap();
-    assert!(out.status.success());
-    // Lines are compared without trailing whitespace, which clap emits on blank lines and
-    // the repository's tidy rules forbid.
+/// What `kest ARGS` prints, which must succeed. Lines are compared without trailing
+/// whitespace, which clap emits on blank lines and the repository's tidy rules forbid.
+fn printed(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kest {args:?}");
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -30,6 +31,12 @@ fn help(subcommand: &str) -> String {
         .join("\n")
         .trim_end()
         .to_owned()
+}
+
+fn help(subcommand: &str) -> String {
+    let mut args: Vec<&str> = subcommand.split_whitespace().collect();
+    args.push("--help");
+    printed(&args)
 }
 
 #[test]
@@ -113,19 +120,9 @@ fn help_names_every_command() {
         "policy eval",
         "policy test",
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_kest"))
-            .arg("help")
-            .args(subcommand.split_whitespace())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "kest help {subcommand}");
-        let text = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::trim_end)
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert_eq!(text.trim_end(), help(subcommand), "kest help {subcommand}");
+        let mut args = vec!["help"];
+        args.extend(subcommand.split_whitespace());
+        assert_eq!(printed(&args), help(subcommand), "kest help {subcommand}");
     }
     let out = Command::new(env!("CARGO_BIN_EXE_kest"))
         .args(["help", "nope"])

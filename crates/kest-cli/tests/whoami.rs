@@ -120,7 +120,10 @@ fn mock_and_oidc_identities() {
         ],
     );
     // The test double exists only in builds with `test-util`; elsewhere asking for it is
-    // an error that names the feature, never a silent signer anyone could forge.
+    // an error that names the feature, never a silent signer anyone could forge. (The
+    // binary's features are this crate's as long as nothing else in the same cargo
+    // command turns on kest-identity's `test-util`: `cargo xtask test` runs this crate's
+    // default-feature tests on their own for that reason.)
     if cfg!(feature = "test-util") {
         let value = json_of(&mock);
         assert_eq!(value["provider"], "mock");

@@ -97,14 +97,17 @@ async fn the_attribute_runs_the_whole_lifecycle() {
     };
     // Without a runtime, calls fail and bodies do not run.
     let before = BODY_RUNS.load(Ordering::SeqCst);
-    let error = Flow::new()
-        .scope(read_ticket(ticket.clone(), 1))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, AppError::Kest(KestError::NotInstalled)),
-        "{error:?}"
-    );
+    let not_installed = || async {
+        let error = Flow::new()
+            .scope(read_ticket(ticket.clone(), 1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, AppError::Kest(KestError::NotInstalled)),
+            "{error:?}"
+        );
+    };
+    not_installed().await;
     assert_eq!(BODY_RUNS.load(Ordering::SeqCst), before);
 
     // A scoped default applies inside its scope only, async and sync.
@@ -134,14 +137,7 @@ async fn the_attribute_runs_the_whole_lifecycle() {
     ));
     assert_eq!(sync.2, 1);
     assert_eq!(BODY_RUNS.load(Ordering::SeqCst), before + 1);
-    let error = Flow::new()
-        .scope(read_ticket(ticket.clone(), 1))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, AppError::Kest(KestError::NotInstalled)),
-        "{error:?}"
-    );
+    not_installed().await;
 
     // Installed: process-wide, once.
     let engine = Arc::new(MockEngine::allow_all().denying("forbidden"));
