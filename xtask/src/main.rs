@@ -14,6 +14,7 @@ use xshell::{Shell, cmd};
 
 mod bench;
 mod live;
+mod python;
 mod services;
 mod tidy;
 mod util;
@@ -62,6 +63,8 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         seconds: u32,
     },
+    /// Builds kest-rs (PyO3) into a venv; runs its tests and the kest package's own suite plain, accelerated and strict
+    Python,
     /// Criterion benchmarks and peak RSS; `--compare-python` adds the Python package's figures; arguments after `--` go to criterion
     Bench {
         /// Also measure the Python package (installed into a venv) and print ratios.
@@ -86,7 +89,7 @@ enum Task {
         #[arg(long)]
         serve: bool,
     },
-    /// Tidy, lint, features, doc, the suite with the live tier, the default-feature run, fuzz smoke: what `.ci/run` runs
+    /// Tidy, lint, features, doc, the suite with the live tier, the default-feature run, the Python binding, fuzz smoke: what `.ci/run` runs
     Ci,
 }
 
@@ -115,6 +118,7 @@ fn run(sh: &Shell, task: Task) -> Result {
         Task::Services { action } => services::run(sh, action),
         Task::Live => live::run(sh),
         Task::Fuzz { seconds } => fuzz(sh, seconds),
+        Task::Python => python::run(sh),
         Task::Bench {
             compare_python,
             criterion,
@@ -268,6 +272,7 @@ fn ci(sh: &Shell) -> Result {
     services::stop(sh)?;
     tested?;
     default_feature_tests(sh)?;
+    python::run(sh)?;
     fuzz(sh, 20)?;
     eprintln!("\nci: all green");
     Ok(())

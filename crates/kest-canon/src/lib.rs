@@ -42,6 +42,7 @@ mod error;
 mod fast;
 mod jcs;
 mod limits;
+mod python;
 mod scan;
 mod text;
 
@@ -53,4 +54,5 @@ pub use error::CanonError;
 pub use fast::{compact_bytes, is_canonical_as_is, keys_are_canonical};
 pub use jcs::{Canonicalizer, NumberMode, canonicalize, canonicalize_text, jcs_bytes, parse};
 pub use limits::{MAX_DEPTH, MAX_SAFE_INTEGER};
+pub use python::{PythonSeparators, python_dumps};
 pub use text::{DEFAULT_SHOWN_CHARS, Untrusted, check_nesting, escape_untrusted};

@@ -1,11 +1,9 @@
 //! JWS compact serialization (RFC 7515 §7.1): sign, parse, verify.
 
 use std::fmt;
-use std::io;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
 
 use crate::alg::kest_shorten;
 use crate::{Algorithm, CryptoError, SigningKey, VerifyingKey};
@@ -124,44 +122,7 @@ pub fn encode_header_with_chain(alg: Algorithm, kid: &str, x5c: Option<&[String]
         typ: "JWS",
         x5c,
     };
-    let mut out = Vec::with_capacity(64 + kid.len());
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, PythonAsciiFormatter);
-    // Writing plain strings into a Vec cannot fail.
-    let _ = serde::Serialize::serialize(&header, &mut serializer);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// Mirrors Python's `json.dumps(ensure_ascii=True)`: anything outside `' '..='~'` that is
-/// not already escaped becomes `\uXXXX` (UTF-16 code units, lowercase hex).
-struct PythonAsciiFormatter;
-
-impl Formatter for PythonAsciiFormatter {
-    fn write_string_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        for ch in fragment.chars() {
-            if (' '..='~').contains(&ch) {
-                let mut buf = [0_u8; 4];
-                writer.write_all(ch.encode_utf8(&mut buf).as_bytes())?;
-            } else {
-                let mut units = [0_u16; 2];
-                for unit in ch.encode_utf16(&mut units) {
-                    write!(writer, "\\u{unit:04x}")?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn write_char_escape<W: ?Sized + io::Write>(
-        &mut self,
-        writer: &mut W,
-        escape: CharEscape,
-    ) -> io::Result<()> {
-        CompactFormatter.write_char_escape(writer, escape)
-    }
+    kest_canon::python_dumps(&header, kest_canon::PythonSeparators::Compact)
 }
 
 /// Converts an ECDSA signature from ASN.1 DER (`SEQUENCE { r INTEGER, s INTEGER }`, what

@@ -85,3 +85,4 @@ pub use passport::Passport;
 pub use signed::{EntryHash, SignedEntry, UnsignedEntry, UnverifiedEntry};
 pub use unverified::{ExaminedEntry, UnverifiedPassport, examine};
 pub use verify::{Finding, FindingKind, Strictness, VerificationReport, Verifier};
+pub use wire::parse_entry_list;

@@ -66,7 +66,7 @@ impl UnverifiedPassport {
     /// # Errors
     /// [`PassportError`] naming the index and cause of the first problem.
     pub fn decode(text: &str, limits: &Limits) -> Result<Self, PassportError> {
-        let list = wire::parse_list(text, limits)?;
+        let list = wire::parse_entry_list(text, limits)?;
         let parsed: Vec<Result<UnverifiedEntry, ParseFailure>> = if list.len() < PARALLEL_THRESHOLD
         {
             list.iter()
@@ -219,7 +219,7 @@ impl ExaminedEntry {
 /// [`PassportError::TooLarge`], [`PassportError::TooManyEntries`] or
 /// [`PassportError::NotAnArray`].
 pub fn examine(text: &str, limits: &Limits) -> Result<Vec<ExaminedEntry>, PassportError> {
-    let list = wire::parse_list(text, limits)?;
+    let list = wire::parse_entry_list(text, limits)?;
     let mut chain = ChainChecker::with_capacity(list.len());
     Ok(list
         .iter()

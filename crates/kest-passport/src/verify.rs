@@ -141,6 +141,37 @@ pub enum FindingKind {
     },
 }
 
+impl Finding {
+    /// The finding as JSON, the form `kest verify --json` and the Python binding report:
+    /// `{"index", "entry_id", "principal", "operation", "kind", "details"}`, where `kind`
+    /// is `trust_raised` (details `bound`, `trust`, `declared`) or `taints_removed`
+    /// (details `taints`).
+    #[must_use]
+    pub fn to_json(&self) -> serde_json::Value {
+        let (kind, details) = match &self.kind {
+            FindingKind::TrustRaised {
+                bound,
+                trust,
+                declared,
+            } => (
+                "trust_raised",
+                serde_json::json!({"bound": bound, "trust": trust, "declared": declared}),
+            ),
+            FindingKind::TaintsRemoved { taints } => {
+                ("taints_removed", serde_json::json!({"taints": taints}))
+            }
+        };
+        serde_json::json!({
+            "index": self.index,
+            "entry_id": self.entry_id,
+            "principal": self.principal,
+            "operation": self.operation,
+            "kind": kind,
+            "details": details,
+        })
+    }
+}
+
 impl fmt::Display for Finding {
     /// One line; the entry's text is escaped and shortened (it came from outside).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,7 +331,7 @@ impl<'r> Verifier<'r> {
     /// # Errors
     /// The first failure, as a [`PassportError`] naming the entry and cause.
     pub fn verify_json(&self, text: &str) -> Result<VerificationReport, PassportError> {
-        let list = wire::parse_list(text, &self.limits)?;
+        let list = wire::parse_entry_list(text, &self.limits)?;
         let items: Vec<Item<'_>> = list.iter().map(|jws| Item::Text(jws)).collect();
         self.verify_items(&items)
     }

@@ -9,9 +9,24 @@ use serde::de::{self, SeqAccess, Visitor};
 use crate::error::PassportError;
 use crate::limits::Limits;
 
-/// Reads `["h.p.s", ...]`, refusing more than `limits.max_entries` strings and more than
-/// `limits.max_bytes` of text. Memory use is bounded by the text's size.
-pub(crate) fn parse_list(text: &str, limits: &Limits) -> Result<Vec<String>, PassportError> {
+/// Reads a passport's wire form `["h.p.s", ...]` as a list of strings, without looking
+/// inside them: for codecs that carry passports as opaque text. More than
+/// `limits.max_entries` strings or more than `limits.max_bytes` of text is refused, so
+/// memory use is bounded by the text's size.
+///
+/// ```
+/// use kest_passport::{Limits, parse_entry_list};
+///
+/// assert_eq!(parse_entry_list(r#"["a", "b"]"#, &Limits::default())?, ["a", "b"]);
+/// assert!(parse_entry_list(r#"["a", 1]"#, &Limits::default()).is_err());
+/// assert!(parse_entry_list(r#"["a"] ["b"]"#, &Limits::default()).is_err());
+/// # Ok::<(), kest_passport::PassportError>(())
+/// ```
+///
+/// # Errors
+/// [`PassportError::TooLarge`], [`PassportError::TooManyEntries`] or
+/// [`PassportError::NotAnArray`].
+pub fn parse_entry_list(text: &str, limits: &Limits) -> Result<Vec<String>, PassportError> {
     if text.len() > limits.max_bytes {
         return Err(PassportError::TooLarge {
             len: text.len(),

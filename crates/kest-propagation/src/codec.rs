@@ -9,7 +9,9 @@ use crate::ambient::Caller;
 use crate::claims::{ClaimStore, DEFAULT_CLAIM_TTL};
 use crate::ingress::Ingress;
 use crate::keys;
-use crate::tiers::{DEFAULT_INLINE_THRESHOLD, InboundPassport, claim_store_key, compress_passport};
+use crate::tiers::{
+    DEFAULT_INLINE_THRESHOLD, InboundPassport, TierChoice, choose_tier, claim_store_key,
+};
 use crate::{Baggage, PropagationError};
 
 /// Which tier a passport went out in.
@@ -120,15 +122,16 @@ impl PassportCodec {
             None
         } else {
             let json = passport.to_json();
-            let tier = if json.len() <= self.threshold {
-                baggage.set(keys::PASSPORT, json)?;
-                BaggageTier::Inline
-            } else {
-                let compressed = compress_passport(&json);
-                if compressed.len() <= self.threshold {
+            let tier = match choose_tier(&json, self.threshold) {
+                TierChoice::Inline => {
+                    baggage.set(keys::PASSPORT, json)?;
+                    BaggageTier::Inline
+                }
+                TierChoice::Compressed(compressed) => {
                     baggage.set(keys::PASSPORT_Z, compressed)?;
                     BaggageTier::Compressed
-                } else {
+                }
+                TierChoice::ClaimCheck { .. } => {
                     let id = uuid::Uuid::new_v4().to_string();
                     let store = self
                         .store

@@ -69,6 +69,6 @@ pub use middleware::{
     ClaimNames, IdentityLayer, JWKS_PATH, LineageLayer, PublishKeysLayer, workload_jwks,
 };
 pub use tiers::{
-    AnnouncedTip, DEFAULT_INLINE_THRESHOLD, InboundPassport, claim_store_key, compress_passport,
-    decompress_passport,
+    AnnouncedTip, DEFAULT_INLINE_THRESHOLD, InboundPassport, RawPassport, TierChoice, choose_tier,
+    claim_store_key, compress_passport, decompress_passport,
 };

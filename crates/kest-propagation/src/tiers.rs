@@ -62,6 +62,67 @@ pub fn decompress_passport(value: &str, max_bytes: usize) -> Result<String, Prop
     })
 }
 
+/// Where a passport's wire text goes, by size ([`choose_tier`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierChoice {
+    /// `kest.passport`: the text fits as it is.
+    Inline,
+    /// `kest.passport_z`: the compressed text fits.
+    Compressed(String),
+    /// Neither fits: the text belongs in a claim store. `compressed` is the compressed
+    /// text, for writers that must send something without a store.
+    ClaimCheck {
+        /// The compressed text that did not fit.
+        compressed: String,
+    },
+}
+
+/// The tier rule every Kest runtime follows: inline when the text is at most `threshold`
+/// bytes, else compressed when that is at most `threshold`, else by claim check.
+///
+/// ```
+/// use kest_propagation::{TierChoice, choose_tier};
+///
+/// assert_eq!(choose_tier("[]", 4096), TierChoice::Inline);
+/// let long = format!("[\"{}\"]", "a".repeat(5000));
+/// assert!(matches!(choose_tier(&long, 4096), TierChoice::Compressed(_)));
+/// assert!(matches!(choose_tier(&long, 10), TierChoice::ClaimCheck { .. }));
+/// ```
+#[must_use]
+pub fn choose_tier(json: &str, threshold: usize) -> TierChoice {
+    if json.len() <= threshold {
+        return TierChoice::Inline;
+    }
+    let compressed = compress_passport(json);
+    if compressed.len() <= threshold {
+        TierChoice::Compressed(compressed)
+    } else {
+        TierChoice::ClaimCheck { compressed }
+    }
+}
+
+/// A passport's entries as opaque strings, the way the Python package's `BaggageManager`
+/// carries them: nothing inside an entry is read. Its tip is the SHA-256 of the last
+/// string, which for a real passport is the last entry's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawPassport(pub Vec<String>);
+
+impl Chain for RawPassport {
+    fn tip_hash(&self) -> Option<EntryHash> {
+        self.0
+            .last()
+            .map(|entry| kest_canon::sha256(entry.as_bytes()))
+    }
+    fn holds(&self, hash: &EntryHash) -> bool {
+        self.0
+            .iter()
+            .any(|entry| kest_canon::sha256(entry.as_bytes()) == *hash)
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The passport members found in inbound baggage, before any is chosen.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboundPassport {
@@ -259,6 +320,34 @@ impl InboundPassport {
             })
             .collect();
         select(tip, members, |passport: &UnverifiedPassport| passport)
+    }
+
+    /// As [`InboundPassport::choose_unverified`], reading each member as a list of opaque
+    /// strings ([`RawPassport`]): the `BaggageManager` contract, for bindings that hand
+    /// entries to code which verifies them itself. The choice between members, the size
+    /// limits and the failure rules are the same.
+    ///
+    /// # Errors
+    /// As [`InboundPassport::choose_unverified`].
+    pub fn choose_raw(
+        &self,
+        claimed: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Option<RawPassport>, PropagationError> {
+        let tip = self.announced_tip()?;
+        let members = self
+            .member_texts(claimed, limits)
+            .into_iter()
+            .map(|(key, text)| {
+                let decoded = text.and_then(|text| {
+                    kest_passport::parse_entry_list(&text, limits)
+                        .map(RawPassport)
+                        .map_err(|source| PropagationError::Passport { key, source })
+                });
+                (key, decoded)
+            })
+            .collect();
+        select(tip, members, |passport: &RawPassport| passport)
     }
 }
 

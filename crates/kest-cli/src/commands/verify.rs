@@ -2,9 +2,9 @@
 
 use kest_canon::{Sha256Digest, Untrusted};
 use kest_crypto::{Jwk, JwksKeyResolver, PrivateJwk, ResolverChain, StaticKeyResolver};
-use kest_passport::{FindingKind, PassportError, Strictness, VerificationReport, Verifier};
+use kest_passport::{PassportError, Strictness, VerificationReport, Verifier};
 use kest_propagation::{AnnouncedTip, InboundPassport, PropagationError};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::CliError;
 use crate::input::{self, Input};
@@ -151,7 +151,7 @@ fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
                 "entries": report.len(),
                 "tip": report.tip().map(|tip| tip.to_hex()),
                 "strict": report.is_strict(),
-                "findings": report.findings().iter().map(finding_json).collect::<Vec<_>>(),
+                "findings": report.findings().iter().map(kest_passport::Finding::to_json).collect::<Vec<_>>(),
             })
             .to_string(),
         ),
@@ -194,28 +194,6 @@ fn report(json: bool, outcome: &Outcome) -> Result<(), CliError> {
             entry.hash()
         )),
     }
-}
-
-fn finding_json(finding: &kest_passport::Finding) -> Value {
-    let (kind, details) = match &finding.kind {
-        FindingKind::TrustRaised {
-            bound,
-            trust,
-            declared,
-        } => (
-            "trust_raised",
-            json!({"bound": bound, "trust": trust, "declared": declared}),
-        ),
-        FindingKind::TaintsRemoved { taints } => ("taints_removed", json!({"taints": taints})),
-    };
-    json!({
-        "index": finding.index,
-        "entry_id": finding.entry_id,
-        "principal": finding.principal,
-        "operation": finding.operation,
-        "kind": kind,
-        "details": details,
-    })
 }
 
 /// Prints the failure (as JSON on stdout with `--json`) and returns the error that sets
