@@ -26,7 +26,58 @@ pub(crate) fn run(sh: &Shell, compare_python: bool, extra: &[String]) -> Result 
     }
     if compare_python {
         compare_with_python(sh)?;
+        compare_binding(sh)?;
     }
+    Ok(())
+}
+
+/// The Python-binding section: the pure-Python package against `kest_rs` on the same
+/// machine, with the targets of the binding.
+pub(crate) fn compare_binding(sh: &Shell) -> Result {
+    let python = crate::python::install(sh)?;
+    step("bench: the Python package against kest_rs (the Rust core through PyO3)");
+    let script = workspace_root().join("crates/kest-python/benches/binding_bench.py");
+    let output = cmd!(sh, "{python} {script}").read()?;
+    let results: serde_json::Value = serde_json::from_str(output.trim())?;
+    let figure = |name: &str, side: &str| -> Result<f64> {
+        results
+            .pointer(&format!("/{name}/{side}"))
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| format!("the binding benchmark gave no {name}/{side}").into())
+    };
+    println!("\n| measurement | pure Python µs | kest_rs µs | kest_rs is faster by | target |");
+    println!("|---|---|---|---|---|");
+    for (label, name, target) in [
+        ("sign_entry", "sign_entry", "≥ 2.5×"),
+        (
+            "decorator, depth 0, accelerate()",
+            "decorator_depth_0",
+            "≥ 1.3×",
+        ),
+        (
+            "decorator, depth 50, accelerate()",
+            "decorator_depth_50",
+            "",
+        ),
+        ("verify 100 entries", "verify_100", ""),
+        ("verify 1,000 entries", "verify_1000", "≥ 4×"),
+        ("baggage pack, 10 entries", "baggage_pack_10", ""),
+        ("baggage pack, 50 entries", "baggage_pack_50", ""),
+        ("baggage unpack, 10 entries", "baggage_unpack_10", ""),
+        ("baggage unpack, 50 entries", "baggage_unpack_50", ""),
+    ] {
+        let (python, rust) = (figure(name, "python")?, figure(name, "rust")?);
+        println!(
+            "| {label} | {python:.1} | {rust:.1} | {:.2}× | {target} |",
+            python / rust
+        );
+    }
+    let one = figure("sign_throughput", "one_thread")?;
+    let two = figure("sign_throughput", "two_threads")?;
+    println!(
+        "| sign_entry throughput, 1 → 2 threads | | {one:.0}/s → {two:.0}/s | {:.2}× | ≥ 1.7× |",
+        two / one
+    );
     Ok(())
 }
 

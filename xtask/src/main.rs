@@ -65,7 +65,7 @@ enum Task {
     },
     /// Builds kest-rs (PyO3) into a venv; runs its tests and the kest package's own suite plain, accelerated and strict
     Python,
-    /// Criterion benchmarks and peak RSS; `--compare-python` adds the Python package's figures; arguments after `--` go to criterion
+    /// Criterion benchmarks and peak RSS; `--compare-python` adds the Python package's figures and the kest_rs binding against it; arguments after `--` go to criterion
     Bench {
         /// Also measure the Python package (installed into a venv) and print ratios.
         #[arg(long)]

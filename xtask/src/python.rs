@@ -104,13 +104,10 @@ fn pytest(
         if line.contains(" passed")
             && (line.starts_with('=') || line.chars().next().is_some_and(|c| c.is_ascii_digit()))
         {
-            passed = line
-                .split(|c: char| c == ',' || c == '=')
-                .map(str::trim)
-                .find_map(|part| {
-                    part.strip_suffix(" passed")
-                        .and_then(|n| n.trim().parse().ok())
-                });
+            passed = line.split([',', '=']).map(str::trim).find_map(|part| {
+                part.strip_suffix(" passed")
+                    .and_then(|n| n.trim().parse().ok())
+            });
         }
     }
     let passed = passed.ok_or_else(|| format!("pytest printed no summary:\n{text}"))?;

@@ -112,6 +112,11 @@ impl Canonicalizer {
     /// # Errors
     /// See [`Canonicalizer::validate`].
     pub fn canonicalize(&self, value: &Value) -> Result<Vec<u8>, CanonError> {
+        // Most values Kest signs (ASCII keys, integer numbers) are canonical as `serde_json`
+        // writes them; that is far cheaper than `serde_jcs`, and implies validity.
+        if crate::fast::is_canonical_as_is(value) {
+            return crate::fast::compact_bytes(value);
+        }
         self.validate(value)?;
         jcs_bytes(value)
     }
