@@ -37,7 +37,7 @@ pub(crate) fn install(sh: &Shell) -> Result<PathBuf> {
         "import kest, hypothesis, respx, pytest_asyncio, fastapi, moto, maturin",
         PACKAGES,
     )?;
-    step("python: build the kest-rs wheel (maturin, release)");
+    step("python: build the kest-rs wheel (maturin, the `wheel` profile: release with LTO)");
     let wheels = target_dir(sh)?.join("kest-python-wheels");
     if wheels.exists() {
         std::fs::remove_dir_all(&wheels)?;
@@ -46,7 +46,7 @@ pub(crate) fn install(sh: &Shell) -> Result<PathBuf> {
     let manifest = workspace_root().join("crates/kest-python/Cargo.toml");
     cmd!(
         sh,
-        "{maturin} build --release --locked --quiet --manifest-path {manifest} --out {wheels}"
+        "{maturin} build --locked --quiet --manifest-path {manifest} --out {wheels}"
     )
     .env("VIRTUAL_ENV", &venv)
     .run()?;

@@ -140,9 +140,9 @@ pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'
     })
 }
 
-/// `kest_rs.canonicalize`: RFC 8785 of a Python value, as `rfc8785.dumps` gives it.
-pub(crate) fn canonical_bytes(py: Python<'_>, value: &Value) -> PyResult<Vec<u8>> {
-    kest_canon::canonicalize(value).map_err(|error| match error {
+/// The Python exception for a canonicalization failure: the `rfc8785` class it matches.
+pub(crate) fn canon_error(py: Python<'_>, error: &kest_canon::CanonError) -> PyErr {
+    match error {
         kest_canon::CanonError::IntegerOutOfRange { .. } => {
             errors::integer_domain(py, error.to_string())
         }
@@ -150,5 +150,5 @@ pub(crate) fn canonical_bytes(py: Python<'_>, value: &Value) -> PyResult<Vec<u8>
             errors::float_domain(py, error.to_string())
         }
         other => errors::canonicalization(py, other.to_string()),
-    })
+    }
 }

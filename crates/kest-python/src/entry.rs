@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::convert::to_value;
 
@@ -114,9 +115,11 @@ impl KestEntry {
         policy_context: Option<Bound<'py, PyAny>>,
         timestamp_ms: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
-        let lowered = classification.call_method0("lower")?;
-        let known = lowered
-            .cast::<PyString>()
+        // An exact `str` that is already a known lowercase name is kept as it is (the
+        // common case, and what `.lower()` would return); anything else goes through
+        // `.lower()` as in the dataclass, including its AttributeError for non-strings.
+        let exact = classification
+            .cast_exact::<PyString>()
             .ok()
             .and_then(|text| {
                 text.to_cow()
@@ -124,6 +127,21 @@ impl KestEntry {
                     .map(|text| CLASSIFICATIONS.contains(&text.as_ref()))
             })
             .unwrap_or(false);
+        let lowered = if exact {
+            classification.clone()
+        } else {
+            classification.call_method0("lower")?
+        };
+        let known = exact
+            || lowered
+                .cast::<PyString>()
+                .ok()
+                .and_then(|text| {
+                    text.to_cow()
+                        .ok()
+                        .map(|text| CLASSIFICATIONS.contains(&text.as_ref()))
+                })
+                .unwrap_or(false);
         if !known {
             return Err(PyValueError::new_err(format!(
                 "Invalid classification: {}",
@@ -132,11 +150,19 @@ impl KestEntry {
         }
         let list = || PyList::empty(py).into_any();
         let text = |value: &str| PyString::new(py, value).into_any();
-        let given = or_else(policy_context, || PyDict::new(py).into_any())?;
-        let given = given.bind(py);
         let context = PyDict::new(py);
-        for tier in POLICY_TIERS {
-            context.set_item(tier, given.call_method1("get", (tier, PyList::empty(py)))?)?;
+        match policy_context {
+            Some(given) if given.is_truthy()? => {
+                for tier in POLICY_TIERS {
+                    context
+                        .set_item(tier, given.call_method1("get", (tier, PyList::empty(py)))?)?;
+                }
+            }
+            _ => {
+                for tier in POLICY_TIERS {
+                    context.set_item(tier, PyList::empty(py))?;
+                }
+            }
         }
         let timestamp = match timestamp_ms {
             Some(value) if !value.is_none() => {
@@ -249,70 +275,137 @@ impl KestEntry {
         ]
     }
 
-    /// The payload `sign_entry` signs, as a JSON object.
-    pub(crate) fn payload(&self, py: Python<'_>) -> PyResult<Value> {
+    /// The payload `sign_entry` signs.
+    pub(crate) fn payload(&self, py: Python<'_>) -> PyResult<Payload> {
         let field = |value: &Py<PyAny>| to_value(value.bind(py));
-        payload_from(|name| {
-            Ok(match name {
-                "added_taints" => field(&self.added_taints)?,
-                "classification" => field(&self.classification)?,
-                "content_hash" => field(&self.content)?,
-                "entry_id" => field(&self.entry_id)?,
-                "environment" => field(&self.env)?,
-                "input_hash" => field(&self.input)?,
-                "labels" => field(&self.labels)?,
-                "metadata" => field(&self.meta)?,
-                "operation" => field(&self.operation)?,
-                "otel_context" => field(&self.otel)?,
-                "parent_ids" => field(&self.parent_ids)?,
-                "policy_context" => field(&self.policy_context)?,
-                "removed_taints" => field(&self.removed_taints)?,
-                "runtime_name" => field(&self.runtime_name)?,
-                "runtime_version" => field(&self.runtime_version)?,
-                "schema_version" => field(&self.schema_version)?,
-                "taints" => field(&self.taints)?,
-                "timestamp_ms" => field(&self.timestamp)?,
-                _ => field(&self.trust_score)?,
-            })
+        Ok(Payload {
+            added_taints: field(&self.added_taints)?,
+            classification: field(&self.classification)?,
+            content_hash: field(&self.content)?,
+            entry_id: field(&self.entry_id)?,
+            environment: field(&self.env)?,
+            input_hash: field(&self.input)?,
+            labels: field(&self.labels)?,
+            metadata: field(&self.meta)?,
+            operation: field(&self.operation)?,
+            otel_context: field(&self.otel)?,
+            parent_ids: field(&self.parent_ids)?,
+            policy_context: field(&self.policy_context)?,
+            removed_taints: field(&self.removed_taints)?,
+            runtime: Runtime {
+                name: field(&self.runtime_name)?,
+                version: field(&self.runtime_version)?,
+            },
+            schema_version: field(&self.schema_version)?,
+            taints: field(&self.taints)?,
+            timestamp_ms: field(&self.timestamp)?,
+            trust_score: field(&self.trust_score)?,
         })
     }
 }
 
 /// The payload of any object with the `KestEntry` attributes (the Python package's own
 /// class, or a look-alike), read through its public attributes as `sign_entry` does.
-pub(crate) fn payload_of(entry: &Bound<'_, PyAny>) -> PyResult<Value> {
+pub(crate) fn payload_of(entry: &Bound<'_, PyAny>) -> PyResult<Payload> {
     if let Ok(native) = entry.cast::<KestEntry>() {
         return native.borrow().payload(entry.py());
     }
-    payload_from(|name| to_value(&entry.getattr(name)?))
+    let field = |name: &str| to_value(&entry.getattr(name)?);
+    Ok(Payload {
+        added_taints: field("added_taints")?,
+        classification: field("classification")?,
+        content_hash: field("content_hash")?,
+        entry_id: field("entry_id")?,
+        environment: field("environment")?,
+        input_hash: field("input_hash")?,
+        labels: field("labels")?,
+        metadata: field("metadata")?,
+        operation: field("operation")?,
+        otel_context: field("otel_context")?,
+        parent_ids: field("parent_ids")?,
+        policy_context: field("policy_context")?,
+        removed_taints: field("removed_taints")?,
+        runtime: Runtime {
+            name: field("runtime_name")?,
+            version: field("runtime_version")?,
+        },
+        schema_version: field("schema_version")?,
+        taints: field("taints")?,
+        timestamp_ms: field("timestamp_ms")?,
+        trust_score: field("trust_score")?,
+    })
 }
 
-/// The payload's members in the Python package's `sign_entry` order; `field` reads one.
-fn payload_from(mut field: impl FnMut(&str) -> PyResult<Value>) -> PyResult<Value> {
-    let mut map = Map::new();
-    for name in [
-        "added_taints",
-        "classification",
-        "content_hash",
-        "entry_id",
-        "environment",
-        "input_hash",
-        "labels",
-        "metadata",
-        "operation",
-        "otel_context",
-        "parent_ids",
-        "policy_context",
-        "removed_taints",
-    ] {
-        map.insert(name.to_owned(), field(name)?);
+/// The payload the Python package's `sign_entry` builds, member for member. Members are
+/// declared in canonical (ASCII, sorted) order, so when every value is canonical as
+/// `serde_json` writes it, so is the whole.
+#[derive(Serialize)]
+pub(crate) struct Payload {
+    added_taints: Value,
+    classification: Value,
+    content_hash: Value,
+    entry_id: Value,
+    environment: Value,
+    input_hash: Value,
+    labels: Value,
+    metadata: Value,
+    operation: Value,
+    otel_context: Value,
+    parent_ids: Value,
+    policy_context: Value,
+    removed_taints: Value,
+    runtime: Runtime,
+    schema_version: Value,
+    taints: Value,
+    timestamp_ms: Value,
+    trust_score: Value,
+}
+
+#[derive(Serialize)]
+struct Runtime {
+    name: Value,
+    version: Value,
+}
+
+impl Payload {
+    fn values(&self) -> [&Value; 19] {
+        [
+            &self.added_taints,
+            &self.classification,
+            &self.content_hash,
+            &self.entry_id,
+            &self.environment,
+            &self.input_hash,
+            &self.labels,
+            &self.metadata,
+            &self.operation,
+            &self.otel_context,
+            &self.parent_ids,
+            &self.policy_context,
+            &self.removed_taints,
+            &self.runtime.name,
+            &self.runtime.version,
+            &self.schema_version,
+            &self.taints,
+            &self.timestamp_ms,
+            &self.trust_score,
+        ]
     }
-    let mut runtime = Map::new();
-    runtime.insert("name".to_owned(), field("runtime_name")?);
-    runtime.insert("version".to_owned(), field("runtime_version")?);
-    map.insert("runtime".to_owned(), Value::Object(runtime));
-    for name in ["schema_version", "taints", "timestamp_ms", "trust_score"] {
-        map.insert(name.to_owned(), field(name)?);
+
+    /// The RFC 8785 bytes: `serde_json` output when every member is canonical in form,
+    /// else the full canonicalizer over the payload as a value.
+    pub(crate) fn canonical(&self) -> Result<Vec<u8>, kest_canon::CanonError> {
+        if self
+            .values()
+            .into_iter()
+            .all(kest_canon::is_canonical_as_is)
+        {
+            return kest_canon::compact_bytes(self);
+        }
+        let value =
+            serde_json::to_value(self).map_err(|error| kest_canon::CanonError::Unserializable {
+                message: error.to_string(),
+            })?;
+        kest_canon::canonicalize(&value)
     }
-    Ok(Value::Object(map))
 }

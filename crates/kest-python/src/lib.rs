@@ -37,7 +37,8 @@ use pyo3::types::PyBytes;
 fn canonicalize<'py>(object: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let py = object.py();
     let value = convert::to_value(object)?;
-    let bytes = convert::canonical_bytes(py, &value)?;
+    let bytes =
+        kest_canon::canonicalize(&value).map_err(|error| convert::canon_error(py, &error))?;
     Ok(PyBytes::new(py, &bytes))
 }
 

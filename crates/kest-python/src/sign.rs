@@ -8,7 +8,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyBytes;
 use zeroize::Zeroizing;
 
-use crate::convert::{canonical_bytes, to_python, to_value};
+use crate::convert::{canon_error, to_python, to_value};
 use crate::entry::payload_of;
 use crate::errors;
 
@@ -109,9 +109,11 @@ impl Signer {
 }
 
 /// Keys lifted out of `cryptography` key objects, so that each is read once. The entry
-/// holds the key object itself, so its address cannot be reused while cached.
+/// holds the key object and the principal object themselves, so their addresses cannot
+/// be reused while cached.
 struct Lifted {
     key_object: Py<PyAny>,
+    principal: Py<PyAny>,
     signer: Arc<KeySigner>,
 }
 
@@ -163,17 +165,20 @@ fn reachable_signer(provider: &Bound<'_, PyAny>) -> PyResult<Option<Arc<KeySigne
     let Ok(key_object) = provider.getattr("private_key") else {
         return Ok(None);
     };
-    if !key_object.is_instance(key_class.bind(py))? {
-        return Ok(None);
-    }
-    let principal: String = provider.getattr("principal")?.str()?.to_cow()?.into_owned();
+    let principal_object = provider.getattr("principal")?;
+    // A hit is the same key object and the same principal object as when the key was
+    // lifted; the key's class was checked then, and cannot change since.
     let lifted = LIFTED.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(found) = lifted.iter().find(|entry| {
-        entry.key_object.bind(py).is(&key_object) && entry.signer.key_id() == principal
+        entry.key_object.bind(py).is(&key_object) && entry.principal.bind(py).is(&principal_object)
     }) {
         return Ok(Some(Arc::clone(&found.signer)));
     }
     drop(lifted);
+    if !key_object.is_instance(key_class.bind(py))? {
+        return Ok(None);
+    }
+    let principal: String = principal_object.str()?.to_cow()?.into_owned();
     let seed: Zeroizing<Vec<u8>> = Zeroizing::new(
         key_object
             .call_method0("private_bytes_raw")?
@@ -190,6 +195,7 @@ fn reachable_signer(provider: &Bound<'_, PyAny>) -> PyResult<Option<Arc<KeySigne
     }
     lifted.push(Lifted {
         key_object: key_object.unbind(),
+        principal: principal_object.unbind(),
         signer: Arc::clone(&signer),
     });
     Ok(Some(signer))
@@ -207,27 +213,28 @@ pub(crate) fn sign_entry<'py>(
     let payload = payload_of(entry)?;
     match reachable_signer(provider)? {
         Some(signer) => {
-            // Canonical form and signature need no Python objects: both run detached.
+            // The canonical form and the signature need no Python objects: both run
+            // with the GIL released.
             let signed = py.detach(move || {
-                kest_canon::canonicalize(&payload)
-                    .map_err(|error| error.to_string())
-                    .and_then(|bytes| {
-                        kest_crypto::sign_compact(signer.as_ref(), &bytes)
-                            .map_err(|error| error.to_string())
-                    })
+                let bytes = payload.canonical().map_err(Failure::Canon)?;
+                kest_crypto::sign_compact(signer.as_ref(), &bytes).map_err(Failure::Sign)
             });
             match signed {
                 Ok(jws) => Ok(jws.into_pyobject(py)?.into_any()),
-                // Report the precise canonicalization error class.
-                Err(message) => match canonical_bytes(py, &payload_of(entry)?) {
-                    Err(error) => Err(error),
-                    Ok(_) => Err(errors::signing(py, message)),
-                },
+                Err(Failure::Canon(error)) => Err(canon_error(py, &error)),
+                Err(Failure::Sign(error)) => Err(errors::signing(py, error.to_string())),
             }
         }
         None => {
-            let bytes = canonical_bytes(py, &payload)?;
+            let bytes = payload
+                .canonical()
+                .map_err(|error| canon_error(py, &error))?;
             provider.call_method1("sign", (PyBytes::new(py, &bytes),))
         }
     }
+}
+
+enum Failure {
+    Canon(kest_canon::CanonError),
+    Sign(kest_crypto::CryptoError),
 }

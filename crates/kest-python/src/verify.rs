@@ -6,9 +6,9 @@ use kest_passport::{Limits, PassportError, Strictness, VerificationReport, Verif
 use kest_propagation::{
     Baggage, BaggageLimits, InboundPassport, PropagationError, claim_store_key,
 };
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
-use serde_json::{Value, json};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::{to_python, to_value};
 use crate::errors;
@@ -116,7 +116,7 @@ pub(crate) fn verify<'py>(
         }
     });
     match outcome {
-        Ok(report) => to_python(py, &report_json(&report)),
+        Ok(report) => report_dict(py, &report).map(Bound::into_any),
         Err(
             Failure::Passport(error)
             | Failure::Propagation(PropagationError::Passport { source: error, .. }),
@@ -179,32 +179,42 @@ fn raise_verification(
     )
 }
 
-fn report_json(report: &VerificationReport) -> Value {
-    let entries: Vec<Value> = report
-        .passport()
-        .entries()
-        .iter()
-        .enumerate()
-        .map(|(index, signed)| {
-            let entry = signed.entry();
-            json!({
-                "index": index,
-                "entry_id": entry.entry_id().to_string(),
-                "operation": entry.operation(),
-                "principal": entry.principal(),
-                "trust": entry.trust_score().get(),
-                "taints": entry.taints().iter().collect::<Vec<_>>(),
-                "parents": entry.parents().hashes().iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-                "hash": signed.hash().to_hex(),
-                "alg": signed.header().alg.as_str(),
-                "timestamp_ms": entry.timestamp_ms(),
-            })
-        })
-        .collect();
-    json!({
-        "entries": entries,
-        "tip": report.tip().map(|tip| tip.to_hex()),
-        "findings": report.findings().iter().map(kest_passport::Finding::to_json).collect::<Vec<_>>(),
-        "strict": report.is_strict(),
-    })
+/// The report as Python objects, built directly (a dict per entry costs about a
+/// microsecond this way; through `serde_json::Value` it cost several).
+fn report_dict<'py>(py: Python<'py>, report: &VerificationReport) -> PyResult<Bound<'py, PyDict>> {
+    let entries = PyList::empty(py);
+    for (index, signed) in report.passport().entries().iter().enumerate() {
+        let entry = signed.entry();
+        let item = PyDict::new(py);
+        item.set_item(intern!(py, "index"), index)?;
+        item.set_item(intern!(py, "entry_id"), entry.entry_id().to_string())?;
+        item.set_item(intern!(py, "operation"), entry.operation())?;
+        item.set_item(intern!(py, "principal"), entry.principal())?;
+        item.set_item(intern!(py, "trust"), entry.trust_score().get())?;
+        item.set_item(
+            intern!(py, "taints"),
+            PyList::new(py, entry.taints().iter().collect::<Vec<_>>())?,
+        )?;
+        item.set_item(
+            intern!(py, "parents"),
+            PyList::new(
+                py,
+                entry.parents().hashes().iter().map(|hash| hash.to_hex()),
+            )?,
+        )?;
+        item.set_item(intern!(py, "hash"), signed.hash().to_hex())?;
+        item.set_item(intern!(py, "alg"), signed.header().alg.as_str())?;
+        item.set_item(intern!(py, "timestamp_ms"), entry.timestamp_ms())?;
+        entries.append(item)?;
+    }
+    let findings = PyList::empty(py);
+    for finding in report.findings() {
+        findings.append(to_python(py, &finding.to_json())?)?;
+    }
+    let dict = PyDict::new(py);
+    dict.set_item("entries", entries)?;
+    dict.set_item("tip", report.tip().map(|tip| tip.to_hex()))?;
+    dict.set_item("findings", findings)?;
+    dict.set_item("strict", report.is_strict())?;
+    Ok(dict)
 }
