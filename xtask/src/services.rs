@@ -8,6 +8,7 @@
 //! | OIDC provider | PyPI `oidc-provider-mock` 0.3.4 (tokens live 6 s) | 127.0.0.1:18190 | `KEST_OIDC_PROVIDER_URL` |
 //! | AWS STS and KMS | PyPI `moto[server]` 5.2.5 | 127.0.0.1:18200 | `KEST_MOTO_URL` |
 //! | Redis | Debian `redis-server` (apt, when missing) | 127.0.0.1:18210 | `KEST_REDIS_URL` |
+//! | headless browser | Debian `chromium` (apt, when missing) | not a server | `KEST_CHROMIUM` |
 //!
 //! The Python services share one virtual environment, `<target>/kest-services/venv`.
 
@@ -157,6 +158,19 @@ pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
         "KEST_REDIS_URL".to_owned(),
         format!("redis://127.0.0.1:{REDIS_PORT}/"),
     ));
+
+    step("browser: chromium (headless, for the HTML view's test)");
+    if cmd!(sh, "chromium --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        cmd!(sh, "apt-get update -q").run()?;
+        cmd!(sh, "apt-get install -y -q chromium").run()?;
+    }
+    env.push(("KEST_CHROMIUM".to_owned(), "chromium".to_owned()));
     Ok(env)
 }
 

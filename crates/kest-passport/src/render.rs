@@ -232,3 +232,160 @@ pub fn dot(passport: &impl Lineage) -> String {
     out.push_str("}\n");
     out
 }
+
+/// A call refused before it ran, to mark in the HTML view. A passport never holds one
+/// (no signature, no execution); `kest audit` finds them in span exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// The operation refused.
+    pub operation: String,
+    /// The workload that asked.
+    pub principal: String,
+    /// The policy that refused it.
+    pub policy: String,
+    /// Why.
+    pub reason: String,
+    /// The entry the caller's passport ended at, when it is in the passport drawn.
+    pub after: Option<EntryHash>,
+}
+
+/// Escapes text for HTML element content and attribute values.
+#[must_use]
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// One passport drawn as a section of the HTML view: its DAG, a details panel that shows
+/// an entry's labels, parents, hash and policy context when it is clicked, trust raises
+/// marked, and `denials` and `faults` (entry index, cause) marked too. Every node is an
+/// element with `data-entry-index` and `data-entry-id`. Combine sections with
+/// [`html_page`].
+#[must_use]
+pub fn html_section(
+    passport: &impl Lineage,
+    title: &str,
+    denials: &[Denial],
+    faults: &[(usize, String)],
+) -> String {
+    let entries = passport.lineage();
+    let index_of: HashMap<EntryHash, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (hash, _))| (*hash, i))
+        .collect();
+    let nodes: Vec<serde_json::Value> = entries
+        .iter()
+        .enumerate()
+        .map(|(index, (hash, entry))| {
+            let links: Vec<Option<usize>> = entry
+                .parents()
+                .hashes()
+                .iter()
+                .map(|parent| index_of.get(parent).copied())
+                .collect();
+            let parent_indices: Vec<usize> = links.iter().flatten().copied().collect();
+            let trust = entry.trust_score().get();
+            let bound = parent_indices
+                .iter()
+                .filter_map(|p| entries.get(*p).map(|(_, e)| e.trust_score().get()))
+                .min();
+            let raised = bound.is_some_and(|bound| trust > bound);
+            serde_json::json!({
+                "index": index,
+                "entry_id": entry.entry_id().to_string(),
+                "operation": entry.operation(),
+                "principal": entry.principal().unwrap_or_default(),
+                "trust": trust,
+                "bound": bound,
+                "raised": raised,
+                "declared": entry.declared_override().map(|t| t.get()) == Some(trust),
+                "taints": entry.taints().iter().collect::<Vec<_>>(),
+                "parents": entry.parents().hashes().iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+                "parent_indices": parent_indices,
+                "parent_links": links,
+                "hash": hash.to_hex(),
+                "fault": faults.iter().find(|(i, _)| *i == index).map(|(_, cause)| cause),
+                "payload": serde_json::to_value(entry).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let denials: Vec<serde_json::Value> = denials
+        .iter()
+        .map(|denial| {
+            serde_json::json!({
+                "operation": denial.operation,
+                "principal": denial.principal,
+                "policy": denial.policy,
+                "reason": denial.reason,
+                "after": denial.after.and_then(|hash| index_of.get(&hash)),
+            })
+        })
+        .collect();
+    let data = serde_json::json!({ "entries": nodes, "denials": denials });
+    // `<` never appears in JSON outside strings, so escaping every one keeps the text
+    // valid JSON and stops a value from closing the script element.
+    let data = data.to_string().replace('<', "\\u003c");
+    let raised = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, entry))| {
+            entry.parents().hashes().iter().any(|parent| {
+                index_of
+                    .get(parent)
+                    .and_then(|p| entries.get(*p))
+                    .is_some_and(|(_, p)| entry.trust_score() > p.trust_score())
+            })
+        })
+        .count();
+    format!(
+        "<section class=\"kest-lineage\">\n<div class=\"kest-canvas-wrap\">\n<h2>{title}</h2>\n\
+         <p class=\"kest-legend\"><span>{count} entries</span><span>{raised} trust raises</span>\
+         <span>{denied} denials</span></p>\n<div class=\"kest-canvas\"></div>\n</div>\n\
+         <aside class=\"kest-details\"></aside>\n\
+         <script type=\"application/json\" class=\"kest-data\">{data}</script>\n</section>\n",
+        title = html_escape(title),
+        count = entries.len(),
+        denied = denials.len(),
+    )
+}
+
+/// A self-contained HTML page (inline CSS and JavaScript, nothing fetched) holding
+/// `sections` from [`html_section`]. `intro` is HTML placed under the heading; the caller
+/// escapes any text in it with [`html_escape`].
+#[must_use]
+pub fn html_page(title: &str, intro: &str, sections: &[String]) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+         style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n\
+         <title>{title}</title>\n<style>\n{css}</style>\n</head>\n<body>\n\
+         <header class=\"kest-top\"><h1>{title}</h1>{intro}</header>\n{sections}\
+         <script>\n{js}</script>\n</body>\n</html>\n",
+        title = html_escape(title),
+        css = include_str!("../assets/lineage.css"),
+        js = include_str!("../assets/lineage.js"),
+        sections = sections.concat(),
+    )
+}
+
+/// The passport as one self-contained HTML page: `kest tree --format html`.
+#[must_use]
+pub fn html(passport: &impl Lineage) -> String {
+    let count = passport.lineage().len();
+    html_page(
+        "Kest lineage",
+        &format!("<p>{count} entries. Click an entry for its labels, parents, hash and policy context.</p>"),
+        &[html_section(passport, "Passport", &[], &[])],
+    )
+}

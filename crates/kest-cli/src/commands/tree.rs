@@ -1,7 +1,7 @@
-//! `kest tree`: the passport's DAG as text, Mermaid or Graphviz DOT.
+//! `kest tree`: the passport's DAG as text, Mermaid, Graphviz DOT or an HTML page.
 
 use clap::ValueEnum;
-use kest_passport::render::{dot, mermaid, text_tree};
+use kest_passport::render::{dot, html, mermaid, text_tree};
 
 use crate::error::CliError;
 use crate::{input, output};
@@ -16,6 +16,9 @@ pub enum TreeFormat {
     Mermaid,
     /// A Graphviz digraph.
     Dot,
+    /// One self-contained HTML page (inline CSS and JavaScript) that draws the DAG;
+    /// clicking an entry shows its details.
+    Html,
 }
 
 /// Runs `kest tree`. Signatures are not checked; use `kest verify` for that.
@@ -29,6 +32,7 @@ pub fn run(file: Option<&str>, format: TreeFormat) -> Result<(), CliError> {
         TreeFormat::Text => text_tree(&passport),
         TreeFormat::Mermaid => mermaid(&passport),
         TreeFormat::Dot => dot(&passport),
+        TreeFormat::Html => html(&passport),
     };
     output::line(drawing.trim_end())
 }
