@@ -13,6 +13,7 @@ pub(crate) fn run(sh: &Shell, compare_python: bool, extra: &[String]) -> Result 
         ("kest-passport", "core"),
         ("kest-policy", "engines"),
         ("kest", "hook"),
+        ("kest-cli", "audit"),
     ] {
         cmd!(
             sh,

@@ -82,6 +82,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find every passport in files, directories (recursively) and span exports, verify
+    /// each, and summarise per principal and per operation.
+    ///
+    /// Reads passport JSON, files of `baggage` header values or JWS (one per line), Kest's
+    /// JSON-lines and SQLite span exports and OTLP JSON files (per trace, the longest
+    /// passport a span carries, and the trace's denials). Exits 0 when every passport
+    /// verifies, 1 when any fails, 2 when the audit cannot run.
+    Audit {
+        /// Files and directories to search.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<String>,
+        /// Trust the public key in JWKFILE for PRINCIPAL (repeatable).
+        #[arg(long = "key", value_name = "PRINCIPAL=JWKFILE")]
+        keys: Vec<String>,
+        /// Trust the keys of a JWK Set, each for the principal its `kid` names (repeatable).
+        #[arg(long, value_name = "FILE")]
+        jwks: Vec<String>,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t)]
+        format: commands::audit::AuditFormat,
+        /// Write the report here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+        /// Fail on undeclared trust raises even in chains from other runtimes.
+        #[arg(long, conflicts_with = "lenient")]
+        strict: bool,
+        /// Report undeclared trust raises as findings even in Kest-only chains.
+        #[arg(long)]
+        lenient: bool,
+    },
     /// Draw the passport's lineage DAG.
     ///
     /// Signatures are not checked; use `kest verify` for that.
@@ -179,6 +209,15 @@ pub enum PolicyCommand {
     },
 }
 
+/// The label-audit mode the `--strict` and `--lenient` flags ask for.
+const fn strictness(strict: bool, lenient: bool) -> Strictness {
+    match (strict, lenient) {
+        (true, _) => Strictness::Strict,
+        (_, true) => Strictness::Lenient,
+        _ => Strictness::Auto,
+    }
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -193,21 +232,30 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             strict,
             lenient,
             json,
-        } => {
-            let strictness = match (strict, lenient) {
-                (true, _) => Strictness::Strict,
-                (_, true) => Strictness::Lenient,
-                _ => Strictness::Auto,
-            };
-            commands::verify::run(&commands::verify::VerifyArgs {
-                file,
-                keys,
-                jwks,
-                expect_tip,
-                strictness,
-                json,
-            })
-        }
+        } => commands::verify::run(&commands::verify::VerifyArgs {
+            file,
+            keys,
+            jwks,
+            expect_tip,
+            strictness: strictness(strict, lenient),
+            json,
+        }),
+        Command::Audit {
+            paths,
+            keys,
+            jwks,
+            format,
+            out,
+            strict,
+            lenient,
+        } => commands::audit::run(&commands::audit::AuditArgs {
+            paths,
+            keys,
+            jwks,
+            format,
+            out,
+            strictness: strictness(strict, lenient),
+        }),
         Command::Inspect { file, json } => commands::inspect::run(file.as_deref(), json),
         Command::Tree { file, format } => commands::tree::run(file.as_deref(), format),
         Command::Canon { file, lines, ieee } => commands::canon::run(file.as_deref(), lines, ieee),

@@ -19,7 +19,8 @@ use serde_json::Value;
 
 const W: &str = "spiffe://kest.test/html";
 /// A label that tries to break out of the page's data block and run script.
-const HOSTILE: &str = "</script><script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\">";
+const HOSTILE: &str =
+    "</script><script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\">";
 
 /// A 50-entry passport: a fork and a join, taints, a declared trust raise (a sanitizer)
 /// and one hostile label.
@@ -61,12 +62,21 @@ fn chromium() -> Option<PathBuf> {
 
 fn browser(chromium: &Path, args: &[&str], page: &Path) -> String {
     let out = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--allow-file-access-from-files",
+        ])
         .args(args)
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -113,19 +123,47 @@ fn the_html_view_draws_50_entries_and_shows_details_on_click() {
         .arg(&input)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let page = String::from_utf8(out.stdout).unwrap();
     // Self-contained: nothing is fetched, and the page's policy forbids it anyway.
     assert!(page.contains("default-src 'none'"));
-    for fetch in ["<link", "<img", "src=\"", "href=\"", "@import", "url(", "fetch(", "XMLHttpRequest", "import("] {
+    for fetch in [
+        "<link",
+        "<img",
+        "src=\"",
+        "href=\"",
+        "@import",
+        "url(",
+        "fetch(",
+        "XMLHttpRequest",
+        "import(",
+    ] {
         assert!(!page.contains(fetch), "the page references `{fetch}`");
     }
-    assert!(!page.contains(HOSTILE), "the hostile label is in the page unescaped");
+    assert!(
+        !page.contains(HOSTILE),
+        "the hostile label is in the page unescaped"
+    );
 
     let probed = dir.path().join("probed.html");
-    std::fs::write(&probed, page.replace("</body>", &format!("{PROBE}\n</body>"))).unwrap();
-    let dom = browser(&chromium, &["--dump-dom", "--virtual-time-budget=5000"], &probed);
-    let start = dom.find("<pre id=\"kest-probe\">").expect("the probe did not run") + 21;
+    std::fs::write(
+        &probed,
+        page.replace("</body>", &format!("{PROBE}\n</body>")),
+    )
+    .unwrap();
+    let dom = browser(
+        &chromium,
+        &["--dump-dom", "--virtual-time-budget=5000"],
+        &probed,
+    );
+    let start = dom
+        .find("<pre id=\"kest-probe\">")
+        .expect("the probe did not run")
+        + 21;
     let end = start + dom[start..].find("</pre>").unwrap();
     let text = dom[start..end]
         .replace("&lt;", "<")
@@ -140,19 +178,37 @@ fn the_html_view_draws_50_entries_and_shows_details_on_click() {
     let entries = passport.entries();
     let seventh = entries[7];
     let details = probe["details"].as_str().unwrap();
-    assert!(details.contains(&seventh.hash().to_hex()), "hash: {details}");
+    assert!(
+        details.contains(&seventh.hash().to_hex()),
+        "hash: {details}"
+    );
     assert!(details.contains(&seventh.entry().entry_id().to_string()));
-    assert!(details.contains(&entries[6].hash().to_hex()[..16]), "parent: {details}");
+    assert!(
+        details.contains(&entries[6].hash().to_hex()[..16]),
+        "parent: {details}"
+    );
     assert!(details.contains("\"n\": \"7\""), "labels: {details}");
-    assert!(details.contains("enterprise_policies"), "policy context: {details}");
+    assert!(
+        details.contains("enterprise_policies"),
+        "policy context: {details}"
+    );
     let ids: Vec<String> = entries
         .iter()
         .map(|e| e.entry().entry_id().to_string())
         .collect();
     assert_eq!(probe["ids"], serde_json::json!(ids));
-    assert_eq!(probe["raised"], serde_json::json!(["30"]), "the sanitizer's raise is marked");
+    assert_eq!(
+        probe["raised"],
+        serde_json::json!(["30"]),
+        "the sanitizer's raise is marked"
+    );
     assert_eq!(probe["pwned"], "undefined", "a label ran script");
-    assert!(probe["hostile"].as_str().unwrap().contains("window.pwned = 1"));
+    assert!(
+        probe["hostile"]
+            .as_str()
+            .unwrap()
+            .contains("window.pwned = 1")
+    );
 
     // The screenshot, kept as an artifact of the run.
     let artifacts = kest_testkit::workspace_root().join("target/kest-artifacts");
@@ -163,12 +219,19 @@ fn the_html_view_draws_50_entries_and_shows_details_on_click() {
     std::fs::write(&page_path, &page).unwrap();
     browser(
         &chromium,
-        &[&format!("--screenshot={}", shot.display()), "--window-size=1400,900"],
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1400,900",
+        ],
         &page_path,
     );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    assert!(png.len() > 20_000, "a blank screenshot is small: {} bytes", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a blank screenshot is small: {} bytes",
+        png.len()
+    );
 }
 
 #[test]
@@ -182,7 +245,11 @@ fn long_linear_runs_collapse_at_1000_entries() {
     let mut passport = Passport::new();
     for i in 0..1000 {
         passport
-            .append(EntryBuilder::new(format!("s{i}")).principal(W), &signer, &WeakestLink)
+            .append(
+                EntryBuilder::new(format!("s{i}")).principal(W),
+                &signer,
+                &WeakestLink,
+            )
             .unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
@@ -196,12 +263,22 @@ pre.textContent = before + ' ' + after; document.body.appendChild(pre);
 </script>"#;
     let path = dir.path().join("long.html");
     std::fs::write(&path, page.replace("</body>", &format!("{probe}\n</body>"))).unwrap();
-    let dom = browser(&chromium, &["--dump-dom", "--virtual-time-budget=5000"], &path);
-    let start = dom.find("<pre id=\"kest-probe\">").expect("the probe did not run") + 21;
+    let dom = browser(
+        &chromium,
+        &["--dump-dom", "--virtual-time-budget=5000"],
+        &path,
+    );
+    let start = dom
+        .find("<pre id=\"kest-probe\">")
+        .expect("the probe did not run")
+        + 21;
     let counts: Vec<usize> = dom[start..start + dom[start..].find("</pre>").unwrap()]
         .split(' ')
         .map(|n| n.parse().unwrap())
         .collect();
-    assert_eq!(counts[0], 7, "a 1,000-entry line shows the root, 3 entries after it and the last 3");
+    assert_eq!(
+        counts[0], 7,
+        "a 1,000-entry line shows the root, 3 entries after it and the last 3"
+    );
     assert_eq!(counts[1], 1000, "clicking the run shows the rest");
 }

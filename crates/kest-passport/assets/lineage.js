@@ -1,4 +1,4 @@
-// The Kest lineage view. Reads each <script type="application/json" class="kest-data">,
+// The Kest lineage view. Reads each JSON data block (script.kest-data),
 // lays its DAG out in layers and draws it into the section that holds it. Every text
 // from a passport goes in through textContent: nothing it holds is ever parsed as HTML.
 (function () {

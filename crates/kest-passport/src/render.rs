@@ -385,7 +385,9 @@ pub fn html(passport: &impl Lineage) -> String {
     let count = passport.lineage().len();
     html_page(
         "Kest lineage",
-        &format!("<p>{count} entries. Click an entry for its labels, parents, hash and policy context.</p>"),
+        &format!(
+            "<p>{count} entries. Click an entry for its labels, parents, hash and policy context.</p>"
+        ),
         &[html_section(passport, "Passport", &[], &[])],
     )
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod append;
+pub mod audit;
 pub mod canon;
 pub mod inspect;
 pub mod keygen;
