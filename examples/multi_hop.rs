@@ -57,6 +57,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), kest_examples::hops::BoxError> {
     let args = Args::parse();
+    // Spans and metrics over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; else none.
+    let _telemetry = kest::telemetry::init_from_env("multi_hop")?;
     let deployment = Deployment::start(Options {
         redis: args.redis,
         inline_threshold: args.inline_threshold,

@@ -32,6 +32,21 @@ when {
 };
 "#;
 
+/// Telemetry as the standard OpenTelemetry variables ask, read through `lookup`: spans and
+/// metrics over OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set, nothing otherwise.
+/// Keep the guard while the quickstart runs; dropping it exports what is left.
+///
+/// # Errors
+/// An unusable `OTEL_EXPORTER_OTLP_PROTOCOL`, or an exporter that cannot be built.
+pub fn telemetry(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<kest::telemetry::TelemetryGuard>, kest::telemetry::TelemetryError> {
+    match kest::telemetry::exporter_from(lookup, "quickstart")? {
+        Some((service, exporter)) => kest::telemetry::init(&service, exporter).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// The quickstart: writes its report to `out`.
 ///
 /// # Errors

@@ -5,10 +5,14 @@
 //!
 //! ```text
 //! cargo run --example quickstart
+//! OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 cargo run --example quickstart
 //! ```
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Spans and metrics go over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the
+    // standard OpenTelemetry variables apply); otherwise nothing is exported.
+    let _telemetry = kest_quickstart::telemetry(|name| std::env::var(name).ok())?;
     let mut out = std::io::stdout();
     kest_quickstart::quickstart(&mut out).await
 }

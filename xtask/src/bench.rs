@@ -9,15 +9,15 @@ use crate::util::{Result, ensure_venv, step, target_dir, workspace_root};
 /// calls, and with `compare_python` the Python package's figures and the ratios.
 pub(crate) fn run(sh: &Shell, compare_python: bool, extra: &[String]) -> Result {
     step("bench");
-    for (package, bench) in [
-        ("kest-passport", "core"),
-        ("kest-policy", "engines"),
-        ("kest", "hook"),
-        ("kest-cli", "audit"),
+    for (package, bench, features) in [
+        ("kest-passport", "core", ""),
+        ("kest-policy", "engines", ""),
+        ("kest", "hook", "telemetry"),
+        ("kest-cli", "audit", ""),
     ] {
         cmd!(
             sh,
-            "cargo bench --locked -p {package} --bench {bench} -- {extra...}"
+            "cargo bench --locked -p {package} --features={features} --bench {bench} -- {extra...}"
         )
         .run()?;
     }

@@ -27,13 +27,19 @@ fn corpus(dir: &Path) -> String {
         for step in 0..10 {
             passport
                 .append(
-                    EntryBuilder::new(format!("step{step}")).principal(W).label("file", file.to_string()),
+                    EntryBuilder::new(format!("step{step}"))
+                        .principal(W)
+                        .label("file", file.to_string()),
                     &signer,
                     &WeakestLink,
                 )
                 .unwrap();
         }
-        std::fs::write(dir.join(format!("passports/{file:04}.json")), passport.to_json()).unwrap();
+        std::fs::write(
+            dir.join(format!("passports/{file:04}.json")),
+            passport.to_json(),
+        )
+        .unwrap();
     }
     let jwk = dir.join("key.jwk");
     std::fs::write(&jwk, public).unwrap();
@@ -58,7 +64,8 @@ fn audit(c: &mut Criterion) {
         b.iter(|| run(&args).unwrap());
     });
     group.bench_function("verify_one_by_one_1000_of_10", |b| {
-        let resolver = kest_cli::commands::verify::resolver(&[key.clone()], &[]).unwrap();
+        let resolver =
+            kest_cli::commands::verify::resolver(std::slice::from_ref(&key), &[]).unwrap();
         let mut files: Vec<_> = std::fs::read_dir(&passports)
             .unwrap()
             .map(|entry| entry.unwrap().path())

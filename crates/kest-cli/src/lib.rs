@@ -86,8 +86,8 @@ pub enum Command {
     /// each, and summarise per principal and per operation.
     ///
     /// Reads passport JSON, files of `baggage` header values or JWS (one per line), Kest's
-    /// JSON-lines and SQLite span exports and OTLP JSON files (per trace, the longest
-    /// passport a span carries, and the trace's denials). Exits 0 when every passport
+    /// JSON-lines and SQLite span exports and OTLP JSON files (each flow once, at the
+    /// longest passport its spans carry, with the denials). Exits 0 when every passport
     /// verifies, 1 when any fails, 2 when the audit cannot run.
     Audit {
         /// Files and directories to search.

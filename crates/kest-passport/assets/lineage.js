@@ -3,7 +3,7 @@
 // from a passport goes in through textContent: nothing it holds is ever parsed as HTML.
 (function () {
   "use strict";
-  var W = 200, H = 78, GAP_X = 28, GAP_Y = 36, PAD = 16;
+  var W = 200, H = 86, GAP_X = 28, GAP_Y = 36, PAD = 16;
   var COLLAPSE_OVER = 60, RUN_MIN = 12, RUN_KEEP = 3;
 
   function el(tag, cls, text) {

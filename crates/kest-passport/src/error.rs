@@ -62,6 +62,28 @@ pub enum PassportError {
 }
 
 impl PassportError {
+    /// A short, fixed name for the cause, for metrics and logs that must not carry text
+    /// from outside: the entry's fault kind, or the passport-level failure.
+    ///
+    /// ```
+    /// use kest_passport::Verifier;
+    /// let keys = kest_crypto::StaticKeyResolver::new();
+    /// let error = Verifier::new(&keys).verify_json("{}").unwrap_err();
+    /// assert_eq!(error.kind(), "not_a_passport");
+    /// ```
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::TooManyEntries { .. } => "too_many_entries",
+            Self::NotAnArray { .. } => "not_a_passport",
+            Self::Entry { fault, .. } => fault.kind(),
+            Self::TipMismatch { .. } => "tip_mismatch",
+            Self::Build { .. } => "build",
+            Self::Signing(_) => "signing",
+        }
+    }
+
     /// The index of the entry at fault, if the error concerns one entry.
     #[must_use]
     pub const fn index(&self) -> Option<usize> {
@@ -101,6 +123,30 @@ impl fmt::Display for EntryIdSuffix<'_> {
         match self.0 {
             Some(id) => write!(f, " (`{id}`)"),
             None => Ok(()),
+        }
+    }
+}
+
+impl EntryFault {
+    /// A short, fixed name for the fault (see [`PassportError::kind`]).
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Jws(_) => "malformed_jws",
+            Self::PayloadNotJson { .. } => "payload_not_json",
+            Self::Schema { .. } => "schema",
+            Self::NotCanonical => "not_canonical",
+            Self::Key(_) => "unknown_key",
+            Self::Signature(_) => "bad_signature",
+            Self::DuplicateEntry { .. } => "duplicate_entry",
+            Self::DuplicateEntryId { .. } => "duplicate_entry_id",
+            Self::FirstNotRoot => "first_not_root",
+            Self::SplicedRoot => "spliced_root",
+            Self::UnknownParent { .. } => "unknown_parent",
+            Self::Dangling => "dangling",
+            Self::TaintDropped { .. } => "taint_dropped",
+            Self::TooComplex => "too_complex",
+            Self::UndeclaredTrustRaise { .. } => "undeclared_trust_raise",
         }
     }
 }

@@ -137,7 +137,12 @@ impl PassportCodec {
                         .store
                         .as_ref()
                         .ok_or_else(|| PropagationError::NoClaimStore { id: id.clone() })?;
-                    store.put(&claim_store_key(&id), &json, self.ttl).await?;
+                    let stored = store.put(&claim_store_key(&id), &json, self.ttl).await;
+                    crate::metrics::claim_check(
+                        "put",
+                        if stored.is_ok() { "stored" } else { "error" },
+                    );
+                    stored?;
                     baggage.set(keys::CLAIM_CHECK, id)?;
                     BaggageTier::ClaimCheck
                 }
@@ -180,7 +185,16 @@ impl PassportCodec {
         let mut missing = None;
         let claimed = match (&inbound.claim_check, &self.store) {
             (Some(id), Some(store)) => {
-                let found = store.get(&claim_store_key(id)).await?;
+                let found = store.get(&claim_store_key(id)).await;
+                crate::metrics::claim_check(
+                    "get",
+                    match &found {
+                        Ok(Some(_)) => "found",
+                        Ok(None) => "missing",
+                        Err(_) => "error",
+                    },
+                );
+                let found = found?;
                 if found.is_none() {
                     missing = Some(kest_canon::escape_untrusted(id, 80));
                 }

@@ -120,6 +120,28 @@ pub enum PropagationError {
 }
 
 impl PropagationError {
+    /// A short, fixed name for the cause: the `kest.cause` attribute of the
+    /// `kest.verification.failures` metric (a passport's own cause when it is one).
+    #[must_use]
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::BaggageTooLarge { .. } => "baggage_too_large",
+            Self::TooManyMembers { .. } => "too_many_members",
+            Self::MalformedMember { .. } => "malformed_member",
+            Self::Compressed { .. } => "compressed_member",
+            Self::Passport { source, .. } => source.kind(),
+            Self::MalformedTip { .. } => "malformed_tip",
+            Self::ConflictingMembers { .. } => "conflicting_members",
+            Self::TipWithoutPassport { .. } => "tip_without_passport",
+            Self::TipMismatch { .. } => "tip_mismatch",
+            Self::NoClaimStore { .. } => "no_claim_store",
+            Self::ClaimNotFound { .. } => "claim_not_found",
+            Self::Store { .. } => "claim_store",
+            Self::InvalidSetting { .. } => "invalid_setting",
+            Self::InsecureIngress | Self::Insecure => "insecure",
+        }
+    }
+
     /// Whether the lineage was refused as untrustworthy (a forged, tampered, truncated
     /// or conflicting passport): HTTP 403. Otherwise it could not be read (400) or a store
     /// failed (503).

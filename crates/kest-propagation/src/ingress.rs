@@ -207,7 +207,8 @@ impl Ingress {
                 let report = match check() {
                     Err(error) if error.wants_keys() && keys.refresh().await => check(),
                     other => other,
-                }?;
+                }
+                .inspect_err(|error| crate::metrics::verification_failed(error.kind()))?;
                 Ok(report.map(VerificationReport::into_passport))
             }
         }

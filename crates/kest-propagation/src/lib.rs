@@ -40,6 +40,7 @@ mod codec;
 mod error;
 mod ingress;
 pub mod keys;
+pub mod metrics;
 #[cfg(any(feature = "tower", feature = "reqwest"))]
 pub mod middleware;
 mod tiers;

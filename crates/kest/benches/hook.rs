@@ -266,5 +266,60 @@ fn baggage(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, overhead, latency, throughput, baggage);
+/// A metric exporter that drops what it is given.
+struct Discard;
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Discard {
+    async fn export(
+        &self,
+        _: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
+    }
+}
+
+/// The hook's metrics: the four measurements an allowed call makes (a decision counted,
+/// the hook's time, the trust and the depth recorded), with no meter provider and with
+/// the SDK's, then a whole call with the SDK's. The budget is 1 µs per measurement.
+fn metrics(c: &mut Criterion) {
+    let probe = kest::private::MetricsProbe::new("step", "invoke");
+    let mut group = c.benchmark_group("metrics");
+    group.bench_function("allowed_call_no_provider", |b| b.iter(|| probe.allowed()));
+    // The SDK aggregating every measurement; its exporter (every 60 s, so never during
+    // the run) discards.
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(Discard).build())
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    group.bench_function("allowed_call_sdk", |b| b.iter(|| probe.allowed()));
+    group.finish();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mock = hook_with(Arc::new(kest_policy::MockEngine::allow_all()));
+    let base = passport_of(0);
+    let mut group = c.benchmark_group("hook/overhead_allow_all_with_metrics");
+    group.bench_with_input(BenchmarkId::new("depth", 0), &0, |b, _| {
+        b.iter(|| {
+            let flow = Flow::with_passport(base.clone(), Caller::default());
+            runtime
+                .block_on(flow.scope(mock.run(Values::new(), async {})))
+                .expect("allowed");
+        });
+    });
+    group.finish();
+    let _ = provider.shutdown();
+}
+
+criterion_group!(benches, overhead, latency, throughput, baggage, metrics);
 criterion_main!(benches);

@@ -256,6 +256,8 @@ pub struct Protected {
     function_tier: Arc<(Vec<String>, Vec<String>)>,
     origin_score: TrustScore,
     trust_override: Option<TrustScore>,
+    /// Metric attribute values fixed for this call site.
+    attributes: Arc<crate::metrics::CallAttributes>,
 }
 
 impl std::fmt::Debug for Protected {
@@ -280,6 +282,9 @@ struct Authorized {
     caller: Caller,
     outcome: TierOutcome,
     input_hash: Option<Sha256Digest>,
+    /// The hook's time authorizing, and the engine that decided (for the metrics).
+    authorized_in: std::time::Duration,
+    engine: &'static str,
 }
 
 impl Kest {
@@ -309,7 +314,12 @@ impl Kest {
                 (plan.run, skipped)
             })
             .unwrap_or_default();
+        let attributes = Arc::new(crate::metrics::CallAttributes::new(
+            &call.operation,
+            &call.policies,
+        ));
         Ok(Protected {
+            attributes,
             kest: self.clone(),
             call: Arc::new(call),
             tiers: Arc::new(tiers),
@@ -548,6 +558,8 @@ impl Protected {
                 caller,
                 outcome,
                 input_hash: values.input_hash,
+                authorized_in: started.elapsed(),
+                engine: engine.name(),
             }),
             Err(error) => {
                 tracing::warn!(
@@ -565,6 +577,13 @@ impl Protected {
                     entry_id,
                     &error,
                     started,
+                );
+                crate::metrics::refused(
+                    &self.attributes,
+                    engine.name(),
+                    started.elapsed(),
+                    &error,
+                    passport.len(),
                 );
                 Err(KestError::Unauthorized(error))
             }
@@ -595,6 +614,7 @@ impl Protected {
         authorized: Authorized,
         output_hash: Option<Sha256Digest>,
     ) -> Result<(), KestError> {
+        let started = std::time::Instant::now();
         let call = &self.call;
         let Authorized {
             flow,
@@ -605,6 +625,8 @@ impl Protected {
             caller,
             outcome,
             input_hash,
+            authorized_in,
+            engine,
         } = authorized;
         let evaluator = call
             .evaluator
@@ -661,6 +683,15 @@ impl Protected {
             })
             .map_err(RecordError::from)?;
         telemetry::recorded(&self.kest, &after);
+        if let Some(tip) = after.tip() {
+            crate::metrics::allowed(
+                &self.attributes,
+                engine,
+                authorized_in + started.elapsed(),
+                tip.entry().trust_score().get(),
+                after.len(),
+            );
+        }
         Ok(())
     }
 }

@@ -133,6 +133,7 @@ mod builder;
 mod error;
 mod file;
 mod hook;
+mod metrics;
 #[doc(hidden)]
 pub mod private;
 mod runtime;

@@ -151,4 +151,6 @@ pub(crate) fn kest_baggage() -> Option<Baggage> {
 #[cfg(feature = "telemetry")]
 mod export;
 #[cfg(feature = "telemetry")]
-pub use export::{Exporter, OtlpProtocol, TelemetryError, TelemetryGuard, init};
+pub use export::{
+    Exporter, OtlpProtocol, TelemetryError, TelemetryGuard, exporter_from, init, init_from_env,
+};

@@ -65,6 +65,117 @@ fn check_attributes(
     assert_eq!(attributes["service.name"], "telemetry-test");
 }
 
+/// A passport sent by claim check and read back twice: once as sent, once with its last
+/// signature replaced, which ingress verification refuses.
+async fn propagation() {
+    use kest::crypto::{KeySigner, SigningKey, StaticKeyResolver};
+    use kest::passport::{EntryBuilder, Passport};
+    use kest::propagation::{Baggage, Caller, Ingress, MemoryClaimStore, PassportCodec};
+    let key = SigningKey::from_ed25519_seed(&[4; 32]).unwrap();
+    let keys = StaticKeyResolver::new().with_key(W, key.verifying_key().clone());
+    let signer = KeySigner::new(key, W);
+    let mut passport = Passport::new();
+    for step in ["a", "b", "c"] {
+        passport
+            .append(
+                EntryBuilder::new(step).principal(W),
+                &signer,
+                &kest::trust::WeakestLink,
+            )
+            .unwrap();
+    }
+    let store = Arc::new(MemoryClaimStore::new(
+        std::num::NonZeroUsize::new(8).unwrap(),
+    ));
+    let codec = PassportCodec::new()
+        .threshold(64)
+        .store(store.clone())
+        .ingress(Ingress::verify(keys));
+    let mut baggage = Baggage::new();
+    codec
+        .write(&mut baggage, &passport, &Caller::default())
+        .await
+        .unwrap();
+    assert!(codec.read(&baggage).await.unwrap().0.is_some());
+    // Tamper with the stored copy: same claim id, last signature replaced.
+    let id = baggage.get("kest.claim_check").unwrap().to_owned();
+    let mut entries: Vec<String> = serde_json::from_str(&passport.to_json()).unwrap();
+    let last = entries.pop().unwrap();
+    let (signed, signature) = last.rsplit_once('.').unwrap();
+    entries.push(format!("{signed}.{}", "A".repeat(signature.len())));
+    use kest::propagation::ClaimStore as _;
+    store
+        .put(
+            &format!("kest.claim.{id}"),
+            &serde_json::to_string(&entries).unwrap(),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    baggage.remove("kest.chain_tip");
+    assert!(codec.read(&baggage).await.is_err());
+}
+
+/// The metric data points of one `calls` run (one allow, one deny), as JSON objects like
+/// the JSON-lines exporter's: each counted and measured once.
+fn check_metrics(points: &[Value], suffix: &str) {
+    // Exports are cumulative and may repeat (each flush exports again): keep each series'
+    // last point.
+    let mut latest = std::collections::BTreeMap::new();
+    for point in points {
+        latest.insert(
+            format!("{}{}", point["name"], point["attributes"]),
+            point.clone(),
+        );
+    }
+    let points: Vec<Value> = latest.into_values().collect();
+    let named =
+        |name: &str| -> Vec<&Value> { points.iter().filter(|p| p["name"] == name).collect() };
+    let decisions = named("kest.decisions");
+    let decision = |which: &str| {
+        decisions
+            .iter()
+            .find(|p| p["attributes"]["kest.decision"] == which)
+            .unwrap_or_else(|| panic!("{suffix}: no {which} decision in {decisions:?}"))
+    };
+    let allow = decision("allow");
+    assert_eq!(allow["value"], 1, "{suffix}: {allow}");
+    assert_eq!(allow["attributes"]["kest.policy"], "ok");
+    assert_eq!(allow["attributes"]["kest.policy.tier"], "function");
+    assert_eq!(allow["attributes"]["kest.engine"], "mock");
+    let deny = decision("deny");
+    assert_eq!(deny["value"], 1, "{suffix}: {deny}");
+    assert_eq!(deny["attributes"]["kest.policy"], "no");
+    let durations = named("kest.call.duration");
+    assert_eq!(
+        durations.len(),
+        2,
+        "{suffix}: one series per decision: {durations:?}"
+    );
+    for duration in durations {
+        assert_eq!(duration["kind"], "histogram");
+        assert_eq!(duration["unit"], "s");
+        assert_eq!(duration["count"], 1);
+        assert!(duration["sum"].as_f64().unwrap() > 0.0);
+        assert!(
+            duration["sum"].as_f64().unwrap() < 1.0,
+            "the hook took a second?"
+        );
+    }
+    let trust = named("kest.entry.trust_score");
+    assert_eq!(trust[0]["count"], 1, "{suffix}");
+    assert_eq!(trust[0]["sum"], 100);
+    let depth = named("kest.passport.entries");
+    assert_eq!(
+        depth[0]["count"], 2,
+        "{suffix}: the allowed call and the refused one"
+    );
+    assert_eq!(
+        depth[0]["sum"], 2,
+        "{suffix}: 1 entry after the first call, 1 at the refused one"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_exporter_carries_the_attributes() {
     let kest = Kest::builder()
@@ -80,11 +191,24 @@ async fn every_exporter_carries_the_attributes() {
     let guard = kest::telemetry::init("telemetry-test", Exporter::JsonLines(path.clone())).unwrap();
     let (entry_id, signature) = calls(&kest, "jsonl").await;
     drop(guard);
-    let spans: Vec<Value> = std::fs::read_to_string(&path)
+    let lines: Vec<Value> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    let spans: Vec<Value> = lines
+        .iter()
+        .filter(|line| line["signal"] == "span")
+        .cloned()
+        .collect();
+    check_metrics(
+        &lines
+            .iter()
+            .filter(|line| line["signal"] == "metric")
+            .cloned()
+            .collect::<Vec<_>>(),
+        "jsonl",
+    );
     let allowed = spans
         .iter()
         .find(|s| s["name"] == "kest.verified.allowed_jsonl")
@@ -105,6 +229,47 @@ async fn every_exporter_carries_the_attributes() {
     assert_eq!(denied["attributes"]["kest.decision"], "deny");
     assert_eq!(denied["attributes"]["kest.policy"], "no");
     assert_eq!(denied["status"], "error");
+
+    // Ingress refusals and claim checks, counted by kest-propagation.
+    let path = dir.path().join("propagation.jsonl");
+    let guard = kest::telemetry::init("telemetry-test", Exporter::JsonLines(path.clone())).unwrap();
+    propagation().await;
+    drop(guard);
+    let mut latest = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(&path).unwrap().lines() {
+        let point: Value = serde_json::from_str(line).unwrap();
+        if point["signal"] == "metric" {
+            latest.insert(format!("{}{}", point["name"], point["attributes"]), point);
+        }
+    }
+    let value = |name: &str, attributes: Value| {
+        latest
+            .values()
+            .find(|p| p["name"] == name && p["attributes"] == attributes)
+            .map(|p| p["value"].clone())
+            .unwrap_or_else(|| panic!("no {name} {attributes} in {latest:?}"))
+    };
+    assert_eq!(
+        value(
+            "kest.claim_check.operations",
+            serde_json::json!({"kest.operation": "put", "kest.outcome": "stored"})
+        ),
+        1
+    );
+    assert_eq!(
+        value(
+            "kest.claim_check.operations",
+            serde_json::json!({"kest.operation": "get", "kest.outcome": "found"})
+        ),
+        2
+    );
+    assert_eq!(
+        value(
+            "kest.verification.failures",
+            serde_json::json!({"kest.cause": "bad_signature"})
+        ),
+        1
+    );
 
     // SQLite.
     #[cfg(feature = "sqlite")]
@@ -139,6 +304,13 @@ async fn every_exporter_carries_the_attributes() {
             )
             .unwrap();
         assert_eq!(denied, 1);
+        let mut statement = connection.prepare("SELECT point FROM metrics").unwrap();
+        let points: Vec<Value> = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .map(|text| serde_json::from_str(&text.unwrap()).unwrap())
+            .collect();
+        check_metrics(&points, "sqlite");
     }
 
     #[cfg(feature = "otlp")]
@@ -146,9 +318,12 @@ async fn every_exporter_carries_the_attributes() {
         // OTLP over gRPC and over HTTP, each to a receiver in this test.
         for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
             let received = Arc::new(Mutex::new(Vec::new()));
+            let metrics = Arc::new(Mutex::new(Vec::new()));
             let endpoint = match protocol {
-                OtlpProtocol::Grpc => otlp::grpc_receiver(received.clone()).await,
-                OtlpProtocol::HttpProtobuf => otlp::http_receiver(received.clone()).await,
+                OtlpProtocol::Grpc => otlp::grpc_receiver(received.clone(), metrics.clone()).await,
+                OtlpProtocol::HttpProtobuf => {
+                    otlp::http_receiver(received.clone(), metrics.clone()).await
+                }
             };
             let suffix = match protocol {
                 OtlpProtocol::Grpc => "grpc",
@@ -160,6 +335,7 @@ async fn every_exporter_carries_the_attributes() {
             let (entry_id, signature) = calls(&kest, suffix).await;
             guard.flush().unwrap();
             drop(guard);
+            check_metrics(&otlp::metric_points(&metrics.lock().unwrap()), suffix);
             let spans = otlp::spans(&received.lock().unwrap());
             let allowed = spans
                 .iter()
@@ -186,6 +362,12 @@ async fn every_exporter_carries_the_attributes() {
 #[cfg(feature = "otlp")]
 mod otlp {
     use super::*;
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
     use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
         TraceService, TraceServiceServer,
     };
@@ -193,9 +375,89 @@ mod otlp {
         ExportTraceServiceRequest, ExportTraceServiceResponse,
     };
     use opentelemetry_proto::tonic::common::v1::any_value;
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
     use prost::Message as _;
 
     type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
+    type Metrics = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
+
+    struct MetricsReceiver(Metrics);
+
+    #[tonic::async_trait]
+    impl MetricsService for MetricsReceiver {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            self.0.lock().unwrap().push(request.into_inner());
+            Ok(tonic::Response::new(ExportMetricsServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+
+    /// The data points received, as JSON objects like the JSON-lines exporter's. The
+    /// exports are cumulative, so the last value of each series is its total.
+    pub(super) fn metric_points(requests: &[ExportMetricsServiceRequest]) -> Vec<Value> {
+        let mut latest: std::collections::BTreeMap<String, Value> = Default::default();
+        for request in requests {
+            for resource in &request.resource_metrics {
+                for scope in &resource.scope_metrics {
+                    for metric in &scope.metrics {
+                        let attributes =
+                            |list: &[opentelemetry_proto::tonic::common::v1::KeyValue]| {
+                                list.iter()
+                                    .map(|kv| (kv.key.clone(), any(kv.value.as_ref())))
+                                    .collect::<serde_json::Map<_, _>>()
+                            };
+                        let mut points = Vec::new();
+                        match &metric.data {
+                            Some(metric::Data::Sum(sum)) => {
+                                for p in &sum.data_points {
+                                    let value = match p.value {
+                                        Some(number_data_point::Value::AsInt(i)) => Value::from(i),
+                                        Some(number_data_point::Value::AsDouble(d)) => {
+                                            Value::from(d)
+                                        }
+                                        None => Value::Null,
+                                    };
+                                    points.push(serde_json::json!({"kind": "sum", "value": value, "attributes": attributes(&p.attributes)}));
+                                }
+                            }
+                            Some(metric::Data::Histogram(histogram)) => {
+                                for p in &histogram.data_points {
+                                    points.push(
+                                        serde_json::json!({"kind": "histogram", "count": p.count,
+                                        "sum": p.sum, "attributes": attributes(&p.attributes)}),
+                                    );
+                                }
+                            }
+                            _ => {}
+                        }
+                        for mut point in points {
+                            point["name"] = Value::from(metric.name.clone());
+                            point["unit"] = Value::from(metric.unit.clone());
+                            let key = format!("{}{}", metric.name, point["attributes"]);
+                            latest.insert(key, point);
+                        }
+                    }
+                }
+            }
+        }
+        // Integer histogram sums arrive as doubles; compare them as integers when whole.
+        latest
+            .into_values()
+            .map(|mut point| {
+                if let Some(sum) = point["sum"].as_f64()
+                    && point["name"] != "kest.call.duration"
+                    && sum.fract() == 0.0
+                {
+                    point["sum"] = Value::from(format!("{sum:.0}").parse::<u64>().unwrap());
+                }
+                point
+            })
+            .collect()
+    }
 
     struct Receiver(Received);
 
@@ -212,39 +474,60 @@ mod otlp {
         }
     }
 
-    pub(super) async fn grpc_receiver(received: Received) -> String {
+    pub(super) async fn grpc_receiver(received: Received, metrics: Metrics) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(Receiver(received)))
+                .add_service(MetricsServiceServer::new(MetricsReceiver(metrics)))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         format!("http://{address}")
     }
 
-    pub(super) async fn http_receiver(received: Received) -> String {
+    pub(super) async fn http_receiver(received: Received, metrics: Metrics) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let app = axum::Router::new().route(
-            "/v1/traces",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let received = received.clone();
-                async move {
-                    received
-                        .lock()
-                        .unwrap()
-                        .push(ExportTraceServiceRequest::decode(body).unwrap());
-                    (
-                        [("content-type", "application/x-protobuf")],
-                        ExportTraceServiceResponse {
-                            partial_success: None,
-                        }
-                        .encode_to_vec(),
-                    )
-                }
-            }),
-        );
+        let app = axum::Router::new()
+            .route(
+                "/v1/metrics",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let metrics = metrics.clone();
+                    async move {
+                        metrics
+                            .lock()
+                            .unwrap()
+                            .push(ExportMetricsServiceRequest::decode(body).unwrap());
+                        (
+                            [("content-type", "application/x-protobuf")],
+                            ExportMetricsServiceResponse {
+                                partial_success: None,
+                            }
+                            .encode_to_vec(),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/v1/traces",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let received = received.clone();
+                    async move {
+                        received
+                            .lock()
+                            .unwrap()
+                            .push(ExportTraceServiceRequest::decode(body).unwrap());
+                        (
+                            [("content-type", "application/x-protobuf")],
+                            ExportTraceServiceResponse {
+                                partial_success: None,
+                            }
+                            .encode_to_vec(),
+                        )
+                    }
+                }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         format!("http://{address}/v1/traces")
     }
