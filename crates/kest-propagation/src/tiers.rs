@@ -279,22 +279,35 @@ impl InboundPassport {
         verifier: &Verifier<'_>,
         limits: &Limits,
     ) -> Result<Option<VerificationReport>, PropagationError> {
+        self.choose(
+            claimed,
+            limits,
+            |text| verifier.verify_json(text),
+            VerificationReport::passport,
+        )
+    }
+
+    /// Reads every member with `read` and picks one by the rules of
+    /// [`InboundPassport::choose_verified`].
+    fn choose<T, C: Chain>(
+        &self,
+        claimed: Option<&str>,
+        limits: &Limits,
+        read: impl Fn(&str) -> Result<T, kest_passport::PassportError>,
+        chain: impl Fn(&T) -> &C,
+    ) -> Result<Option<T>, PropagationError> {
         let tip = self.announced_tip()?;
         let members = self
             .member_texts(claimed, limits)
             .into_iter()
             .map(|(key, text)| {
-                let verified = text.and_then(|text| {
-                    verifier
-                        .verify_json(&text)
-                        .map_err(|source| PropagationError::Passport { key, source })
+                let read = text.and_then(|text| {
+                    read(&text).map_err(|source| PropagationError::Passport { key, source })
                 });
-                (key, verified)
+                (key, read)
             })
             .collect();
-        select(tip, members, |report: &VerificationReport| {
-            report.passport()
-        })
+        select(tip, members, chain)
     }
 
     /// As [`InboundPassport::choose_verified`], decoding each member without checking
@@ -307,19 +320,12 @@ impl InboundPassport {
         claimed: Option<&str>,
         limits: &Limits,
     ) -> Result<Option<UnverifiedPassport>, PropagationError> {
-        let tip = self.announced_tip()?;
-        let members = self
-            .member_texts(claimed, limits)
-            .into_iter()
-            .map(|(key, text)| {
-                let decoded = text.and_then(|text| {
-                    UnverifiedPassport::decode(&text, limits)
-                        .map_err(|source| PropagationError::Passport { key, source })
-                });
-                (key, decoded)
-            })
-            .collect();
-        select(tip, members, |passport: &UnverifiedPassport| passport)
+        self.choose(
+            claimed,
+            limits,
+            |text| UnverifiedPassport::decode(text, limits),
+            |passport: &UnverifiedPassport| passport,
+        )
     }
 
     /// As [`InboundPassport::choose_unverified`], reading each member as a list of opaque
@@ -334,20 +340,12 @@ impl InboundPassport {
         claimed: Option<&str>,
         limits: &Limits,
     ) -> Result<Option<RawPassport>, PropagationError> {
-        let tip = self.announced_tip()?;
-        let members = self
-            .member_texts(claimed, limits)
-            .into_iter()
-            .map(|(key, text)| {
-                let decoded = text.and_then(|text| {
-                    kest_passport::parse_entry_list(&text, limits)
-                        .map(RawPassport)
-                        .map_err(|source| PropagationError::Passport { key, source })
-                });
-                (key, decoded)
-            })
-            .collect();
-        select(tip, members, |passport: &RawPassport| passport)
+        self.choose(
+            claimed,
+            limits,
+            |text| kest_passport::parse_entry_list(text, limits).map(RawPassport),
+            |passport: &RawPassport| passport,
+        )
     }
 }
 

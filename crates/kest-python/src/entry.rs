@@ -277,29 +277,29 @@ impl KestEntry {
 
     /// The payload `sign_entry` signs.
     pub(crate) fn payload(&self, py: Python<'_>) -> PyResult<Payload> {
-        let field = |value: &Py<PyAny>| to_value(value.bind(py));
-        Ok(Payload {
-            added_taints: field(&self.added_taints)?,
-            classification: field(&self.classification)?,
-            content_hash: field(&self.content)?,
-            entry_id: field(&self.entry_id)?,
-            environment: field(&self.env)?,
-            input_hash: field(&self.input)?,
-            labels: field(&self.labels)?,
-            metadata: field(&self.meta)?,
-            operation: field(&self.operation)?,
-            otel_context: field(&self.otel)?,
-            parent_ids: field(&self.parent_ids)?,
-            policy_context: field(&self.policy_context)?,
-            removed_taints: field(&self.removed_taints)?,
-            runtime: Runtime {
-                name: field(&self.runtime_name)?,
-                version: field(&self.runtime_version)?,
-            },
-            schema_version: field(&self.schema_version)?,
-            taints: field(&self.taints)?,
-            timestamp_ms: field(&self.timestamp)?,
-            trust_score: field(&self.trust_score)?,
+        Payload::read(|name| {
+            let field = match name {
+                "added_taints" => &self.added_taints,
+                "classification" => &self.classification,
+                "content_hash" => &self.content,
+                "entry_id" => &self.entry_id,
+                "environment" => &self.env,
+                "input_hash" => &self.input,
+                "labels" => &self.labels,
+                "metadata" => &self.meta,
+                "operation" => &self.operation,
+                "otel_context" => &self.otel,
+                "parent_ids" => &self.parent_ids,
+                "policy_context" => &self.policy_context,
+                "removed_taints" => &self.removed_taints,
+                "runtime_name" => &self.runtime_name,
+                "runtime_version" => &self.runtime_version,
+                "schema_version" => &self.schema_version,
+                "taints" => &self.taints,
+                "timestamp_ms" => &self.timestamp,
+                _ => &self.trust_score,
+            };
+            to_value(field.bind(py))
         })
     }
 }
@@ -310,30 +310,7 @@ pub(crate) fn payload_of(entry: &Bound<'_, PyAny>) -> PyResult<Payload> {
     if let Ok(native) = entry.cast::<KestEntry>() {
         return native.borrow().payload(entry.py());
     }
-    let field = |name: &str| to_value(&entry.getattr(name)?);
-    Ok(Payload {
-        added_taints: field("added_taints")?,
-        classification: field("classification")?,
-        content_hash: field("content_hash")?,
-        entry_id: field("entry_id")?,
-        environment: field("environment")?,
-        input_hash: field("input_hash")?,
-        labels: field("labels")?,
-        metadata: field("metadata")?,
-        operation: field("operation")?,
-        otel_context: field("otel_context")?,
-        parent_ids: field("parent_ids")?,
-        policy_context: field("policy_context")?,
-        removed_taints: field("removed_taints")?,
-        runtime: Runtime {
-            name: field("runtime_name")?,
-            version: field("runtime_version")?,
-        },
-        schema_version: field("schema_version")?,
-        taints: field("taints")?,
-        timestamp_ms: field("timestamp_ms")?,
-        trust_score: field("trust_score")?,
-    })
+    Payload::read(|name| to_value(&entry.getattr(name)?))
 }
 
 /// The payload the Python package's `sign_entry` builds, member for member. Members are
@@ -368,6 +345,34 @@ struct Runtime {
 }
 
 impl Payload {
+    /// The payload with each member read by `field`, given the attribute name
+    /// (`runtime_name` and `runtime_version` for the two members of `runtime`).
+    fn read(mut field: impl FnMut(&str) -> PyResult<Value>) -> PyResult<Self> {
+        Ok(Self {
+            added_taints: field("added_taints")?,
+            classification: field("classification")?,
+            content_hash: field("content_hash")?,
+            entry_id: field("entry_id")?,
+            environment: field("environment")?,
+            input_hash: field("input_hash")?,
+            labels: field("labels")?,
+            metadata: field("metadata")?,
+            operation: field("operation")?,
+            otel_context: field("otel_context")?,
+            parent_ids: field("parent_ids")?,
+            policy_context: field("policy_context")?,
+            removed_taints: field("removed_taints")?,
+            runtime: Runtime {
+                name: field("runtime_name")?,
+                version: field("runtime_version")?,
+            },
+            schema_version: field("schema_version")?,
+            taints: field("taints")?,
+            timestamp_ms: field("timestamp_ms")?,
+            trust_score: field("trust_score")?,
+        })
+    }
+
     fn values(&self) -> [&Value; 19] {
         [
             &self.added_taints,

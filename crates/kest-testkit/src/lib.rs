@@ -82,3 +82,6 @@ pub mod oidc_provider;
 
 #[cfg(feature = "logs")]
 pub mod logs;
+
+#[cfg(feature = "otlp")]
+pub mod otlp;

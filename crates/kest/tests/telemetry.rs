@@ -11,7 +11,7 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kest::telemetry::{Exporter, OtlpProtocol};
 use kest::{Call, Flow, Kest, Values};
@@ -63,6 +63,23 @@ fn check_attributes(
             .starts_with("[\"ey")
     );
     assert_eq!(attributes["service.name"], "telemetry-test");
+}
+
+/// OTLP carries histogram sums as doubles; the integer histograms' sums compare as
+/// integers.
+fn integer_sums(points: Vec<Value>) -> Vec<Value> {
+    points
+        .into_iter()
+        .map(|mut point| {
+            if let Some(sum) = point["sum"].as_f64()
+                && point["name"] != "kest.call.duration"
+                && sum.fract() == 0.0
+            {
+                point["sum"] = Value::from(format!("{sum:.0}").parse::<u64>().unwrap());
+            }
+            point
+        })
+        .collect()
 }
 
 /// A passport sent by claim check and read back twice: once as sent, once with its last
@@ -317,13 +334,10 @@ async fn every_exporter_carries_the_attributes() {
     {
         // OTLP over gRPC and over HTTP, each to a receiver in this test.
         for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
-            let received = Arc::new(Mutex::new(Vec::new()));
-            let metrics = Arc::new(Mutex::new(Vec::new()));
+            let received = kest_testkit::otlp::Received::default();
             let endpoint = match protocol {
-                OtlpProtocol::Grpc => otlp::grpc_receiver(received.clone(), metrics.clone()).await,
-                OtlpProtocol::HttpProtobuf => {
-                    otlp::http_receiver(received.clone(), metrics.clone()).await
-                }
+                OtlpProtocol::Grpc => kest_testkit::otlp::grpc_receiver(&received).await,
+                OtlpProtocol::HttpProtobuf => kest_testkit::otlp::http_receiver(&received).await,
             };
             let suffix = match protocol {
                 OtlpProtocol::Grpc => "grpc",
@@ -335,8 +349,8 @@ async fn every_exporter_carries_the_attributes() {
             let (entry_id, signature) = calls(&kest, suffix).await;
             guard.flush().unwrap();
             drop(guard);
-            check_metrics(&otlp::metric_points(&metrics.lock().unwrap()), suffix);
-            let spans = otlp::spans(&received.lock().unwrap());
+            check_metrics(&integer_sums(received.metric_points()), suffix);
+            let spans = received.spans();
             let allowed = spans
                 .iter()
                 .find(|s| s["name"] == format!("kest.verified.allowed_{suffix}"))
@@ -357,221 +371,4 @@ async fn every_exporter_carries_the_attributes() {
         }
     }
     let _ = OtlpProtocol::Grpc;
-}
-
-#[cfg(feature = "otlp")]
-mod otlp {
-    use super::*;
-    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-        MetricsService, MetricsServiceServer,
-    };
-    use opentelemetry_proto::tonic::collector::metrics::v1::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    };
-    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-        TraceService, TraceServiceServer,
-    };
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-    };
-    use opentelemetry_proto::tonic::common::v1::any_value;
-    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
-    use prost::Message as _;
-
-    type Received = Arc<Mutex<Vec<ExportTraceServiceRequest>>>;
-    type Metrics = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
-
-    struct MetricsReceiver(Metrics);
-
-    #[tonic::async_trait]
-    impl MetricsService for MetricsReceiver {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportMetricsServiceRequest>,
-        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-            self.0.lock().unwrap().push(request.into_inner());
-            Ok(tonic::Response::new(ExportMetricsServiceResponse {
-                partial_success: None,
-            }))
-        }
-    }
-
-    /// The data points received, as JSON objects like the JSON-lines exporter's. The
-    /// exports are cumulative, so the last value of each series is its total.
-    pub(super) fn metric_points(requests: &[ExportMetricsServiceRequest]) -> Vec<Value> {
-        let mut latest: std::collections::BTreeMap<String, Value> = Default::default();
-        for request in requests {
-            for resource in &request.resource_metrics {
-                for scope in &resource.scope_metrics {
-                    for metric in &scope.metrics {
-                        let attributes =
-                            |list: &[opentelemetry_proto::tonic::common::v1::KeyValue]| {
-                                list.iter()
-                                    .map(|kv| (kv.key.clone(), any(kv.value.as_ref())))
-                                    .collect::<serde_json::Map<_, _>>()
-                            };
-                        let mut points = Vec::new();
-                        match &metric.data {
-                            Some(metric::Data::Sum(sum)) => {
-                                for p in &sum.data_points {
-                                    let value = match p.value {
-                                        Some(number_data_point::Value::AsInt(i)) => Value::from(i),
-                                        Some(number_data_point::Value::AsDouble(d)) => {
-                                            Value::from(d)
-                                        }
-                                        None => Value::Null,
-                                    };
-                                    points.push(serde_json::json!({"kind": "sum", "value": value, "attributes": attributes(&p.attributes)}));
-                                }
-                            }
-                            Some(metric::Data::Histogram(histogram)) => {
-                                for p in &histogram.data_points {
-                                    points.push(
-                                        serde_json::json!({"kind": "histogram", "count": p.count,
-                                        "sum": p.sum, "attributes": attributes(&p.attributes)}),
-                                    );
-                                }
-                            }
-                            _ => {}
-                        }
-                        for mut point in points {
-                            point["name"] = Value::from(metric.name.clone());
-                            point["unit"] = Value::from(metric.unit.clone());
-                            let key = format!("{}{}", metric.name, point["attributes"]);
-                            latest.insert(key, point);
-                        }
-                    }
-                }
-            }
-        }
-        // Integer histogram sums arrive as doubles; compare them as integers when whole.
-        latest
-            .into_values()
-            .map(|mut point| {
-                if let Some(sum) = point["sum"].as_f64()
-                    && point["name"] != "kest.call.duration"
-                    && sum.fract() == 0.0
-                {
-                    point["sum"] = Value::from(format!("{sum:.0}").parse::<u64>().unwrap());
-                }
-                point
-            })
-            .collect()
-    }
-
-    struct Receiver(Received);
-
-    #[tonic::async_trait]
-    impl TraceService for Receiver {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            self.0.lock().unwrap().push(request.into_inner());
-            Ok(tonic::Response::new(ExportTraceServiceResponse {
-                partial_success: None,
-            }))
-        }
-    }
-
-    pub(super) async fn grpc_receiver(received: Received, metrics: Metrics) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(Receiver(received)))
-                .add_service(MetricsServiceServer::new(MetricsReceiver(metrics)))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        format!("http://{address}")
-    }
-
-    pub(super) async fn http_receiver(received: Received, metrics: Metrics) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let app = axum::Router::new()
-            .route(
-                "/v1/metrics",
-                axum::routing::post(move |body: axum::body::Bytes| {
-                    let metrics = metrics.clone();
-                    async move {
-                        metrics
-                            .lock()
-                            .unwrap()
-                            .push(ExportMetricsServiceRequest::decode(body).unwrap());
-                        (
-                            [("content-type", "application/x-protobuf")],
-                            ExportMetricsServiceResponse {
-                                partial_success: None,
-                            }
-                            .encode_to_vec(),
-                        )
-                    }
-                }),
-            )
-            .route(
-                "/v1/traces",
-                axum::routing::post(move |body: axum::body::Bytes| {
-                    let received = received.clone();
-                    async move {
-                        received
-                            .lock()
-                            .unwrap()
-                            .push(ExportTraceServiceRequest::decode(body).unwrap());
-                        (
-                            [("content-type", "application/x-protobuf")],
-                            ExportTraceServiceResponse {
-                                partial_success: None,
-                            }
-                            .encode_to_vec(),
-                        )
-                    }
-                }),
-            );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        format!("http://{address}/v1/traces")
-    }
-
-    /// The spans received, flattened to JSON like the JSON-lines exporter's.
-    pub(super) fn spans(requests: &[ExportTraceServiceRequest]) -> Vec<Value> {
-        let mut spans = Vec::new();
-        for request in requests {
-            for resource_spans in &request.resource_spans {
-                let resource: serde_json::Map<String, Value> = resource_spans
-                    .resource
-                    .iter()
-                    .flat_map(|r| r.attributes.iter())
-                    .map(|kv| (kv.key.clone(), any(kv.value.as_ref())))
-                    .collect();
-                for scope_spans in &resource_spans.scope_spans {
-                    let scope = scope_spans
-                        .scope
-                        .as_ref()
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default();
-                    for span in &scope_spans.spans {
-                        let attributes: serde_json::Map<String, Value> = span
-                            .attributes
-                            .iter()
-                            .map(|kv| (kv.key.clone(), any(kv.value.as_ref())))
-                            .collect();
-                        spans.push(serde_json::json!({
-                            "name": span.name, "scope": scope, "resource": resource, "attributes": attributes,
-                        }));
-                    }
-                }
-            }
-        }
-        spans
-    }
-
-    fn any(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> Value {
-        match value.and_then(|v| v.value.as_ref()) {
-            Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
-            Some(any_value::Value::IntValue(i)) => Value::from(*i),
-            Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
-            Some(any_value::Value::DoubleValue(d)) => Value::from(*d),
-            _ => Value::Null,
-        }
-    }
 }
