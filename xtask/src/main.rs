@@ -19,7 +19,7 @@ mod services;
 mod tidy;
 mod util;
 
-use util::{Result, cargo_tool, step, workspace_root};
+use util::{Result, cargo_tool, step, target_dir, workspace_root};
 
 /// cargo-hack, which checks each feature on its own.
 const CARGO_HACK: (&str, &str) = ("cargo-hack", "0.6.46");
@@ -27,6 +27,8 @@ const CARGO_HACK: (&str, &str) = ("cargo-hack", "0.6.46");
 const CARGO_FUZZ: (&str, &str) = ("cargo-fuzz", "0.13.2");
 /// mdBook, which builds the book.
 const MDBOOK: (&str, &str) = ("mdbook", "0.5.4");
+/// cargo-deny, for `deny`.
+const CARGO_DENY: (&str, &str) = ("cargo-deny", "0.20.2");
 
 /// Project automation for Kest for Rust.
 #[derive(Debug, Parser)]
@@ -49,6 +51,8 @@ enum Task {
     Tidy,
     /// `cargo check` of every crate under each of its features on its own (cargo-hack), warnings denied
     Features,
+    /// `cargo deny check bans licenses sources` against `deny.toml`, offline (advisories need the network: see the docs)
+    Deny,
     /// Installs and starts the live components on 127.0.0.1; `services stop` stops them
     Services {
         /// `start` (the default) or `stop`.
@@ -57,7 +61,7 @@ enum Task {
     },
     /// Installs the live components, then runs the suite with `KEST_LIVE=1`
     Live,
-    /// A short run of each fuzz target (cargo-fuzz, installed when missing)
+    /// A run of each fuzz target (cargo-fuzz, installed when missing) on the committed corpora in `fuzz/corpus`, minimized after runs of a minute or more
     Fuzz {
         /// Seconds per target.
         #[arg(long, default_value_t = 20)]
@@ -89,7 +93,7 @@ enum Task {
         #[arg(long)]
         serve: bool,
     },
-    /// Tidy, lint, features, doc, the suite with the live tier, the default-feature run, the Python binding, fuzz smoke: what `.ci/run` runs
+    /// Tidy, lint, deny, features, doc, the suite with the live tier, the default-feature run, the Python binding, fuzz smoke: what `.ci/run` runs
     Ci,
 }
 
@@ -115,6 +119,7 @@ fn run(sh: &Shell, task: Task) -> Result {
         Task::Doc => doc(sh),
         Task::Tidy => tidy::run(sh, &workspace_root()),
         Task::Features => features(sh),
+        Task::Deny => deny(sh),
         Task::Services { action } => services::run(sh, action),
         Task::Live => live::run(sh),
         Task::Fuzz { seconds } => fuzz(sh, seconds),
@@ -172,6 +177,39 @@ fn features(sh: &Shell) -> Result {
     Ok(())
 }
 
+/// The supply-chain policy of `deny.toml`: banned crates, licenses and sources. The crate
+/// graph comes from `cargo metadata` for this machine's target with every feature, which
+/// needs nothing beyond what a build downloads; no advisory database is fetched.
+fn deny(sh: &Shell) -> Result {
+    let deny = cargo_tool(
+        sh,
+        CARGO_DENY.0,
+        CARGO_DENY.1,
+        "cargo-deny",
+        &["deny", "--version"],
+    )?;
+    step("cargo deny: bans, licenses, sources");
+    let host = cmd!(sh, "rustc -vV")
+        .read()?
+        .lines()
+        .find_map(|line| line.strip_prefix("host: ").map(str::to_owned))
+        .ok_or("rustc -vV names no host")?;
+    let metadata = cmd!(
+        sh,
+        "cargo metadata --locked --all-features --filter-platform {host} --format-version 1"
+    )
+    .quiet()
+    .read()?;
+    let path = target_dir(sh)?.join("kest-deny-metadata.json");
+    std::fs::write(&path, metadata)?;
+    cmd!(
+        sh,
+        "{deny} deny --metadata-path {path} check bans licenses sources"
+    )
+    .run()?;
+    Ok(())
+}
+
 /// The crates tested again with default features: the wire crates (sorted maps instead of
 /// `preserve_order`, which Cedar turns on: canonical bytes must not depend on it), and
 /// those whose behaviour changes with features (the mock identity exists only with
@@ -204,6 +242,9 @@ fn test(sh: &Shell) -> Result {
 }
 
 /// A short run of every fuzz target, installing cargo-fuzz when it is missing.
+/// Runs at least this long minimize the corpus afterwards; CI's short smoke run does not.
+const MINIMIZE_AFTER_SECONDS: u32 = 60;
+
 fn fuzz(sh: &Shell, seconds: u32) -> Result {
     let fuzz = cargo_tool(
         sh,
@@ -221,6 +262,14 @@ fn fuzz(sh: &Shell, seconds: u32) -> Result {
         cmd!(sh, "{fuzz} fuzz run {target} -- {time} -rss_limit_mb=2048")
             .env("RUSTC_BOOTSTRAP", "1")
             .run()?;
+        // After a long run, keep the corpus (`fuzz/corpus/<target>`, committed) minimal: the
+        // fewest inputs that reach the same coverage.
+        if seconds >= MINIMIZE_AFTER_SECONDS {
+            step(&format!("fuzz {target}: minimize the corpus"));
+            cmd!(sh, "{fuzz} fuzz cmin {target}")
+                .env("RUSTC_BOOTSTRAP", "1")
+                .run()?;
+        }
     }
     Ok(())
 }
@@ -261,6 +310,7 @@ fn book(sh: &Shell, serve: bool) -> Result {
 fn ci(sh: &Shell) -> Result {
     tidy::run(sh, &workspace_root())?;
     lint(sh)?;
+    deny(sh)?;
     features(sh)?;
     doc(sh)?;
     let env = live::environment(sh)?;

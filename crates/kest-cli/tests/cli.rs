@@ -596,3 +596,35 @@ fn inspect_and_tree() {
         2
     );
 }
+
+/// `kest verify` reads every header the Python package's interceptor writes: raw inline
+/// JSON with unencoded commas (2 entries and more), and the compressed tier.
+#[test]
+fn verify_reads_python_interceptor_headers_of_any_length() {
+    let dir = workspace();
+    let vectors: Value = kest_testkit::load_json("python/baggage.json");
+    let mut raw_inline = 0;
+    for case in vectors["cases"].as_array().unwrap() {
+        if case["with_cache"]["key"] == "kest.claim_check" {
+            continue;
+        }
+        let n = case["n_entries"].as_u64().unwrap();
+        let header = case["kest_httpx_interceptor_header"].as_str().unwrap();
+        raw_inline += usize::from(header.starts_with("kest.passport=[\"") && n > 1);
+        std::fs::write(dir.path().join("header.txt"), header).unwrap();
+        let key = format!("{W}=pub.jwk");
+        let out = kest(
+            dir.path(),
+            &["verify", "--key", &key, "--json", "header.txt"],
+            None,
+        );
+        assert_eq!(code(&out), 0, "n={n}: {}{}", stdout(&out), stderr(&out));
+        let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(report["entries"], n, "n={n}");
+        assert_eq!(report["tip"], case["with_cache"]["chain_tip"], "n={n}");
+    }
+    assert!(
+        raw_inline >= 2,
+        "raw inline headers of several entries were read"
+    );
+}

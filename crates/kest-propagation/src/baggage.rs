@@ -49,6 +49,69 @@ pub struct Member {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Baggage {
     members: Vec<Member>,
+    /// Whether a `kest.passport` member was raw JSON, as the Python package writes it.
+    raw_json_passport: bool,
+}
+
+/// The key whose raw-JSON form is read across commas.
+const PASSPORT_KEY: &str = "kest.passport";
+
+/// Where a member that starts at the beginning of `rest` ends, when it is a
+/// `kest.passport` member whose value is raw JSON (`["` …): the Python package's
+/// `KestHttpxInterceptor` writes its inline passport that way, commas unencoded. The value
+/// runs to the `]` that closes its `[` (strings and escapes respected), and the member on
+/// to the next comma. `Ok(None)` for any other member.
+fn raw_json_member_end(rest: &str, index: usize) -> Result<Option<usize>, PropagationError> {
+    let trimmed = rest.trim_start();
+    let Some(after_key) = trimmed.strip_prefix(PASSPORT_KEY) else {
+        return Ok(None);
+    };
+    let after_key_trimmed = after_key.trim_start();
+    let Some(value) = after_key_trimmed.strip_prefix('=') else {
+        return Ok(None);
+    };
+    let value_trimmed = value.trim_start();
+    // Raw JSON opens with `["`; a W3C value (what Kest writes) has its quotes encoded,
+    // `[%22`, and is read as any other member.
+    let raw = value_trimmed
+        .strip_prefix('[')
+        .is_some_and(|inside| inside.trim_start().starts_with('"'));
+    if !raw {
+        return Ok(None);
+    }
+    let value_start = rest.len() - value_trimmed.len();
+    let (mut depth, mut in_string, mut escaped) = (0_usize, false, false);
+    for (position, byte) in value_trimmed.bytes().enumerate() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'[') => depth += 1,
+            (false, _, b']') => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    let closed = value_start + position + 1;
+                    let tail = rest.get(closed..).unwrap_or_default();
+                    let to_comma = tail.find(',').unwrap_or(tail.len());
+                    let between = tail.get(..to_comma).unwrap_or_default().trim();
+                    if !(between.is_empty() || between.starts_with(';')) {
+                        return Err(PropagationError::MalformedMember {
+                            index,
+                            reason: "text after the raw JSON `kest.passport` value".into(),
+                        });
+                    }
+                    return Ok(Some(closed + to_comma));
+                }
+            }
+            (false, _, _) => {}
+        }
+    }
+    Err(PropagationError::MalformedMember {
+        index,
+        reason: "a raw JSON `kest.passport` value that is never closed".into(),
+    })
 }
 
 fn is_token(text: &str) -> bool {
@@ -78,9 +141,11 @@ impl Baggage {
     /// Parses a `baggage` header value within `limits`.
     ///
     /// Whitespace around keys, values and separators is ignored and empty list members are
-    /// skipped. Values may hold any character but `,` and `;`; this reads what the Python
-    /// package writes without percent-encoding, as long as it has no comma. When a key
-    /// repeats, the last member wins.
+    /// skipped. Values may hold any character but `,` and `;`. One exception reads what the
+    /// Python package sends: a `kest.passport` value that starts with `["` is raw JSON and
+    /// runs to its matching `]`, commas and all (see [`Baggage::has_raw_json_passport`]);
+    /// it is taken only if it closes, and the passport readers then parse it completely
+    /// or refuse it. When a key repeats, the last member wins.
     ///
     /// ```
     /// use kest_propagation::Baggage;
@@ -102,19 +167,66 @@ impl Baggage {
         }
         let mut baggage = Self::new();
         let mut count = 0;
-        for (index, raw) in header.split(',').enumerate() {
-            if raw.trim().is_empty() {
-                continue;
+        let mut rest = header;
+        let mut index = 0;
+        loop {
+            let (raw, raw_json, next) = match raw_json_member_end(rest, index)? {
+                Some(end) => (rest.get(..end).unwrap_or_default(), true, rest.get(end..)),
+                None => match rest.find(',') {
+                    Some(comma) => (
+                        rest.get(..comma).unwrap_or_default(),
+                        false,
+                        rest.get(comma..),
+                    ),
+                    None => (rest, false, None),
+                },
+            };
+            if !raw.trim().is_empty() {
+                count += 1;
+                if count > limits.max_members {
+                    return Err(PropagationError::TooManyMembers {
+                        limit: limits.max_members,
+                    });
+                }
+                let member = if raw_json {
+                    baggage.raw_json_passport = true;
+                    Self::parse_raw_json_member(raw, index)?
+                } else {
+                    Self::parse_member(raw, index)?
+                };
+                baggage.insert(member)?;
             }
-            count += 1;
-            if count > limits.max_members {
-                return Err(PropagationError::TooManyMembers {
-                    limit: limits.max_members,
-                });
+            match next.and_then(|next| next.strip_prefix(',')) {
+                Some(after) => rest = after,
+                None => break,
             }
-            baggage.insert(Self::parse_member(raw, index)?)?;
+            index += 1;
         }
         Ok(baggage)
+    }
+
+    /// A `kest.passport` member whose value is raw JSON: the value is taken as it is (no
+    /// percent-decoding: JSON text is not percent-encoded), properties after it as usual.
+    fn parse_raw_json_member(raw: &str, index: usize) -> Result<Member, PropagationError> {
+        let (_, value) = raw.split_once('=').unwrap_or_default();
+        let value = value.trim_start();
+        let close = value.rfind(']').unwrap_or(value.len().saturating_sub(1));
+        let json = value.get(..=close).unwrap_or(value);
+        let tail = value.get(close + 1..).unwrap_or_default();
+        let properties = Self::parse_member(&format!("k=v{tail}"), index)?.properties;
+        Ok(Member {
+            key: PASSPORT_KEY.to_owned(),
+            value: json.to_owned(),
+            properties,
+        })
+    }
+
+    /// Whether the `kest.passport` member was raw JSON, commas unencoded, as the Python
+    /// package's interceptor writes it: not W3C baggage, but read so that its lineage is
+    /// not lost. Kest never writes it that way.
+    #[must_use]
+    pub const fn has_raw_json_passport(&self) -> bool {
+        self.raw_json_passport
     }
 
     fn parse_member(raw: &str, index: usize) -> Result<Member, PropagationError> {

@@ -91,9 +91,13 @@ fn every_python_baggage_value_decodes() {
 /// Python's interceptor writes values without percent-encoding. Its compressed passports
 /// survive that (base64url has no comma); its inline passports of two or more entries do
 /// not, because the JSON's commas split the header, which is why we always encode.
+/// Every header the Python package's `KestHttpxInterceptor` writes, 1 to 60 entries: the
+/// inline tier is raw JSON with unencoded commas, read to its closing bracket; every
+/// passport verifies with all its entries.
 #[test]
 fn python_interceptor_headers() {
     let vectors: Value = kest_testkit::load_json("python/baggage.json");
+    let mut raw = 0;
     for case in vectors["cases"].as_array().unwrap() {
         let n = case["n_entries"].as_u64().unwrap() as usize;
         let header = case["kest_httpx_interceptor_header"].as_str().unwrap();
@@ -101,22 +105,111 @@ fn python_interceptor_headers() {
             max_bytes: 64 * 1024,
             ..Default::default()
         };
-        let key = case["with_cache"]["key"].as_str().unwrap();
-        match (key, Baggage::parse(header, &limits)) {
-            (keys::PASSPORT_Z, Ok(baggage)) => {
-                let passport = verified(&InboundPassport::from_baggage(&baggage)).unwrap();
-                assert_eq!(passport.unwrap().len(), n);
+        let baggage = Baggage::parse(header, &limits).unwrap_or_else(|e| panic!("n={n}: {e}"));
+        match case["with_cache"]["key"].as_str().unwrap() {
+            keys::PASSPORT_Z | keys::PASSPORT => {
+                assert_eq!(
+                    baggage.has_raw_json_passport(),
+                    case["with_cache"]["key"] == keys::PASSPORT && n > 0,
+                    "n={n}"
+                );
+                raw += usize::from(baggage.has_raw_json_passport());
+                let passport = verified(&InboundPassport::from_baggage(&baggage))
+                    .unwrap_or_else(|e| panic!("n={n}: {e}"));
+                assert_eq!(passport.unwrap().len(), n, "n={n}");
             }
-            (keys::PASSPORT, Ok(baggage)) => {
-                // One entry has no comma and reads fine; more do not.
-                let chosen = verified(&InboundPassport::from_baggage(&baggage));
-                assert_eq!(chosen.is_ok(), n == 1, "n={n}: {chosen:?}");
-            }
-            (keys::PASSPORT, Err(_)) => assert!(n > 1),
-            (keys::CLAIM_CHECK, Ok(baggage)) => assert!(baggage.get(keys::CLAIM_CHECK).is_some()),
-            (key, result) => panic!("n={n} {key}: {result:?}"),
+            keys::CLAIM_CHECK => assert!(baggage.get(keys::CLAIM_CHECK).is_some()),
+            key => panic!("n={n} {key}"),
         }
     }
+    assert!(
+        raw >= 2,
+        "the vectors hold raw inline headers of several entries"
+    );
+}
+
+/// What the Python decorator leaves once its chain outgrows the inline tier: the stale
+/// raw `kest.passport` of an earlier hop beside the compressed passport and its tip. The
+/// member that ends at the tip is chosen; with no tip the one that extends the other.
+#[test]
+fn a_stale_raw_member_beside_the_compressed_one_is_not_chosen() {
+    let vectors: Value = kest_testkit::load_json("python/baggage.json");
+    let cases = vectors["cases"].as_array().unwrap();
+    let inline = cases
+        .iter()
+        .filter(|c| c["with_cache"]["key"] == keys::PASSPORT)
+        .max_by_key(|c| c["n_entries"].as_u64())
+        .unwrap();
+    let compressed = cases
+        .iter()
+        .find(|c| c["with_cache"]["key"] == keys::PASSPORT_Z)
+        .unwrap();
+    let full = compressed["n_entries"].as_u64().unwrap() as usize;
+    let stale = inline["with_cache"]["value"].as_str().unwrap();
+    let z = compressed["with_cache"]["value"].as_str().unwrap();
+    let tip = compressed["with_cache"]["chain_tip"].as_str().unwrap();
+    let limits = BaggageLimits {
+        max_bytes: 64 * 1024,
+        ..Default::default()
+    };
+    for header in [
+        format!("kest.passport={stale},kest.chain_tip={tip},kest.passport_z={z}"),
+        format!("kest.passport_z={z},kest.passport={stale}"),
+    ] {
+        let baggage = Baggage::parse(&header, &limits).unwrap();
+        assert!(baggage.has_raw_json_passport());
+        let passport = verified(&InboundPassport::from_baggage(&baggage))
+            .unwrap()
+            .unwrap();
+        assert_eq!(passport.len(), full);
+        assert_eq!(passport.tip_hash().unwrap().to_hex(), tip);
+    }
+}
+
+/// Raw JSON is read only when it closes and holds nothing but the passport, within the
+/// header's limits; anything else is refused with the member named.
+#[test]
+fn hostile_raw_json_members_are_refused() {
+    let limits = BaggageLimits::default();
+    for (header, why) in [
+        ("kest.passport=[\"a\",\"b\"", "never closed"),
+        ("kest.passport=[\"a]\",\"b\"", "never closed"),
+        ("kest.passport=[\"a\"] trailing,kest.user=u", "text after"),
+        ("kest.user=u,kest.passport=[\"[[[", "never closed"),
+    ] {
+        match Baggage::parse(header, &limits) {
+            Err(PropagationError::MalformedMember { reason, .. }) => {
+                assert!(reason.contains(why), "{header}: {reason}");
+            }
+            other => panic!("{header}: {other:?}"),
+        }
+    }
+    // A bracket inside a string does not close it; an escaped quote does not end the string.
+    let baggage = Baggage::parse(r#"kest.passport=["a]\"b,c"],kest.user=u"#, &limits).unwrap();
+    assert_eq!(baggage.get(keys::PASSPORT), Some(r#"["a]\"b,c"]"#));
+    assert_eq!(baggage.get(keys::USER), Some("u"));
+    // Huge raw JSON is bounded by the header limit before it is scanned.
+    let huge = format!("kest.passport=[{}]", "\"x\",".repeat(10_000));
+    assert!(matches!(
+        Baggage::parse(&huge, &limits),
+        Err(PropagationError::BaggageTooLarge { .. })
+    ));
+    // Only `["` opens raw JSON: other brackets are W3C values, commas split them.
+    assert!(Baggage::parse("kest.passport=[1,2]", &limits).is_err());
+    // Read, it must still be a passport: a list of JWS that verifies.
+    let baggage = Baggage::parse(r#"kest.passport=["x", "y"]"#, &limits).unwrap();
+    assert!(baggage.has_raw_json_passport());
+    assert!(verified(&InboundPassport::from_baggage(&baggage)).is_err());
+    // What Kest writes stays W3C baggage: percent-encoded, no raw JSON.
+    let mut ours = Baggage::new();
+    ours.set(keys::PASSPORT, r#"["a.b.c","d.e.f"]"#).unwrap();
+    let header = ours.to_header();
+    assert!(!header.contains('"') && !header.contains("[\""), "{header}");
+    assert!(
+        !Baggage::parse(&header, &limits)
+            .unwrap()
+            .has_raw_json_passport()
+    );
 }
 
 #[test]

@@ -104,10 +104,17 @@ impl Received {
                             _ => {}
                         }
                         for mut point in points {
-                            point["name"] = Value::from(metric.name.clone());
-                            point["unit"] = Value::from(metric.unit.clone());
-                            point["service.name"] = service.clone();
-                            latest.insert(format!("{}{}", metric.name, point["attributes"]), point);
+                            let key = format!(
+                                "{}{}",
+                                metric.name,
+                                point.get("attributes").unwrap_or(&Value::Null)
+                            );
+                            if let Some(object) = point.as_object_mut() {
+                                object.insert("name".into(), Value::from(metric.name.clone()));
+                                object.insert("unit".into(), Value::from(metric.unit.clone()));
+                                object.insert("service.name".into(), service.clone());
+                            }
+                            latest.insert(key, point);
                         }
                     }
                 }

@@ -100,19 +100,49 @@ where
                 .filter_map(|value| value.to_str().ok())
                 .collect::<Vec<_>>()
                 .join(",");
-            let restored = match Baggage::parse(&header, &limits) {
-                Ok(baggage) => codec.read(&baggage).await,
-                Err(error) => Err(error),
+            let (restored, raw_json) = match Baggage::parse(&header, &limits) {
+                Ok(baggage) => (codec.read(&baggage).await, baggage.has_raw_json_passport()),
+                Err(error) => (Err(error), false),
             };
             let (passport, caller) = match restored {
                 Ok(restored) => restored,
                 Err(error) => return Ok(refusal(&error)),
             };
+            if raw_json {
+                note_raw_json_peer(passport.as_ref());
+            }
             let flow = Flow::with_passport(passport.unwrap_or_default(), caller);
             request.extensions_mut().insert(flow.clone());
             flow.scope(async move { inner.call(request).await }).await
         })
     }
+}
+
+/// Peers already told about, so that each is logged once.
+static RAW_JSON_PEERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// Peers remembered at most; beyond, the rest are not logged (never unbounded memory).
+const RAW_JSON_PEERS_MAX: usize = 1024;
+
+/// Logs, once per peer (the workload that signed the passport's last entry), that its
+/// `baggage` header carried the passport as raw JSON, which is not W3C baggage.
+fn note_raw_json_peer(passport: Option<&kest_passport::Passport>) {
+    let peer = passport
+        .and_then(kest_passport::Passport::tip)
+        .and_then(|tip| tip.entry().principal().map(str::to_owned))
+        .unwrap_or_default();
+    let mut seen = RAW_JSON_PEERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if seen.len() >= RAW_JSON_PEERS_MAX || seen.contains(&peer) {
+        return;
+    }
+    tracing::warn!(
+        peer = %kest_canon::Untrusted::new(&peer),
+        "kest: read a `kest.passport` baggage member written as raw JSON with unencoded commas \
+         (the Python package's interceptor does this); it is not valid W3C baggage, but its \
+         passport verified"
+    );
+    seen.push(peer);
 }
 
 /// The answer to a request whose lineage was refused, logged with what failed where.
