@@ -63,6 +63,7 @@ mod entry;
 mod error;
 mod head;
 mod limits;
+pub mod metrics;
 mod passport;
 mod read;
 pub mod render;

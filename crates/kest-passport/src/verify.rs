@@ -267,6 +267,11 @@ impl VerificationReport {
     }
 }
 
+/// Counts a failure in `kest.verification.failures` ([`crate::metrics`]).
+fn counted<T>(result: Result<T, PassportError>) -> Result<T, PassportError> {
+    result.inspect_err(|error| crate::metrics::verification_failed(error.kind()))
+}
+
 /// One item to check: a JWS still to parse, or an entry parsed already.
 #[derive(Clone, Copy)]
 enum Item<'a> {
@@ -331,9 +336,10 @@ impl<'r> Verifier<'r> {
     /// # Errors
     /// The first failure, as a [`PassportError`] naming the entry and cause.
     pub fn verify_json(&self, text: &str) -> Result<VerificationReport, PassportError> {
-        let list = wire::parse_entry_list(text, &self.limits)?;
-        let items: Vec<Item<'_>> = list.iter().map(|jws| Item::Text(jws)).collect();
-        self.verify_items(&items)
+        counted(wire::parse_entry_list(text, &self.limits).and_then(|list| {
+            let items: Vec<Item<'_>> = list.iter().map(|jws| Item::Text(jws)).collect();
+            self.verify_items(&items)
+        }))
     }
 
     /// Verifies a decoded passport, turning it into one new entries may be appended to.
@@ -345,7 +351,7 @@ impl<'r> Verifier<'r> {
         passport: &UnverifiedPassport,
     ) -> Result<VerificationReport, PassportError> {
         let items: Vec<Item<'_>> = passport.entries().iter().map(Item::Parsed).collect();
-        self.verify_items(&items)
+        counted(self.verify_items(&items))
     }
 
     /// Verifies a single JWS entry on its own: shape, payload, schema and signature, and
@@ -354,6 +360,10 @@ impl<'r> Verifier<'r> {
     /// # Errors
     /// [`PassportError::Entry`] with index 0, or [`PassportError::TipMismatch`].
     pub fn verify_entry(&self, jws: &str) -> Result<SignedEntry, PassportError> {
+        counted(self.verify_one(jws))
+    }
+
+    fn verify_one(&self, jws: &str) -> Result<SignedEntry, PassportError> {
         let hash = kest_canon::sha256(jws.as_bytes());
         let entry = match self.check_all(&[Item::Text(jws)], &[hash]).pop() {
             Some(Checked::Good(entry)) => Arc::unwrap_or_clone(entry),

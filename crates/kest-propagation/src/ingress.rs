@@ -208,7 +208,12 @@ impl Ingress {
                     Err(error) if error.wants_keys() && keys.refresh().await => check(),
                     other => other,
                 }
-                .inspect_err(|error| crate::metrics::verification_failed(error.kind()))?;
+                // The verifier counts the passports it refuses; count what failed before.
+                .inspect_err(|error| {
+                    if !matches!(error, PropagationError::Passport { .. }) {
+                        crate::metrics::verification_failed(error.kind());
+                    }
+                })?;
                 Ok(report.map(VerificationReport::into_passport))
             }
         }

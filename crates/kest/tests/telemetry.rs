@@ -131,6 +131,21 @@ async fn propagation() {
         .unwrap();
     baggage.remove("kest.chain_tip");
     assert!(codec.read(&baggage).await.is_err());
+    // Offline verification counts too: a truncated passport against its tip.
+    let keys = StaticKeyResolver::new().with_key(
+        W,
+        SigningKey::from_ed25519_seed(&[4; 32])
+            .unwrap()
+            .verifying_key()
+            .clone(),
+    );
+    let truncated = serde_json::to_string(&entries[..2]).unwrap();
+    assert!(
+        kest::passport::Verifier::new(&keys)
+            .expect_tip(passport.tip_hash().unwrap())
+            .verify_json(&truncated)
+            .is_err()
+    );
 }
 
 /// The metric data points of one `calls` run (one allow, one deny), as JSON objects like
