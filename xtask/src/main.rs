@@ -16,6 +16,7 @@ mod bench;
 mod live;
 mod python;
 mod services;
+mod soak;
 mod tidy;
 mod util;
 
@@ -66,6 +67,12 @@ enum Task {
         /// Seconds per target.
         #[arg(long, default_value_t = 20)]
         seconds: u32,
+    },
+    /// The multi-hop services under steady load for `--minutes` (default 10), verification on, claim checks in Redis, RSS sampled each second: passes with 0 broken chains and < 5 % growth after warm-up
+    Soak {
+        /// Minutes of load.
+        #[arg(long, default_value_t = 10)]
+        minutes: u32,
     },
     /// Builds kest-rs (PyO3) into a venv; runs its tests and the kest package's own suite plain, accelerated and strict
     Python,
@@ -124,6 +131,7 @@ fn run(sh: &Shell, task: Task) -> Result {
         Task::Live => live::run(sh),
         Task::Fuzz { seconds } => fuzz(sh, seconds),
         Task::Python => python::run(sh),
+        Task::Soak { minutes } => soak::run(sh, minutes),
         Task::Bench {
             compare_python,
             criterion,
