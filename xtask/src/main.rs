@@ -227,6 +227,7 @@ fn deny(sh: &Shell) -> Result {
 const DEFAULT_FEATURE_TESTS: [&[&str]; 2] = [
     &[
         "kest-canon",
+        "kest-crypto",
         "kest-passport",
         "kest-identity",
         "kest-propagation",
@@ -249,10 +250,10 @@ fn test(sh: &Shell) -> Result {
     default_feature_tests(sh)
 }
 
-/// A short run of every fuzz target, installing cargo-fuzz when it is missing.
 /// Runs at least this long minimize the corpus afterwards; CI's short smoke run does not.
 const MINIMIZE_AFTER_SECONDS: u32 = 60;
 
+/// A run of every fuzz target, installing cargo-fuzz when it is missing.
 fn fuzz(sh: &Shell, seconds: u32) -> Result {
     let fuzz = cargo_tool(
         sh,

@@ -493,7 +493,7 @@ impl VerifyingKey {
             });
         }
         let verifier: &'static dyn ring_sig::VerificationAlgorithm = match self.0 {
-            PublicBytes::Ed25519(_) => &ring_sig::ED25519,
+            PublicBytes::Ed25519(_) => return ed25519_verify(self.as_bytes(), message, signature),
             PublicBytes::P256(_) => {
                 // (r, s) and (r, n − s) both verify; only the low-S spelling is accepted,
                 // so nobody but the signer can make a second spelling of an entry (and a
@@ -508,6 +508,25 @@ impl VerifyingKey {
             .verify(message, signature)
             .map_err(|_| CryptoError::BadSignature)
     }
+}
+
+/// RFC 8032 Ed25519 verification of a 64-byte signature by a 32-byte key that passed the
+/// key checks: ring's, or aws-lc's with the `aws-lc` feature.
+#[cfg(not(feature = "aws-lc"))]
+fn ed25519_verify(key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+    ring_sig::UnparsedPublicKey::new(&ring_sig::ED25519, key)
+        .verify(message, signature)
+        .map_err(|_| CryptoError::BadSignature)
+}
+
+/// RFC 8032 Ed25519 verification of a 64-byte signature by a 32-byte key that passed the
+/// key checks: ring's, or aws-lc's with the `aws-lc` feature.
+#[cfg(feature = "aws-lc")]
+fn ed25519_verify(key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
+    use aws_lc_rs::signature as aws_sig;
+    aws_sig::UnparsedPublicKey::new(&aws_sig::ED25519, key)
+        .verify(message, signature)
+        .map_err(|_| CryptoError::BadSignature)
 }
 
 fn unsupported(kty: &str, crv: Option<&str>) -> CryptoError {
