@@ -213,7 +213,7 @@ impl Baggage {
         let close = value.rfind(']').unwrap_or(value.len().saturating_sub(1));
         let json = value.get(..=close).unwrap_or(value);
         let tail = value.get(close + 1..).unwrap_or_default();
-        let properties = Self::parse_member(&format!("k=v{tail}"), index)?.properties;
+        let properties = Self::parse_properties(tail.split(';').skip(1), index)?;
         Ok(Member {
             key: PASSPORT_KEY.to_owned(),
             value: json.to_owned(),
@@ -244,6 +244,18 @@ impl Baggage {
             return Err(malformed("the key is not a token"));
         }
         let value = decode_value(value.trim(), index)?;
+        Ok(Member {
+            key: key.to_owned(),
+            value,
+            properties: Self::parse_properties(parts, index)?,
+        })
+    }
+
+    /// The `;`-separated properties after a member's value.
+    fn parse_properties<'a>(
+        parts: impl Iterator<Item = &'a str>,
+        index: usize,
+    ) -> Result<Vec<(String, Option<String>)>, PropagationError> {
         let mut properties = Vec::new();
         for property in parts {
             let property = property.trim();
@@ -255,15 +267,14 @@ impl Baggage {
                 None => (property, None),
             };
             if !is_token(name) {
-                return Err(malformed("a property key is not a token"));
+                return Err(PropagationError::MalformedMember {
+                    index,
+                    reason: "a property key is not a token".into(),
+                });
             }
             properties.push((name.to_owned(), value));
         }
-        Ok(Member {
-            key: key.to_owned(),
-            value,
-            properties,
-        })
+        Ok(properties)
     }
 
     /// The value of `key`.

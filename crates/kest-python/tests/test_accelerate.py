@@ -7,7 +7,7 @@ import pytest
 import kest_rs
 from conftest import load
 
-kest = pytest.importorskip("kest")
+import kest  # noqa: E402
 from kest.core import _core  # noqa: E402
 from kest.core.framework import decorators  # noqa: E402
 from kest.core.models.passport import BaggageManager, Passport, PassportVerifier  # noqa: E402

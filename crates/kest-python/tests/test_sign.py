@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 import kest_rs
 from conftest import load
 
-kest_core = pytest.importorskip("kest.core._core")
+import kest.core._core as kest_core  # noqa: E402
 from kest.core.identity import LocalEd25519Provider, MockIdentityProvider, StaticIdentity  # noqa: E402
 
 

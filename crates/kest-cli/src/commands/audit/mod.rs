@@ -265,29 +265,24 @@ impl Summary {
     }
 }
 
-/// The principal and operation of the entry a failure names, read from its payload
-/// without trusting it (for the tallies only); `?` when it cannot be read.
+/// The principal and operation of the entry a failure names, read without checking its
+/// signature (for the tallies only); `?` when it cannot be read.
 fn failing_entry(failure: &Failure) -> (String, String) {
     let unknown = || ("?".to_owned(), "?".to_owned());
     let (Some(index), Some(text)) = (failure.index, &failure.text) else {
         return unknown();
     };
-    let Ok(list) = kest_passport::parse_entry_list(text, &input::limits()) else {
-        return unknown();
-    };
-    let payload = list
-        .get(index)
-        .and_then(|jws| jws.split('.').nth(1))
-        .and_then(|part| kest_canon::b64url_decode(part, "payload").ok())
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-    let Some(payload) = payload else {
-        return unknown();
-    };
-    let text = |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or("?").to_owned();
-    (
-        text(payload.pointer("/labels/principal")),
-        text(payload.get("operation")),
-    )
+    let entry = kest_passport::parse_entry_list(text, &input::limits())
+        .ok()
+        .and_then(|list| list.into_iter().nth(index))
+        .and_then(|jws| UnverifiedEntry::parse(&jws).ok());
+    entry.map_or_else(unknown, |entry| {
+        let entry = entry.entry();
+        (
+            entry.principal().unwrap_or("?").to_owned(),
+            entry.operation().to_owned(),
+        )
+    })
 }
 
 /// Runs `kest audit`.
