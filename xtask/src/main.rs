@@ -318,23 +318,92 @@ fn book(sh: &Shell, serve: bool) -> Result {
 
 fn ci(sh: &Shell) -> Result {
     tidy::run(sh, &workspace_root())?;
-    lint(sh)?;
+    let phases = Phases::new(sh)?;
+    phases.run(sh, "lint", lint)?;
     deny(sh)?;
-    features(sh)?;
-    doc(sh)?;
-    let env = live::environment(sh)?;
-    step("test (all features, live tier)");
-    let tested = cmd!(sh, "cargo test --workspace --all-features --locked")
-        .envs(env)
-        .run();
-    // Stop the services whatever the outcome, so that CI leaves nothing running.
-    services::stop(sh)?;
-    tested?;
-    default_feature_tests(sh)?;
-    python::run(sh)?;
-    fuzz(sh, 20)?;
+    phases.run(sh, "features", features)?;
+    phases.run(sh, "doc", doc)?;
+    phases.run(sh, "test-all-features", |sh| {
+        let env = live::environment(sh)?;
+        step("test (all features, live tier)");
+        let tested = cmd!(sh, "cargo test --workspace --all-features --locked")
+            .envs(env)
+            .run();
+        // Stop the services whatever the outcome, so that CI leaves nothing running.
+        services::stop(sh)?;
+        Ok(tested?)
+    })?;
+    phases.run(sh, "test-default-features", default_feature_tests)?;
+    phases.run(sh, "python", python::run)?;
+    phases.run(sh, "fuzz", |sh| fuzz(sh, 20))?;
     eprintln!("\nci: all green");
     Ok(())
+}
+
+/// How `ci` spends disk. A clone that builds into its own `target/` (CI's fresh clone)
+/// builds each phase into `target/ci-<phase>` and removes it once the phase passes, since
+/// no later phase reuses it: the peak is one phase's build, not the sum of them all.
+/// Incremental compilation, which a single build never reuses, is off there, and test
+/// binaries carry no debug information (panics still name their file and line). A target
+/// directory outside the clone is shared between runs, so there every phase builds into
+/// it and keeps what it built.
+struct Phases {
+    /// The target directory, when phases build apart from it.
+    base: Option<std::path::PathBuf>,
+}
+
+impl Phases {
+    fn new(sh: &Shell) -> Result<Self> {
+        let target = target_dir(sh)?;
+        let own = target.starts_with(workspace_root());
+        if own {
+            sh.set_var("CARGO_INCREMENTAL", "0");
+            sh.set_var("CARGO_PROFILE_DEV_DEBUG", "false");
+            sh.set_var("CARGO_PROFILE_DEV_STRIP", "debuginfo");
+            sh.set_var(util::TARGET_BASE_VAR, &target);
+        }
+        Ok(Self {
+            base: own.then_some(target),
+        })
+    }
+
+    fn run(&self, sh: &Shell, name: &str, phase: impl FnOnce(&Shell) -> Result) -> Result {
+        let Some(base) = &self.base else {
+            return phase(sh);
+        };
+        let dir = base.join(format!("ci-{name}"));
+        sh.set_var("CARGO_TARGET_DIR", &dir);
+        let outcome = phase(sh);
+        sh.set_var("CARGO_TARGET_DIR", base);
+        outcome?;
+        eprintln!(
+            "ci: phase {name} used {} MiB of build; removing it",
+            dir_size(&dir) >> 20
+        );
+        std::fs::remove_dir_all(&dir).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        Ok(())
+    }
+}
+
+/// Bytes of the regular files under `dir` (symbolic links are not followed).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(std::result::Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_size(&entry.path()),
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]

@@ -29,9 +29,17 @@ pub(crate) fn metadata(sh: &Shell) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Set by `cargo xtask ci` while a phase builds into a directory of its own: the target
+/// directory that installed tools, virtual environments and services stay in.
+pub(crate) const TARGET_BASE_VAR: &str = "KEST_XTASK_TARGET_BASE";
+
 /// The cargo target directory. What the tasks install lives under it, so repeated runs
-/// reuse it and `cargo clean` removes it.
+/// reuse it and `cargo clean` removes it. During a CI phase that builds into a
+/// directory of its own, this is still the enclosing target directory.
 pub(crate) fn target_dir(sh: &Shell) -> Result<PathBuf> {
+    if let Ok(base) = sh.var(TARGET_BASE_VAR) {
+        return Ok(PathBuf::from(base));
+    }
     metadata(sh)?
         .get("target_directory")
         .and_then(serde_json::Value::as_str)
