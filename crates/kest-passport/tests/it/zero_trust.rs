@@ -10,7 +10,7 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-mod common;
+use crate::common;
 
 use common::fresh_signer;
 use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};

@@ -10,7 +10,7 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-mod common;
+use crate::common;
 
 use common::{PRINCIPAL, python_resolver, python_signer};
 use kest_canon::Sha256Digest;

@@ -15,7 +15,7 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

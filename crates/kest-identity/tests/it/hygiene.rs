@@ -9,7 +9,7 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

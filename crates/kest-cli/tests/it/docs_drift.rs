@@ -80,7 +80,7 @@ fn cli_reference_matches_help_output() {
     }
     assert!(
         stale.is_empty(),
-        "docs/src/cli.md is stale for {stale:?}; run KEST_UPDATE_DOCS=1 cargo test -p kest-cli --test docs_drift"
+        "docs/src/cli.md is stale for {stale:?}; run KEST_UPDATE_DOCS=1 cargo test -p kest-cli --test it docs_drift"
     );
     for subcommand in [
         "",

@@ -8,8 +8,6 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
