@@ -11,8 +11,14 @@ use xshell::{Shell, cmd};
 
 use crate::util::{Result, ensure_venv, step, target_dir};
 
-/// The Python package the interop tests run against.
-const PYTHON_PACKAGE: &str = "kest==0.3.0.post1";
+/// The Python package the interop tests run against, and what the mixed deployment
+/// test's Python service runs on (FastAPI under uvicorn, claim checks in Redis), pinned.
+const PYTHON_PACKAGES: &[&str] = &[
+    "kest==0.3.0.post1",
+    "fastapi==0.165.0",
+    "uvicorn==0.54.0",
+    "redis==8.1.0",
+];
 
 fn venv_dir(sh: &Shell) -> Result<PathBuf> {
     Ok(target_dir(sh)?.join("kest-live-venv"))
@@ -28,8 +34,8 @@ pub(crate) fn prepare(sh: &Shell) -> Result {
     let python = ensure_venv(
         sh,
         &venv_dir(sh)?,
-        "import kest, cryptography",
-        &[PYTHON_PACKAGE],
+        "import kest, cryptography, fastapi, uvicorn, redis",
+        PYTHON_PACKAGES,
     )?;
     cmd!(sh, "{python} -c 'import kest.core.models.passport'").run()?;
     Ok(())

@@ -10,7 +10,8 @@ use crate::claims::{ClaimStore, DEFAULT_CLAIM_TTL};
 use crate::ingress::Ingress;
 use crate::keys;
 use crate::tiers::{
-    DEFAULT_INLINE_THRESHOLD, InboundPassport, TierChoice, choose_tier, claim_store_key,
+    DEFAULT_INLINE_THRESHOLD, InboundPassport, TierChoice, choose_tier, choose_tier_past_inline,
+    claim_store_key,
 };
 use crate::{Baggage, PropagationError};
 
@@ -34,6 +35,7 @@ pub enum BaggageTier {
 #[derive(Debug, Clone)]
 pub struct PassportCodec {
     threshold: usize,
+    inline: bool,
     store: Option<Arc<dyn ClaimStore>>,
     ttl: Duration,
     limits: Limits,
@@ -44,6 +46,7 @@ impl Default for PassportCodec {
     fn default() -> Self {
         Self {
             threshold: DEFAULT_INLINE_THRESHOLD,
+            inline: true,
             store: None,
             ttl: DEFAULT_CLAIM_TTL,
             limits: Limits::default(),
@@ -64,6 +67,19 @@ impl PassportCodec {
     #[must_use]
     pub fn threshold(mut self, bytes: usize) -> Self {
         self.threshold = bytes;
+        self
+    }
+
+    /// Whether small passports may go inline, as percent-encoded JSON in `kest.passport`
+    /// (the default). Off, they go compressed: `kest.passport_z` is base64url, which W3C
+    /// baggage carries without percent-encoding, so a peer that reads baggage values
+    /// without percent-decoding them reads it as sent. The Python package's
+    /// `KestMiddleware` is such a peer: it takes an inline member's percent-encoded JSON
+    /// for an empty passport. Turn the inline tier off for services that call it.
+    /// Reading is unaffected: every tier is always accepted.
+    #[must_use]
+    pub const fn inline_tier(mut self, allowed: bool) -> Self {
+        self.inline = allowed;
         self
     }
 
@@ -122,7 +138,12 @@ impl PassportCodec {
             None
         } else {
             let json = passport.to_json();
-            let tier = match choose_tier(&json, self.threshold) {
+            let choice = if self.inline {
+                choose_tier(&json, self.threshold)
+            } else {
+                choose_tier_past_inline(&json, self.threshold)
+            };
+            let tier = match choice {
                 TierChoice::Inline => {
                     baggage.set(keys::PASSPORT, json)?;
                     BaggageTier::Inline

@@ -71,5 +71,5 @@ pub use middleware::{
 };
 pub use tiers::{
     AnnouncedTip, DEFAULT_INLINE_THRESHOLD, InboundPassport, RawPassport, TierChoice, choose_tier,
-    claim_store_key, compress_passport, decompress_passport,
+    choose_tier_past_inline, claim_store_key, compress_passport, decompress_passport,
 };

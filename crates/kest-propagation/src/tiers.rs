@@ -93,6 +93,20 @@ pub fn choose_tier(json: &str, threshold: usize) -> TierChoice {
     if json.len() <= threshold {
         return TierChoice::Inline;
     }
+    choose_tier_past_inline(json, threshold)
+}
+
+/// [`choose_tier`] for a writer that never sends the inline tier: compressed when that
+/// is at most `threshold` bytes, else by claim check, however small the text.
+///
+/// ```
+/// use kest_propagation::{TierChoice, choose_tier_past_inline};
+///
+/// assert!(matches!(choose_tier_past_inline("[]", 4096), TierChoice::Compressed(_)));
+/// assert!(matches!(choose_tier_past_inline("[]", 2), TierChoice::ClaimCheck { .. }));
+/// ```
+#[must_use]
+pub fn choose_tier_past_inline(json: &str, threshold: usize) -> TierChoice {
     let compressed = compress_passport(json);
     if compressed.len() <= threshold {
         TierChoice::Compressed(compressed)

@@ -25,6 +25,7 @@ pub struct KestBuilder {
     origins: OriginMap,
     store: Option<Arc<dyn ClaimStore>>,
     threshold: Option<usize>,
+    inline_tier: bool,
     claim_ttl: Option<Duration>,
     service_name: Option<String>,
     trusted: Vec<Arc<dyn KeyResolver>>,
@@ -51,6 +52,7 @@ impl Default for KestBuilder {
             origins: OriginMap::new(),
             store: None,
             threshold: None,
+            inline_tier: true,
             claim_ttl: None,
             service_name: None,
             trusted: Vec::new(),
@@ -119,6 +121,15 @@ impl KestBuilder {
     /// The largest passport sent in a header, in bytes (4096 by default).
     pub const fn inline_threshold(mut self, bytes: usize) -> Self {
         self.threshold = Some(bytes);
+        self
+    }
+
+    /// Whether small passports may go inline, percent-encoded in `kest.passport` (the
+    /// default). Turn it off for services whose peers run the Python package, whose
+    /// middleware does not percent-decode baggage: see
+    /// [`PassportCodec::inline_tier`](crate::propagation::PassportCodec::inline_tier).
+    pub const fn inline_tier(mut self, allowed: bool) -> Self {
+        self.inline_tier = allowed;
         self
     }
 
@@ -218,6 +229,7 @@ impl KestBuilder {
                     Arc::new(MemoryClaimStore::default()) as Arc<dyn ClaimStore>
                 }))
                 .ingress(ingress);
+        codec = codec.inline_tier(self.inline_tier);
         if let Some(threshold) = self.threshold {
             codec = codec.threshold(threshold);
         }

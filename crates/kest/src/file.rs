@@ -38,6 +38,7 @@ use crate::{KestError, Missing};
 /// [propagation]
 /// claim_store = "redis://127.0.0.1:6379/"   # or "memory"
 /// inline_threshold = 4096
+/// inline_tier = true         # false: small passports go compressed (peers on the Python package)
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +102,7 @@ struct PropagationSection {
     #[serde(skip)]
     claim_store_from_env: bool,
     inline_threshold: Option<usize>,
+    inline_tier: Option<bool>,
     claim_ttl_secs: Option<u64>,
 }
 
@@ -248,6 +250,9 @@ impl FileConfig {
         }
         if let Some(threshold) = self.propagation.inline_threshold {
             builder = builder.inline_threshold(threshold);
+        }
+        if let Some(allowed) = self.propagation.inline_tier {
+            builder = builder.inline_tier(allowed);
         }
         if let Some(ttl) = self.propagation.claim_ttl_secs {
             builder = builder.claim_ttl(Duration::from_secs(ttl));

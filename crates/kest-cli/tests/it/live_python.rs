@@ -31,13 +31,14 @@ fn kest(dir: &Path, args: &[&str]) {
     );
 }
 
-fn python_verify(python: &str, passport: &Path, public_hex: &str) -> (i32, Value) {
+/// Has the Python package's `PassportVerifier` check `passport` with the given
+/// `(principal, public key hex)` pairs: its exit code (0 accepted, 3 refused) and report.
+pub(crate) fn python_verify(python: &str, passport: &Path, keys: &[(&str, &str)]) -> (i32, Value) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify_with_kest.py");
     let out = Command::new(python)
         .arg(script)
         .arg(passport)
-        .arg(W)
-        .arg(public_hex)
+        .args(keys.iter().flat_map(|(principal, hex)| [*principal, *hex]))
         .output()
         .unwrap_or_else(|error| panic!("cannot run {python}: {error}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -110,7 +111,7 @@ fn the_python_package_verifies_a_chain_built_by_kest_append() {
         key["public_key_hex"].as_str().unwrap().to_owned()
     };
 
-    let (code, report) = python_verify(&python, &d.join("p.json"), &public_hex);
+    let (code, report) = python_verify(&python, &d.join("p.json"), &[(W, &public_hex)]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report, serde_json::json!({"verified": true, "entries": 3}));
 
@@ -123,7 +124,7 @@ fn the_python_package_verifies_a_chain_built_by_kest_append() {
     let flipped = if &last[at..=at] == "A" { "B" } else { "A" };
     last.replace_range(at..=at, flipped);
     std::fs::write(d.join("bad.json"), serde_json::to_string(&entries).unwrap()).unwrap();
-    let (code, report) = python_verify(&python, &d.join("bad.json"), &public_hex);
+    let (code, report) = python_verify(&python, &d.join("bad.json"), &[(W, &public_hex)]);
     assert_eq!(code, 3, "{report}");
     assert!(
         report["error"]

@@ -1,6 +1,6 @@
 """Verify a passport file with the Python package's own verifier.
 
-Usage: verify_with_kest.py PASSPORT_FILE PRINCIPAL PUBLIC_KEY_HEX
+Usage: verify_with_kest.py PASSPORT_FILE PRINCIPAL PUBLIC_KEY_HEX [PRINCIPAL PUBLIC_KEY_HEX]...
 
 The Python verifier only checks signatures when the provider object has a `public_key`
 attribute, so this hands it an Ed25519PublicKey. Prints one JSON object; exits 0 when the
@@ -20,12 +20,15 @@ class KeyHolder:
 
 
 def main() -> int:
-    path, principal, public_hex = sys.argv[1:4]
+    path, pairs = sys.argv[1], sys.argv[2:]
     with open(path, encoding="utf-8") as handle:
         passport = Passport.deserialize(handle.read())
-    provider = KeyHolder(Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)))
+    providers = {
+        principal: KeyHolder(Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex)))
+        for principal, public_hex in zip(pairs[0::2], pairs[1::2])
+    }
     try:
-        ok = PassportVerifier.verify(passport, {principal: provider})
+        ok = PassportVerifier.verify(passport, providers)
     except Exception as error:  # the verifier raises ValueError on any failure
         print(json.dumps({"verified": False, "entries": len(passport.entries), "error": str(error)}))
         return 3

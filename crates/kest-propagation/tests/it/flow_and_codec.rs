@@ -180,6 +180,46 @@ async fn the_codec_picks_the_tier_by_size_and_reads_every_tier_back() {
     assert!(codec.read(&baggage).await.unwrap().0.is_none());
 }
 
+/// With the inline tier off, even a one-entry passport goes compressed, and its member
+/// reads the same whether or not the reader percent-decodes it: what the Python
+/// package's middleware, which splits the header on `,` and `=` and decodes nothing,
+/// needs.
+#[tokio::test]
+async fn without_the_inline_tier_small_passports_go_compressed_and_need_no_decoding() {
+    let store = Arc::new(MemoryClaimStore::default());
+    let codec = PassportCodec::new()
+        .store(store.clone())
+        .ingress(trusting())
+        .inline_tier(false);
+    for (len, tier) in [
+        (1, BaggageTier::Compressed),
+        (3, BaggageTier::Compressed),
+        (60, BaggageTier::ClaimCheck),
+    ] {
+        let passport = passport_of(len);
+        let mut baggage = Baggage::new();
+        let written = codec
+            .write(&mut baggage, &passport, &Caller::default())
+            .await
+            .unwrap();
+        assert_eq!(written, Some(tier), "{len} entries");
+        let header = baggage.to_header();
+        let raw: std::collections::HashMap<&str, &str> = header
+            .split(',')
+            .filter_map(|member| member.split_once('='))
+            .collect();
+        assert!(!raw.contains_key("kest.passport"), "{header}");
+        let parsed = Baggage::parse(&header, &Default::default()).unwrap();
+        for key in ["kest.passport_z", "kest.claim_check", "kest.chain_tip"] {
+            assert_eq!(raw.get(key).copied(), parsed.get(key), "{key} in {header}");
+        }
+        // Every tier still reads back, with the inline tier on or off.
+        for reader in [codec.clone(), codec.clone().inline_tier(true)] {
+            assert_eq!(reader.read(&parsed).await.unwrap().0.unwrap(), passport);
+        }
+    }
+}
+
 #[tokio::test]
 async fn passports_are_never_dropped_silently() {
     let large = passport_of(60);

@@ -561,6 +561,25 @@ async fn configuration_from_toml_and_environment() {
     };
     let kest = Kest::from_vars(vars).await.unwrap();
     assert_eq!(kest.service_name(), "payments");
+    // A small passport goes inline by default, and compressed with the inline tier off.
+    let passport = flow.passport();
+    for (text, tier) in [
+        ("", kest::propagation::BaggageTier::Inline),
+        (
+            "inline_tier = false",
+            kest::propagation::BaggageTier::Compressed,
+        ),
+    ] {
+        let with = format!("{toml}\n[propagation]\n{text}\n");
+        let kest = Kest::from_toml_str(&with, dir.path()).await.unwrap();
+        let mut baggage = kest::propagation::Baggage::new();
+        let written = kest
+            .codec()
+            .write(&mut baggage, &passport, &kest::Caller::default())
+            .await
+            .unwrap();
+        assert_eq!(written, Some(tier), "{text:?}");
+    }
     // Errors name what is wrong.
     let error = Kest::from_toml_str("[policy]\nengine = \"prolog\"\ndir = \".\"", dir.path())
         .await
