@@ -74,7 +74,7 @@ impl ChainChecker {
 
     fn record(&mut self, index: usize, signed: &SignedEntry) {
         self.by_hash.insert(signed.hash(), index);
-        self.by_id.insert(signed.entry().entry_id(), index);
+        self.by_id.insert(signed.entry_id(), index);
         self.referenced.push(false);
     }
 

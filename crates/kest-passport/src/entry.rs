@@ -266,6 +266,35 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// What a held entry's payload reads as should its JWS, which parsed when the entry
+    /// was made or read, ever fail to parse again: nothing but its id, no parents, trust
+    /// 0 and the taint `kest.unreadable`, so that nothing takes it for trusted.
+    pub(crate) fn unreadable(entry_id: Uuid) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION.to_owned(),
+            runtime: Runtime::default(),
+            entry_id,
+            operation: String::new(),
+            classification: String::new(),
+            trust_score: TrustScore::MIN,
+            parents: Parents::Root,
+            added_taints: Vec::new(),
+            removed_taints: Vec::new(),
+            taints: vec!["kest.unreadable".to_owned()],
+            labels: BTreeMap::new(),
+            policy_context: PolicyContext::default(),
+            environment: Map::new(),
+            otel_context: Map::new(),
+            metadata: Value::Null,
+            content_hash: None,
+            input_hash: None,
+            timestamp_ms: 0,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
 // ---- canonical form ----
 
 impl Entry {

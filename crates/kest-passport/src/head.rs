@@ -37,7 +37,7 @@ impl<'a> Head<'a> {
     /// The taints the next entry inherits.
     #[must_use]
     pub fn taints(&self) -> TaintSet {
-        self.entry.entry().taints()
+        self.entry.taints().clone()
     }
 }
 
@@ -46,7 +46,7 @@ impl<'a> From<&'a SignedEntry> for Head<'a> {
     fn from(entry: &'a SignedEntry) -> Self {
         Self {
             entry,
-            trust: entry.entry().trust_score(),
+            trust: entry.trust_score(),
         }
     }
 }

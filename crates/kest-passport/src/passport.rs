@@ -9,7 +9,7 @@ use kest_crypto::Signer;
 use kest_trust::{TaintSet, TrustEvaluator, TrustScore};
 
 use crate::builder::EntryBuilder;
-use crate::entry::Entry;
+use crate::entry::{Entry, Parents};
 use crate::error::{EntryFault, PassportError};
 use crate::head::Head;
 use crate::signed::{EntryHash, SignedEntry};
@@ -56,7 +56,8 @@ pub struct Passport {
 }
 
 struct Node {
-    entry: Arc<SignedEntry>,
+    /// Held inline (its JWS and chaining fields): one allocation per entry with the node.
+    entry: SignedEntry,
     prev: Option<Arc<Node>>,
     len: usize,
     /// The trust this passport allows the entry: its own score, except for an
@@ -127,7 +128,7 @@ impl Passport {
     /// The last entry.
     #[must_use]
     pub fn tip(&self) -> Option<&SignedEntry> {
-        self.head.as_deref().map(|node| &*node.entry)
+        self.head.as_deref().map(|node| &node.entry)
     }
 
     /// The hash of the last entry: the `kest.chain_tip`.
@@ -146,7 +147,7 @@ impl Passport {
     #[must_use]
     pub fn current_taints(&self) -> TaintSet {
         self.tip()
-            .map(|tip| tip.entry().taints())
+            .map(|tip| tip.taints().clone())
             .unwrap_or_default()
     }
 
@@ -160,7 +161,7 @@ impl Passport {
     /// The entries, oldest first. O(n).
     #[must_use]
     pub fn entries(&self) -> Vec<&SignedEntry> {
-        self.nodes().into_iter().map(|node| &*node.entry).collect()
+        self.nodes().into_iter().map(|node| &node.entry).collect()
     }
 
     fn nodes(&self) -> Vec<&Node> {
@@ -188,7 +189,7 @@ impl Passport {
     /// The entry with `hash`, searching from the tip. O(distance from the tip).
     #[must_use]
     pub fn find(&self, hash: &EntryHash) -> Option<&SignedEntry> {
-        self.find_node(hash).map(|node| &*node.entry)
+        self.find_node(hash).map(|node| &node.entry)
     }
 
     /// The head entries, which the next entry builds on, with the trust this passport
@@ -219,24 +220,31 @@ impl Passport {
     ///
     /// # Errors
     /// [`PassportError::Entry`] naming the fault.
+    ///
+    /// The passport keeps the entry's JWS and what chaining reads, not its parsed payload
+    /// (see [`SignedEntry::entry`]).
     pub fn push(&mut self, entry: SignedEntry) -> Result<(), PassportError> {
-        let trust = entry.entry().trust_score();
-        self.push_shared(Arc::new(entry), trust)
+        let trust = entry.trust_score();
+        let parents = entry.entry().parents().clone();
+        self.link(entry.into_held(), &parents, trust)
     }
 
-    fn push_shared(
+    /// Adds `entry`, whose parents are `parents`, after checking its place.
+    fn link(
         &mut self,
-        entry: Arc<SignedEntry>,
+        entry: SignedEntry,
+        parents: &Parents,
         trust: TrustScore,
     ) -> Result<(), PassportError> {
         let index = self.len();
         let fault = |fault| PassportError::Entry {
             index,
-            entry_id: Some(entry.entry().entry_id().to_string()),
+            entry_id: Some(entry.entry_id().to_string()),
             fault,
         };
-        let parents = entry.entry().parents().hashes();
-        match (&self.head, entry.entry().parents().is_root()) {
+        let is_root = parents.is_root();
+        let parents = parents.hashes();
+        match (&self.head, is_root) {
             (None, false) => return Err(fault(EntryFault::FirstNotRoot)),
             (Some(_), true) => return Err(fault(EntryFault::SplicedRoot)),
             _ => {}
@@ -273,7 +281,7 @@ impl Passport {
     /// A passport of entries whose chain rules were already checked, in order, each with
     /// the trust the audit allows it, and its heads. Linear, whatever the DAG's shape.
     pub(crate) fn from_checked(
-        entries: impl IntoIterator<Item = (Arc<SignedEntry>, TrustScore)>,
+        entries: impl IntoIterator<Item = (SignedEntry, TrustScore)>,
         heads: Vec<EntryHash>,
     ) -> Self {
         let mut head: Option<Arc<Node>> = None;
@@ -420,7 +428,8 @@ impl Passport {
         for branch in rest {
             for node in branch.nodes() {
                 if known.insert(node.entry.hash()) {
-                    joined.push_shared(Arc::clone(&node.entry), node.trust)?;
+                    let parents = node.entry.entry().parents().clone();
+                    joined.link(node.entry.held_copy(), &parents, node.trust)?;
                 }
             }
         }

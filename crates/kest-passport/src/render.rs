@@ -5,6 +5,7 @@
 //! with [`kest_canon::Untrusted`] first: a passport drawn before it is verified must not
 //! be able to write to the terminal.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -14,12 +15,13 @@ use crate::{Entry, EntryHash, Passport, UnverifiedPassport};
 
 /// A passport that can be drawn, verified or not.
 pub trait Lineage {
-    /// Each entry's hash and payload, oldest first.
-    fn lineage(&self) -> Vec<(EntryHash, &Entry)>;
+    /// Each entry's hash and payload, oldest first. Payloads of entries held in a
+    /// passport are parsed for the call (see [`crate::SignedEntry::entry`]).
+    fn lineage(&self) -> Vec<(EntryHash, Cow<'_, Entry>)>;
 }
 
 impl Lineage for Passport {
-    fn lineage(&self) -> Vec<(EntryHash, &Entry)> {
+    fn lineage(&self) -> Vec<(EntryHash, Cow<'_, Entry>)> {
         self.entries()
             .into_iter()
             .map(|signed| (signed.hash(), signed.entry()))
@@ -28,7 +30,7 @@ impl Lineage for Passport {
 }
 
 impl Lineage for UnverifiedPassport {
-    fn lineage(&self) -> Vec<(EntryHash, &Entry)> {
+    fn lineage(&self) -> Vec<(EntryHash, Cow<'_, Entry>)> {
         self.entries()
             .iter()
             .map(|entry| (entry.hash(), entry.entry()))
@@ -155,7 +157,7 @@ pub fn text_tree(passport: &impl Lineage) -> String {
     out
 }
 
-fn edges(entries: &[(EntryHash, &Entry)]) -> Vec<(usize, usize)> {
+fn edges(entries: &[(EntryHash, Cow<'_, Entry>)]) -> Vec<(usize, usize)> {
     let index_of: HashMap<EntryHash, usize> = entries
         .iter()
         .enumerate()

@@ -1,13 +1,18 @@
-//! Signed entries: the JWS, its hash and its parsed payload.
+//! Signed entries: the JWS, its hash, and what chaining reads; the payload is parsed when
+//! asked for.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use kest_canon::Sha256Digest;
 use kest_crypto::{
     Algorithm, CompactJws, CryptoError, JwsHeader, KeyQuery, KeyResolver, Signer, VerifyingKey,
     encode_header_with_chain, verify_parts,
 };
+use kest_trust::{TaintSet, TrustScore};
 use serde_json::Value;
+use uuid::Uuid;
 
 use crate::entry::Entry;
 use crate::error::{EntryFault, PassportError};
@@ -22,23 +27,79 @@ pub type EntryHash = Sha256Digest;
 /// [`UnsignedEntry::finish`]) or read from outside and verified against a trusted key
 /// ([`UnverifiedEntry::verify`], or the [`crate::Verifier`]). Text from elsewhere parses
 /// into an [`UnverifiedEntry`], which cannot be put in a [`crate::Passport`].
+///
+/// Memory: once the entry is held in a [`crate::Passport`], it keeps only its JWS and what
+/// chaining reads on every call (hash, `entry_id`, trust score, taints); the header and
+/// payload are parsed again when [`SignedEntry::entry`] or [`SignedEntry::header`] is
+/// called, and not kept. A freshly signed or verified entry keeps them until it is pushed.
 #[derive(Clone)]
 pub struct SignedEntry {
     jws: Box<str>,
     hash: EntryHash,
-    header: JwsHeader,
     signing_input_len: usize,
+    chaining: Chaining,
+    /// The parsed header, signature and payload, while the entry is fresh.
+    decoded: Option<Box<Decoded>>,
+}
+
+/// What chaining reads from a held entry on every call.
+#[derive(Clone)]
+struct Chaining {
+    entry_id: Uuid,
+    trust: TrustScore,
+    taints: TaintSet,
+}
+
+impl Chaining {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            entry_id: entry.entry_id(),
+            trust: entry.trust_score(),
+            taints: entry.taints(),
+        }
+    }
+}
+
+/// The parts of a JWS a held entry parses on demand.
+#[derive(Clone)]
+struct Decoded {
+    header: JwsHeader,
     signature: Vec<u8>,
     entry: Entry,
 }
 
+impl Decoded {
+    /// The question a resolver answers for this entry: its principal, header `kid`,
+    /// `alg`, `x5c` and signing time.
+    fn key_query(&self) -> KeyQuery<'_> {
+        KeyQuery {
+            principal: self.entry.principal().unwrap_or_default(),
+            kid: self.header.kid.as_deref(),
+            alg: self.header.alg,
+            x5c: self.header.x5c.as_deref(),
+            signed_at_ms: Some(self.entry.timestamp_ms()),
+        }
+    }
+
+    /// Parses a JWS this type already parsed once, when the entry was made or read.
+    fn of(jws: &str) -> Result<Self, EntryFault> {
+        let compact = CompactJws::parse(jws).map_err(EntryFault::Jws)?;
+        Ok(Self {
+            entry: Entry::from_json_slice(compact.payload())?,
+            header: compact.header().clone(),
+            signature: compact.signature().to_vec(),
+        })
+    }
+}
+
 impl fmt::Debug for SignedEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entry = self.entry();
         f.debug_struct("SignedEntry")
             .field("hash", &self.hash)
-            .field("entry_id", &self.entry.entry_id())
-            .field("operation", &self.entry.operation())
-            .field("principal", &self.entry.principal())
+            .field("entry_id", &self.chaining.entry_id)
+            .field("operation", &entry.operation())
+            .field("principal", &entry.principal())
             .finish_non_exhaustive()
     }
 }
@@ -149,16 +210,22 @@ impl UnsignedEntry {
             }));
         }
         let signing_input_len = self.signing_input.len();
-        let mut jws = self.signing_input;
+        let encoded = kest_canon::b64url_encode(signature);
+        // Exactly sized: a held entry keeps this allocation for as long as its passport.
+        let mut jws = String::with_capacity(signing_input_len + 1 + encoded.len());
+        jws.push_str(&self.signing_input);
         jws.push('.');
-        jws.push_str(&kest_canon::b64url_encode(signature));
+        jws.push_str(&encoded);
         Ok(SignedEntry {
             hash: kest_canon::sha256(jws.as_bytes()),
             jws: jws.into_boxed_str(),
-            header: self.header,
             signing_input_len,
-            signature: signature.to_vec(),
-            entry: self.entry,
+            chaining: Chaining::of(&self.entry),
+            decoded: Some(Box::new(Decoded {
+                header: self.header,
+                signature: signature.to_vec(),
+                entry: self.entry,
+            })),
         })
     }
 }
@@ -235,23 +302,57 @@ impl SignedEntry {
         Ok(Self {
             hash: hash.unwrap_or_else(|| kest_canon::sha256(jws.as_bytes())),
             jws: jws.into(),
-            header: compact.header().clone(),
             signing_input_len: compact.signing_input().len(),
-            signature: compact.signature().to_vec(),
-            entry,
+            chaining: Chaining::of(&entry),
+            decoded: Some(Box::new(Decoded {
+                header: compact.header().clone(),
+                signature: compact.signature().to_vec(),
+                entry,
+            })),
         })
     }
 
-    /// The question a resolver answers for this entry: its principal, header `kid`,
-    /// `alg`, `x5c` and signing time.
-    #[must_use]
-    pub fn key_query(&self) -> KeyQuery<'_> {
-        KeyQuery {
-            principal: self.entry.principal().unwrap_or_default(),
-            kid: self.header.kid.as_deref(),
-            alg: self.header.alg,
-            x5c: self.header.x5c.as_deref(),
-            signed_at_ms: Some(self.entry.timestamp_ms()),
+    /// Drops the parsed header and payload, keeping the JWS and what chaining reads: how
+    /// a passport holds its entries.
+    pub(crate) fn into_held(mut self) -> Self {
+        self.decoded = None;
+        self
+    }
+
+    /// [`SignedEntry::into_held`] for a shared entry: taken over when this is the only
+    /// reference, copied (without the parsed parts) when a cache shares it.
+    pub(crate) fn held(entry: Arc<Self>) -> Self {
+        Arc::try_unwrap(entry).map_or_else(|shared| shared.held_copy(), Self::into_held)
+    }
+
+    /// A copy without the parsed parts.
+    pub(crate) fn held_copy(&self) -> Self {
+        Self {
+            jws: self.jws.clone(),
+            hash: self.hash,
+            signing_input_len: self.signing_input_len,
+            chaining: self.chaining.clone(),
+            decoded: None,
+        }
+    }
+
+    /// The parsed parts: kept while fresh, parsed again once held. The JWS parsed when
+    /// the entry was made or read; should it ever not parse again, the result has no
+    /// signature and an unreadable payload ([`Entry::unreadable`]), which no key verifies
+    /// and no policy takes for trusted.
+    fn decoded(&self) -> Cow<'_, Decoded> {
+        match &self.decoded {
+            Some(decoded) => Cow::Borrowed(decoded),
+            None => Cow::Owned(Decoded::of(&self.jws).unwrap_or_else(|_| Decoded {
+                header: JwsHeader {
+                    alg: Algorithm::EdDSA,
+                    kid: None,
+                    typ: None,
+                    x5c: None,
+                },
+                signature: Vec::new(),
+                entry: Entry::unreadable(self.chaining.entry_id),
+            })),
         }
     }
 
@@ -264,12 +365,18 @@ impl SignedEntry {
     /// [`EntryFault::Key`] when no key is known, [`EntryFault::Signature`] when the
     /// signature or its `alg` does not match any of the principal's keys.
     pub fn verify_signature(&self, resolver: &dyn KeyResolver) -> Result<VerifyingKey, EntryFault> {
+        let decoded = self.decoded();
         let candidates = resolver
-            .candidates(&self.key_query())
+            .candidates(&decoded.key_query())
             .map_err(EntryFault::Key)?;
         let mut first_error = None;
         for key in candidates {
-            match verify_parts(&self.header, self.signing_input(), &self.signature, &key) {
+            match verify_parts(
+                &decoded.header,
+                self.signing_input(),
+                &decoded.signature,
+                &key,
+            ) {
                 Ok(()) => return Ok(key),
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -285,7 +392,7 @@ impl SignedEntry {
     /// verification is re-checked without a signature operation.
     pub(crate) fn still_trusted(&self, key: &VerifyingKey, resolver: &dyn KeyResolver) -> bool {
         resolver
-            .candidates(&self.key_query())
+            .candidates(&self.decoded().key_query())
             .is_ok_and(|keys| keys.contains(key))
     }
 
@@ -301,16 +408,42 @@ impl SignedEntry {
         self.hash
     }
 
-    /// The payload.
+    /// The payload: borrowed while the entry is fresh, parsed from the JWS once it is
+    /// held in a passport. Chaining's own fields ([`SignedEntry::entry_id`],
+    /// [`SignedEntry::trust_score`], [`SignedEntry::taints`]) never parse.
     #[must_use]
-    pub const fn entry(&self) -> &Entry {
-        &self.entry
+    pub fn entry(&self) -> Cow<'_, Entry> {
+        match self.decoded() {
+            Cow::Borrowed(decoded) => Cow::Borrowed(&decoded.entry),
+            Cow::Owned(decoded) => Cow::Owned(decoded.entry),
+        }
     }
 
-    /// The protected header.
+    /// The protected header, parsed as [`SignedEntry::entry`] is.
     #[must_use]
-    pub const fn header(&self) -> &JwsHeader {
-        &self.header
+    pub fn header(&self) -> Cow<'_, JwsHeader> {
+        match self.decoded() {
+            Cow::Borrowed(decoded) => Cow::Borrowed(&decoded.header),
+            Cow::Owned(decoded) => Cow::Owned(decoded.header),
+        }
+    }
+
+    /// `entry_id`, without parsing the payload.
+    #[must_use]
+    pub const fn entry_id(&self) -> Uuid {
+        self.chaining.entry_id
+    }
+
+    /// `trust_score`, without parsing the payload.
+    #[must_use]
+    pub const fn trust_score(&self) -> TrustScore {
+        self.chaining.trust
+    }
+
+    /// The taints in effect after this entry, without parsing the payload.
+    #[must_use]
+    pub const fn taints(&self) -> &TaintSet {
+        &self.chaining.taints
     }
 
     /// The signed bytes: `b64(header) "." b64(payload)`.
@@ -352,7 +485,7 @@ impl fmt::Debug for UnverifiedEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnverifiedEntry")
             .field("hash", &self.inner.hash)
-            .field("entry_id", &self.inner.entry.entry_id())
+            .field("entry_id", &self.inner.chaining.entry_id)
             .finish_non_exhaustive()
     }
 }
@@ -422,17 +555,51 @@ impl UnverifiedEntry {
 
     /// The payload, as claimed.
     #[must_use]
-    pub const fn entry(&self) -> &Entry {
-        &self.inner.entry
+    pub fn entry(&self) -> Cow<'_, Entry> {
+        self.inner.entry()
     }
 
     /// The protected header.
     #[must_use]
-    pub const fn header(&self) -> &JwsHeader {
-        &self.inner.header
+    pub fn header(&self) -> Cow<'_, JwsHeader> {
+        self.inner.header()
     }
 
     pub(crate) const fn as_unchecked(&self) -> &SignedEntry {
         &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
+    use kest_trust::WeakestLink;
+
+    use super::SignedEntry;
+    use crate::EntryBuilder;
+
+    /// Should a held entry's JWS ever fail to parse again, its payload reads as nothing
+    /// anyone would trust, and its signature checks against no key.
+    #[test]
+    fn an_entry_that_no_longer_parses_reads_as_untrusted() {
+        let key = SigningKey::from_ed25519_seed(&[3; 32]).unwrap();
+        let resolver = StaticKeyResolver::new().with_key("w", key.verifying_key().clone());
+        let entry = EntryBuilder::new("op")
+            .principal("w")
+            .build_on(&[], &WeakestLink)
+            .unwrap();
+        let signed = SignedEntry::sign(entry, &KeySigner::new(key, "w")).unwrap();
+        signed.verify_signature(&resolver).unwrap();
+        let mut held = signed.into_held();
+        held.verify_signature(&resolver).unwrap();
+        held.jws = "not.a.jws".into();
+        let read = held.entry();
+        assert_eq!(read.entry_id(), held.entry_id());
+        assert_eq!(read.trust_score().get(), 0);
+        assert!(read.taints().contains("kest.unreadable"));
+        assert_eq!(read.principal(), None);
+        assert!(held.verify_signature(&resolver).is_err());
     }
 }

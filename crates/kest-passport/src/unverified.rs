@@ -1,7 +1,6 @@
 //! A passport read from outside, before anyone checked its signatures.
 
 use std::fmt;
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -163,8 +162,8 @@ impl UnverifiedPassport {
         Passport::from_checked(
             self.entries.into_iter().map(|entry| {
                 let entry = entry.dangerous_assume_verified();
-                let trust = entry.entry().trust_score();
-                (Arc::new(entry), trust)
+                let trust = entry.trust_score();
+                (entry.into_held(), trust)
             }),
             heads,
         )

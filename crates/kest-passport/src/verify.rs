@@ -413,17 +413,17 @@ impl<'r> Verifier<'r> {
                 .check(index, &entry)
                 .map_err(|fault| PassportError::Entry {
                     index,
-                    entry_id: Some(entry.entry().entry_id().to_string()),
+                    entry_id: Some(entry.entry_id().to_string()),
                     fault,
                 })?;
-            entries.push((entry, trust));
+            entries.push((SignedEntry::held(entry), trust));
         }
         if let Some(index) = audit.chain.first_dangling() {
             return Err(PassportError::Entry {
                 index,
                 entry_id: entries
                     .get(index)
-                    .map(|(entry, _)| entry.entry().entry_id().to_string()),
+                    .map(|(entry, _)| entry.entry_id().to_string()),
                 fault: EntryFault::Dangling,
             });
         }
@@ -580,7 +580,7 @@ impl Audit {
         let all_strict = match strictness {
             Strictness::Strict => true,
             Strictness::Lenient => false,
-            Strictness::Auto => good().all(Entry::is_kest_rust),
+            Strictness::Auto => good().all(|entry| entry.is_kest_rust()),
         };
         Self {
             strictness,
@@ -598,9 +598,13 @@ impl Audit {
         let parents = self.chain.check(index, signed)?;
 
         // Taints: the entry must hold (∪ parents ∪ added) − removed. More is allowed.
-        let cleared = self.taints.check(entry, &parents)?;
+        let cleared = self.taints.check(&entry, &parents)?;
         if !cleared.is_empty() {
-            self.note(index, entry, FindingKind::TaintsRemoved { taints: cleared });
+            self.note(
+                index,
+                &entry,
+                FindingKind::TaintsRemoved { taints: cleared },
+            );
         }
 
         // Trust: above the weakest parent only by a declared override. Strictness is the
@@ -629,7 +633,7 @@ impl Audit {
             }
             self.note(
                 index,
-                entry,
+                &entry,
                 FindingKind::TrustRaised {
                     bound: bound.get(),
                     trust: claimed.get(),

@@ -17,10 +17,14 @@ use kest_policy::CedarEngine;
 const CALLS: usize = 10_000;
 
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib: f64 = status
         .lines()
-        .find(|line| line.starts_with("VmHWM:"))
+        .find(|line| line.starts_with(field))
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|value| value.parse().ok())
         .unwrap_or(f64::NAN);
@@ -56,6 +60,8 @@ fn main() {
         .protect(Call::new("step").policy("invoke"))
         .expect("hook");
     let before = peak_rss_mib();
+    let resident_before = status_mib("VmRSS:");
+    let mut jws_bytes = 0;
     runtime.block_on(async {
         if shape == "pipeline" {
             let flow = Flow::new();
@@ -65,7 +71,13 @@ fn main() {
                 }
             })
             .await;
-            assert_eq!(flow.passport().len(), CALLS);
+            let passport = flow.passport();
+            assert_eq!(passport.len(), CALLS);
+            jws_bytes = passport
+                .entries()
+                .iter()
+                .map(|e| e.jws().len())
+                .sum::<usize>();
         } else {
             for _ in 0..CALLS {
                 Flow::new()
@@ -80,4 +92,16 @@ fn main() {
         peak_rss_mib(),
         before
     );
+    println!(
+        "rss/{shape}: resident {:.1} MiB after the calls ({resident_before:.1} MiB before them)",
+        status_mib("VmRSS:")
+    );
+    if jws_bytes > 0 {
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a size in MiB, printed to one decimal"
+        )]
+        let mib = jws_bytes as f64 / 1_048_576.0;
+        println!("rss/{shape}: the entries' JWS text alone is {mib:.1} MiB");
+    }
 }

@@ -688,7 +688,7 @@ impl Protected {
                 &self.attributes,
                 engine,
                 authorized_in + started.elapsed(),
-                tip.entry().trust_score().get(),
+                tip.trust_score().get(),
                 after.len(),
             );
         }

@@ -51,14 +51,16 @@ pub(crate) fn recorded(kest: &Kest, passport: &Passport) {
         return;
     };
     let tracer = tracer();
-    let entry = signed.entry();
     let mut span = tracer
-        .span_builder(format!("kest.verified.{}", entry.operation()))
+        .span_builder("kest.verified")
         .with_kind(SpanKind::Internal)
         .start(&tracer);
+    // The passport holds the entry as its JWS; parse it only for a span that is kept.
     if !span.is_recording() {
         return;
     }
+    let entry = signed.entry();
+    span.update_name(format!("kest.verified.{}", entry.operation()));
     let signature = signed
         .jws()
         .rsplit('.')

@@ -271,3 +271,60 @@ fn a_long_passport_drops_without_overflowing_the_stack() {
     assert_eq!(fork.len(), 20_001);
     drop(fork);
 }
+
+/// A passport holds each entry as its JWS and the fields chaining reads; the payload is
+/// parsed again when asked for, and reads back exactly as it was signed, whether the
+/// entry was signed here or verified from the wire.
+#[test]
+fn held_entries_keep_their_jws_and_parse_the_payload_on_demand() {
+    use std::borrow::Cow;
+
+    let (signer, resolver) = fresh_signer(W);
+    let built = step("held")
+        .added_taints(["pii"])
+        .label("note", "kept")
+        .build_on(&[], &WeakestLink)
+        .unwrap();
+    let fresh = SignedEntry::sign(built.clone(), &signer).unwrap();
+    assert!(
+        matches!(fresh.entry(), Cow::Borrowed(_)),
+        "fresh: parsed form kept"
+    );
+    let header = fresh.header().into_owned();
+    let mut passport = Passport::new();
+    passport.push(fresh.clone()).unwrap();
+    let held = passport.tip().unwrap();
+    assert!(
+        matches!(held.entry(), Cow::Owned(_)),
+        "held: parsed on demand"
+    );
+    assert_eq!(*held.entry(), built);
+    assert_eq!(held.header().into_owned(), header);
+    assert_eq!(held, &fresh);
+    assert_eq!(held.entry_id(), built.entry_id());
+    assert_eq!(held.trust_score(), built.trust_score());
+    assert_eq!(*held.taints(), built.taints());
+    assert_eq!(passport.current_taints(), built.taints());
+    // The signature still checks from the held form, against the trusted key only.
+    held.verify_signature(&resolver).unwrap();
+    let (_, stranger) = fresh_signer(W);
+    assert!(held.verify_signature(&stranger).is_err());
+
+    // The same for a verified passport, and for one taken on faith.
+    passport
+        .append(step("next"), &signer, &WeakestLink)
+        .unwrap();
+    let text = passport.to_json();
+    let report = Verifier::new(&resolver).verify_json(&text).unwrap();
+    let read = UnverifiedPassport::decode(&text, &Limits::default())
+        .unwrap()
+        .dangerous_assume_verified();
+    for held in [report.passport(), &read] {
+        let entries = held.entries();
+        assert_eq!(entries.len(), 2);
+        assert!(matches!(entries[0].entry(), Cow::Owned(_)));
+        assert_eq!(*entries[0].entry(), built);
+        assert_eq!(entries[1].entry().parents().hashes(), [fresh.hash()]);
+        assert_eq!(held.to_json(), text);
+    }
+}

@@ -385,7 +385,7 @@ async fn per_call_values_override_the_flow_and_reach_the_policy() {
     );
     assert_eq!(document["object"]["id"], "doc-1");
     assert_eq!(document["object"]["attributes"]["owner"], "alice");
-    let entry = flow.passport().entries()[0].entry().clone();
+    let entry = flow.passport().entries()[0].entry().into_owned();
     assert_eq!(entry.trust_score().get(), 40);
     assert_eq!(entry.label("user"), Some("alice"));
     assert_eq!(entry.input_hash(), kest::hash_serialized(&("doc-1", 3)));

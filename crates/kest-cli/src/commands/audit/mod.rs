@@ -437,7 +437,12 @@ fn text_report(checked: &[Checked], summary: &Summary, ignored: &[String]) -> St
 struct Examined(Vec<(UnverifiedEntry, Option<kest_passport::EntryFault>)>);
 
 impl Lineage for Examined {
-    fn lineage(&self) -> Vec<(kest_passport::EntryHash, &kest_passport::Entry)> {
+    fn lineage(
+        &self,
+    ) -> Vec<(
+        kest_passport::EntryHash,
+        std::borrow::Cow<'_, kest_passport::Entry>,
+    )> {
         self.0
             .iter()
             .map(|(entry, _)| (entry.hash(), entry.entry()))
