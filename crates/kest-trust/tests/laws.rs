@@ -209,3 +209,85 @@ fn origins() {
         .unwrap();
     assert_eq!(map.score("partner").unwrap().get(), 70);
 }
+
+/// The verifier's dropped-taint rule rests on `missing_from`: what an entry owes but does
+/// not hold, in sorted order, and nothing else.
+#[test]
+fn missing_from_names_exactly_the_dropped_taints() {
+    let owed: TaintSet = ["pii", "unverified", "external"].into_iter().collect();
+    let held: TaintSet = ["external", "extra"].into_iter().collect();
+    assert_eq!(
+        owed.missing_from(&held).collect::<Vec<_>>(),
+        ["pii", "unverified"]
+    );
+    assert_eq!(held.missing_from(&owed).collect::<Vec<_>>(), ["extra"]);
+    assert_eq!(owed.missing_from(&owed).count(), 0);
+    assert_eq!(TaintSet::new().missing_from(&held).count(), 0);
+    assert!(!held.is_superset(&owed));
+    let more: TaintSet = ["pii", "unverified", "external", "x"].into_iter().collect();
+    assert!(more.is_superset(&owed));
+    assert!(owed.is_superset(&owed));
+    assert!(!owed.is_superset(&more));
+
+    let mut set = TaintSet::new();
+    assert!(set.is_empty());
+    assert!(set.insert("a"));
+    assert!(!set.insert("a"), "a second insert is not new");
+    assert_eq!((set.len(), set.is_empty()), (1, false));
+    assert!(set.contains("a") && !set.contains("b"));
+    assert!(set.remove("a"));
+    assert!(!set.remove("a"), "nothing left to remove");
+    assert!(set.is_empty());
+    set.extend_from(&held);
+    assert_eq!(set.iter().collect::<Vec<_>>(), ["external", "extra"]);
+    assert_eq!(format!("{set:?}"), r#"{"external", "extra"}"#);
+    let wire: TaintSet = serde_json::from_str(r#"["b","a","b"]"#).unwrap();
+    assert_eq!(wire.iter().collect::<Vec<_>>(), ["a", "b"]);
+}
+
+/// Scores are 0 to 100 from every entry point; overrides clamp instead of failing.
+#[test]
+fn scores_are_bounded_at_every_entry_point() {
+    for value in [0_u8, 1, 99, 100] {
+        assert_eq!(TrustScore::new(value).unwrap().get(), value);
+        assert_eq!(TrustScore::try_from(value).unwrap().get(), value);
+        assert_eq!(u8::from(TrustScore::new(value).unwrap()), value);
+    }
+    for value in [101_u8, 200, 255] {
+        assert!(TrustScore::new(value).is_err());
+    }
+    for (value, ok) in [
+        (-1_i64, false),
+        (0, true),
+        (100, true),
+        (101, false),
+        (256, false),
+        (i64::MIN, false),
+    ] {
+        assert_eq!(TrustScore::try_from_i64(value).is_ok(), ok, "{value}");
+        assert_eq!(TrustScore::try_from(value).is_ok(), ok, "{value}");
+    }
+    let error = TrustScore::try_from_i64(-5).unwrap_err().to_string();
+    assert!(error.contains("-5"), "{error}");
+    for (value, clamped) in [
+        (i64::MIN, 0_u8),
+        (-1, 0),
+        (0, 0),
+        (57, 57),
+        (100, 100),
+        (101, 100),
+        (i64::MAX, 100),
+    ] {
+        assert_eq!(TrustScore::clamped(value).get(), clamped, "{value}");
+    }
+    let s = |n| TrustScore::new(n).unwrap();
+    assert_eq!(TrustScore::minimum(&[]), None);
+    assert_eq!(TrustScore::minimum(&[s(70), s(30), s(90)]), Some(s(30)));
+    assert_eq!(TrustScore::weakest_link(&[s(100)], s(100)), s(100));
+    assert_eq!(TrustScore::weakest_link(&[s(99), s(50)], s(99)), s(49));
+    assert_eq!(format!("{:?} {}", s(42), s(42)), "TrustScore(42) 42");
+    assert_eq!(serde_json::to_string(&s(42)).unwrap(), "42");
+    assert_eq!(serde_json::from_str::<TrustScore>("42").unwrap(), s(42));
+    assert!(serde_json::from_str::<TrustScore>("101").is_err());
+    assert!(serde_json::from_str::<TrustScore>("-1").is_err());
+}

@@ -2,6 +2,7 @@
 //! was a test target of its own, and one binary links the dependencies once instead of once per
 //! file.
 
+mod boundaries;
 mod hostile_keys;
 mod jws;
 mod keys;

@@ -6,5 +6,6 @@ mod common;
 mod passport;
 mod python_interop;
 mod robustness;
+mod schema_faults;
 mod verifier;
 mod zero_trust;

@@ -389,3 +389,85 @@ fn verify_a_decoded_passport_and_a_single_entry() {
             .is_err()
     );
 }
+
+/// What a report hands back: the passport, its size and tip, and findings whose text says
+/// which entry, what happened and by how much.
+#[test]
+fn the_report_describes_the_passport_it_verified() {
+    let w = "spiffe://test/report";
+    let (signer, resolver) = fresh_signer(w);
+    let verifier = Verifier::new(&resolver);
+    let empty = verifier.verify_json("[]").unwrap();
+    assert!(empty.is_empty());
+    assert_eq!((empty.len(), empty.tip()), (0, None));
+    assert!(empty.into_passport().is_empty());
+
+    let mut passport = Passport::new();
+    let step = |op: &str| EntryBuilder::new(op).principal(w);
+    passport
+        .append(
+            step("ingest")
+                .origin_score(TrustScore::new(40).unwrap())
+                .added_taints(["pii"]),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    passport
+        .append(
+            step("scrub")
+                .removed_taints(["pii"])
+                .trust_override(TrustScore::new(90).unwrap()),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    let report = verifier.verify_json(&passport.to_json()).unwrap();
+    assert!(!report.is_empty());
+    assert_eq!(report.len(), 2);
+    assert_eq!(report.tip(), passport.tip_hash());
+    assert!(report.is_strict());
+    let second = passport.entries()[1].entry_id().to_string();
+    let texts: Vec<String> = report.findings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        texts,
+        [
+            format!("entry 1 (`{second}`, scrub by {w}): removed taints pii"),
+            format!(
+                "entry 1 (`{second}`, scrub by {w}): trust raised from 40 to 90 by a declared override"
+            ),
+        ]
+    );
+    let taken = report.into_passport();
+    assert_eq!(taken.to_json(), passport.to_json());
+    assert_eq!(taken.tip_hash(), passport.tip_hash());
+}
+
+/// Entries are equal when their JWS is; an unsigned entry names its key and algorithm.
+#[test]
+fn signed_entries_compare_by_their_jws() {
+    let w = "spiffe://test/eq";
+    let (signer, _) = fresh_signer(w);
+    let entry = EntryBuilder::new("op")
+        .principal(w)
+        .build_on(&[], &WeakestLink)
+        .unwrap();
+    let unsigned =
+        kest_passport::UnsignedEntry::new(entry.clone(), kest_crypto::Algorithm::EdDSA, "key-7")
+            .unwrap();
+    assert_eq!(unsigned.key_id(), "key-7");
+    assert_eq!(unsigned.algorithm(), kest_crypto::Algorithm::EdDSA);
+    assert_eq!(unsigned.clone().into_entry(), entry);
+    let a = SignedEntry::sign(entry.clone(), &signer).unwrap();
+    let b = SignedEntry::sign(entry.clone(), &signer).unwrap();
+    // Ed25519 is deterministic: the same entry and key give the same JWS.
+    assert_eq!(a, b);
+    let other = EntryBuilder::new("op2")
+        .principal(w)
+        .build_on(&[], &WeakestLink)
+        .unwrap();
+    let c = SignedEntry::sign(other, &signer).unwrap();
+    assert_ne!(a, c);
+    let (stranger, _) = fresh_signer(w);
+    assert_ne!(a, SignedEntry::sign(entry, &stranger).unwrap());
+}
