@@ -240,6 +240,11 @@ fn missing_from_names_exactly_the_dropped_taints() {
     assert!(set.is_empty());
     set.extend_from(&held);
     assert_eq!(set.iter().collect::<Vec<_>>(), ["external", "extra"]);
+    assert_eq!(set.len(), 2);
+    assert_eq!(
+        (&set).into_iter().collect::<Vec<_>>(),
+        ["external", "extra"]
+    );
     assert_eq!(format!("{set:?}"), r#"{"external", "extra"}"#);
     let wire: TaintSet = serde_json::from_str(r#"["b","a","b"]"#).unwrap();
     assert_eq!(wire.iter().collect::<Vec<_>>(), ["a", "b"]);
