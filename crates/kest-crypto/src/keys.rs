@@ -511,22 +511,17 @@ impl VerifyingKey {
 }
 
 /// RFC 8032 Ed25519 verification of a 64-byte signature by a 32-byte key that passed the
-/// key checks: ring's, or aws-lc's with the `aws-lc` feature.
-#[cfg(not(feature = "aws-lc"))]
+/// key checks: ring's, or aws-lc's with the `aws-lc` feature. One function for both, so
+/// that the verdict is decided in one place whichever backend is built.
 fn ed25519_verify(key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-    ring_sig::UnparsedPublicKey::new(&ring_sig::ED25519, key)
-        .verify(message, signature)
-        .map_err(|_| CryptoError::BadSignature)
-}
-
-/// RFC 8032 Ed25519 verification of a 64-byte signature by a 32-byte key that passed the
-/// key checks: ring's, or aws-lc's with the `aws-lc` feature.
-#[cfg(feature = "aws-lc")]
-fn ed25519_verify(key: &[u8], message: &[u8], signature: &[u8]) -> Result<(), CryptoError> {
-    use aws_lc_rs::signature as aws_sig;
-    aws_sig::UnparsedPublicKey::new(&aws_sig::ED25519, key)
-        .verify(message, signature)
-        .map_err(|_| CryptoError::BadSignature)
+    #[cfg(feature = "aws-lc")]
+    let verified =
+        aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, key)
+            .verify(message, signature);
+    #[cfg(not(feature = "aws-lc"))]
+    let verified =
+        ring_sig::UnparsedPublicKey::new(&ring_sig::ED25519, key).verify(message, signature);
+    verified.map_err(|_| CryptoError::BadSignature)
 }
 
 fn unsupported(kty: &str, crv: Option<&str>) -> CryptoError {

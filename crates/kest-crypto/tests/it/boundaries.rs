@@ -176,3 +176,84 @@ fn a_parsed_jws_exposes_each_part() {
     parsed.verify_with(&public).unwrap();
     assert_eq!(parsed.into_payload(), payload.to_vec());
 }
+
+/// A signer that implements only what the trait requires gets the standard header from
+/// its algorithm and `kid`; `KeySigner` precomputes the same one.
+#[test]
+fn signers_write_the_header_of_their_algorithm_and_kid() {
+    struct Minimal(KeySigner);
+    impl kest_crypto::Signer for Minimal {
+        fn algorithm(&self) -> Algorithm {
+            self.0.algorithm()
+        }
+        fn key_id(&self) -> &str {
+            "spiffe://x/minimal"
+        }
+        fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, CryptoError> {
+            self.0.sign(signing_input)
+        }
+    }
+    use kest_crypto::Signer as _;
+    let key = SigningKey::from_ed25519_seed(&[4; 32]).unwrap();
+    let public = key.verifying_key().clone();
+    let signer = KeySigner::new(key, "spiffe://x/key-signer");
+    assert_eq!(signer.key_id(), "spiffe://x/key-signer");
+    assert_eq!(signer.algorithm(), Algorithm::EdDSA);
+    for (kid, header_b64) in [
+        ("spiffe://x/key-signer", signer.header_b64()),
+        (
+            "spiffe://x/minimal",
+            Minimal(KeySigner::new(
+                SigningKey::from_ed25519_seed(&[4; 32]).unwrap(),
+                "ignored",
+            ))
+            .header_b64(),
+        ),
+    ] {
+        let expected = kest_crypto::encode_header(Algorithm::EdDSA, kid);
+        assert_eq!(
+            kest_canon::b64url_decode_unpadded(&header_b64, "header").unwrap(),
+            expected.as_bytes()
+        );
+    }
+    let minimal = Minimal(signer);
+    let jws = sign_compact(&minimal, b"{}").unwrap();
+    let parsed = CompactJws::parse(&jws).unwrap();
+    assert_eq!(parsed.header().kid.as_deref(), Some("spiffe://x/minimal"));
+    parsed.verify_with(&public).unwrap();
+}
+
+/// A P-256 JWK with one coordinate of the wrong width is refused for that reason, whichever
+/// coordinate it is; a key's `Debug` names its algorithm and thumbprint, never more.
+#[test]
+fn p256_jwk_coordinates_are_each_32_bytes() {
+    let key = SigningKey::generate_p256().unwrap();
+    let good = key.verifying_key().to_jwk();
+    assert_eq!(
+        kest_crypto::VerifyingKey::from_jwk(&good).unwrap(),
+        *key.verifying_key()
+    );
+    let short = kest_canon::b64url_encode(&[7; 31]);
+    for (x, y, found) in [
+        (Some(short.clone()), good.y.clone(), "31 and 32"),
+        (good.x.clone(), Some(short.clone()), "32 and 31"),
+        (Some(short.clone()), Some(short), "31 and 31"),
+    ] {
+        let mut jwk = good.clone();
+        jwk.x = x;
+        jwk.y = y;
+        match kest_crypto::VerifyingKey::from_jwk(&jwk).unwrap_err() {
+            CryptoError::InvalidJwk { reason } => {
+                assert!(
+                    reason.contains(&format!("32 bytes, found {found}")),
+                    "{reason}"
+                );
+            }
+            other => panic!("{found}: {other:?}"),
+        }
+    }
+    let shown = format!("{:?}", key.verifying_key());
+    assert!(shown.starts_with("VerifyingKey"), "{shown}");
+    assert!(shown.contains("ES256"), "{shown}");
+    assert!(shown.contains(&key.verifying_key().thumbprint()), "{shown}");
+}
