@@ -56,8 +56,8 @@ pub struct Passport {
 }
 
 struct Node {
-    /// Held inline (its JWS and chaining fields): one allocation per entry with the node.
-    entry: SignedEntry,
+    /// Shared with the verified-entry cache when it came through the verifier.
+    entry: Arc<SignedEntry>,
     prev: Option<Arc<Node>>,
     len: usize,
     /// The trust this passport allows the entry: its own score, except for an
@@ -128,7 +128,7 @@ impl Passport {
     /// The last entry.
     #[must_use]
     pub fn tip(&self) -> Option<&SignedEntry> {
-        self.head.as_deref().map(|node| &node.entry)
+        self.head.as_deref().map(|node| &*node.entry)
     }
 
     /// The hash of the last entry: the `kest.chain_tip`.
@@ -161,7 +161,7 @@ impl Passport {
     /// The entries, oldest first. O(n).
     #[must_use]
     pub fn entries(&self) -> Vec<&SignedEntry> {
-        self.nodes().into_iter().map(|node| &node.entry).collect()
+        self.nodes().into_iter().map(|node| &*node.entry).collect()
     }
 
     fn nodes(&self) -> Vec<&Node> {
@@ -189,7 +189,7 @@ impl Passport {
     /// The entry with `hash`, searching from the tip. O(distance from the tip).
     #[must_use]
     pub fn find(&self, hash: &EntryHash) -> Option<&SignedEntry> {
-        self.find_node(hash).map(|node| &node.entry)
+        self.find_node(hash).map(|node| &*node.entry)
     }
 
     /// The head entries, which the next entry builds on, with the trust this passport
@@ -222,17 +222,18 @@ impl Passport {
     /// [`PassportError::Entry`] naming the fault.
     ///
     /// The passport keeps the entry's JWS and what chaining reads, not its parsed payload
-    /// (see [`SignedEntry::entry`]).
+    /// (see [`SignedEntry::entry`]). Passports the [`crate::Verifier`] returns keep the
+    /// parsed form it read, since their entries are usually read next.
     pub fn push(&mut self, entry: SignedEntry) -> Result<(), PassportError> {
         let trust = entry.trust_score();
         let parents = entry.entry().parents().clone();
-        self.link(entry.into_held(), &parents, trust)
+        self.link(Arc::new(entry.into_held()), &parents, trust)
     }
 
     /// Adds `entry`, whose parents are `parents`, after checking its place.
     fn link(
         &mut self,
-        entry: SignedEntry,
+        entry: Arc<SignedEntry>,
         parents: &Parents,
         trust: TrustScore,
     ) -> Result<(), PassportError> {
@@ -281,7 +282,7 @@ impl Passport {
     /// A passport of entries whose chain rules were already checked, in order, each with
     /// the trust the audit allows it, and its heads. Linear, whatever the DAG's shape.
     pub(crate) fn from_checked(
-        entries: impl IntoIterator<Item = (SignedEntry, TrustScore)>,
+        entries: impl IntoIterator<Item = (Arc<SignedEntry>, TrustScore)>,
         heads: Vec<EntryHash>,
     ) -> Self {
         let mut head: Option<Arc<Node>> = None;
@@ -429,7 +430,7 @@ impl Passport {
             for node in branch.nodes() {
                 if known.insert(node.entry.hash()) {
                     let parents = node.entry.entry().parents().clone();
-                    joined.link(node.entry.held_copy(), &parents, node.trust)?;
+                    joined.link(Arc::clone(&node.entry), &parents, node.trust)?;
                 }
             }
         }

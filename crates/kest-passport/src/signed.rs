@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 
 use kest_canon::Sha256Digest;
 use kest_crypto::{
@@ -317,23 +316,6 @@ impl SignedEntry {
     pub(crate) fn into_held(mut self) -> Self {
         self.decoded = None;
         self
-    }
-
-    /// [`SignedEntry::into_held`] for a shared entry: taken over when this is the only
-    /// reference, copied (without the parsed parts) when a cache shares it.
-    pub(crate) fn held(entry: Arc<Self>) -> Self {
-        Arc::try_unwrap(entry).map_or_else(|shared| shared.held_copy(), Self::into_held)
-    }
-
-    /// A copy without the parsed parts.
-    pub(crate) fn held_copy(&self) -> Self {
-        Self {
-            jws: self.jws.clone(),
-            hash: self.hash,
-            signing_input_len: self.signing_input_len,
-            chaining: self.chaining.clone(),
-            decoded: None,
-        }
     }
 
     /// The parsed parts: kept while fresh, parsed again once held. The JWS parsed when

@@ -1,6 +1,7 @@
 //! A passport read from outside, before anyone checked its signatures.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -163,7 +164,7 @@ impl UnverifiedPassport {
             self.entries.into_iter().map(|entry| {
                 let entry = entry.dangerous_assume_verified();
                 let trust = entry.trust_score();
-                (entry.into_held(), trust)
+                (Arc::new(entry), trust)
             }),
             heads,
         )

@@ -416,7 +416,7 @@ impl<'r> Verifier<'r> {
                     entry_id: Some(entry.entry_id().to_string()),
                     fault,
                 })?;
-            entries.push((SignedEntry::held(entry), trust));
+            entries.push((entry, trust));
         }
         if let Some(index) = audit.chain.first_dangling() {
             return Err(PassportError::Entry {

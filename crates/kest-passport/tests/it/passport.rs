@@ -272,9 +272,9 @@ fn a_long_passport_drops_without_overflowing_the_stack() {
     drop(fork);
 }
 
-/// A passport holds each entry as its JWS and the fields chaining reads; the payload is
-/// parsed again when asked for, and reads back exactly as it was signed, whether the
-/// entry was signed here or verified from the wire.
+/// A passport holds each entry pushed into it as its JWS and the fields chaining reads;
+/// the payload is parsed again when asked for, and reads back exactly as it was signed.
+/// Passports from the verifier keep the parsed form it read.
 #[test]
 fn held_entries_keep_their_jws_and_parse_the_payload_on_demand() {
     use std::borrow::Cow;
@@ -310,7 +310,7 @@ fn held_entries_keep_their_jws_and_parse_the_payload_on_demand() {
     let (_, stranger) = fresh_signer(W);
     assert!(held.verify_signature(&stranger).is_err());
 
-    // The same for a verified passport, and for one taken on faith.
+    // A verified passport, and one taken on faith, read the same.
     passport
         .append(step("next"), &signer, &WeakestLink)
         .unwrap();
@@ -320,9 +320,15 @@ fn held_entries_keep_their_jws_and_parse_the_payload_on_demand() {
         .unwrap()
         .dangerous_assume_verified();
     for held in [report.passport(), &read] {
+        // Appending to it holds the new entry compactly.
+        let mut extended = held.clone();
+        extended
+            .append(step("after"), &signer, &WeakestLink)
+            .unwrap();
+        assert!(matches!(extended.tip().unwrap().entry(), Cow::Owned(_)));
         let entries = held.entries();
         assert_eq!(entries.len(), 2);
-        assert!(matches!(entries[0].entry(), Cow::Owned(_)));
+        assert!(matches!(entries[0].entry(), Cow::Borrowed(_)));
         assert_eq!(*entries[0].entry(), built);
         assert_eq!(entries[1].entry().parents().hashes(), [fresh.hash()]);
         assert_eq!(held.to_json(), text);
