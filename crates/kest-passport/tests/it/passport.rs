@@ -334,3 +334,54 @@ fn held_entries_keep_their_jws_and_parse_the_payload_on_demand() {
         assert_eq!(held.to_json(), text);
     }
 }
+
+/// `Debug` of an entry names it (hash, id, operation, signer) and prints nothing else: not
+/// the payload's free-form values, not the signature.
+#[test]
+fn entries_debug_as_their_identity() {
+    let (signer, _) = fresh_signer(W);
+    let entry = step("show")
+        .label("secretish", "do-not-print")
+        .build_on(&[], &WeakestLink)
+        .unwrap();
+    let signed = SignedEntry::sign(entry, &signer).unwrap();
+    let mut passport = Passport::new();
+    passport.push(signed.clone()).unwrap();
+    let read = kest_passport::UnverifiedEntry::parse(signed.jws()).unwrap();
+    for shown in [
+        format!("{signed:?}"),
+        format!("{:?}", passport.tip().unwrap()),
+        format!("{read:?}"),
+    ] {
+        assert!(
+            shown.contains(&signed.hash().to_hex())
+                || shown.contains(&format!("{:?}", signed.hash())),
+            "{shown}"
+        );
+        assert!(shown.contains(&signed.entry_id().to_string()), "{shown}");
+        assert!(!shown.contains("do-not-print"), "{shown}");
+        assert!(
+            !shown.contains(signed.jws().rsplit('.').next().unwrap()),
+            "{shown}"
+        );
+    }
+    let shown = format!("{signed:?}");
+    assert!(shown.starts_with("SignedEntry"), "{shown}");
+    assert!(shown.contains("show") && shown.contains(W), "{shown}");
+    assert!(format!("{read:?}").starts_with("UnverifiedEntry"));
+}
+
+/// Entries read from outside compare by their JWS too.
+#[test]
+fn unverified_entries_compare_by_their_jws() {
+    let (signer, _) = fresh_signer(W);
+    let sign = |op: &str| {
+        SignedEntry::sign(step(op).build_on(&[], &WeakestLink).unwrap(), &signer).unwrap()
+    };
+    let (a, b) = (sign("a"), sign("b"));
+    let read = |entry: &SignedEntry| kest_passport::UnverifiedEntry::parse(entry.jws()).unwrap();
+    assert_eq!(read(&a), read(&a));
+    assert_ne!(read(&a), read(&b));
+    assert!(read(&a) != read(&b));
+    assert!(!(read(&a) != read(&a)));
+}

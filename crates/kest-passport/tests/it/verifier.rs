@@ -471,3 +471,41 @@ fn signed_entries_compare_by_their_jws() {
     let (stranger, _) = fresh_signer(w);
     assert_ne!(a, SignedEntry::sign(entry, &stranger).unwrap());
 }
+
+/// A payload that fails the schema is reported with whatever `entry_id` it names, escaped
+/// and shortened (it is attacker-controlled text), or none when it names none.
+#[test]
+fn a_rejected_payload_is_named_by_its_entry_id() {
+    let w = "spiffe://test/named";
+    let (signer, resolver) = fresh_signer(w);
+    let id = "01890a5d-ac96-774b-8cce-b302099a8057";
+    let cases = [
+        (json!(id), Some(id.to_owned())),
+        (json!("\u{1b}[31mred"), Some("\\u{1b}[31mred".to_owned())),
+        (json!("x".repeat(500)), None),
+        (json!(42), None),
+    ];
+    for (entry_id, expected) in cases {
+        // A schema fault (no operation) under a good signature.
+        let payload = json!({"entry_id": entry_id, "labels": {"principal": w}});
+        let jws = sign_compact(&signer, payload.to_string().as_bytes()).unwrap();
+        let error = Verifier::new(&resolver)
+            .verify_json(&json!([jws]).to_string())
+            .unwrap_err();
+        match &error {
+            PassportError::Entry {
+                index: 0,
+                entry_id: found,
+                fault: EntryFault::Schema { .. },
+            } => match &expected {
+                Some(text) => assert_eq!(found.as_deref(), Some(text.as_str()), "{error}"),
+                None if entry_id.is_string() => {
+                    let found = found.as_deref().unwrap();
+                    assert!(found.len() < 100, "shortened: {found}");
+                }
+                None => assert_eq!(found, &None, "{error}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+}
