@@ -224,6 +224,27 @@ fn each_rule_names_its_field() {
         ("taints", Some(json!(["a", "a"])), "taints", "sorted"),
         ("metadata", None, "metadata", "is missing"),
     ];
+    // A member of the wrong type is named by its own name, whichever it is.
+    let wrong: Vec<(&str, Value)> = vec![
+        ("added_taints", json!("x")),
+        ("classification", json!([])),
+        ("content_hash", json!(5)),
+        ("entry_id", json!(5)),
+        ("environment", json!([])),
+        ("input_hash", json!(true)),
+        ("labels", json!([])),
+        ("operation", json!(5)),
+        ("otel_context", json!(5)),
+        ("parent_ids", json!("0")),
+        ("removed_taints", json!(1)),
+        ("schema_version", json!(1)),
+        ("taints", json!({})),
+    ];
+    let cases = cases.into_iter().chain(
+        wrong
+            .into_iter()
+            .map(|(field, value)| (field, Some(value), field, "has the wrong type")),
+    );
     for (path, value, field, reason) in cases {
         let shown = format!("{path} = {value:?}");
         match read(&with(path, value)) {
@@ -235,6 +256,65 @@ fn each_rule_names_its_field() {
                 assert!(why.contains(reason), "{shown}: {why}");
             }
             other => panic!("{shown}: {other:?}"),
+        }
+    }
+}
+
+/// Text quoted from the payload in a fault is escaped and cut short; a payload that is not
+/// an object says what was expected.
+#[test]
+fn faults_quote_payload_text_safely() {
+    let long = format!("\u{1b}[2J{}", "9".repeat(300));
+    match read(&with("schema_version", Some(json!(long)))).unwrap_err() {
+        EntryFault::Schema { field, reason } => {
+            assert_eq!(field, "schema_version");
+            assert!(!reason.contains('\u{1b}'), "{reason}");
+            assert!(reason.contains("found `"), "{reason}");
+            assert!(reason.len() < 120, "{} bytes: {reason}", reason.len());
+        }
+        other => panic!("{other:?}"),
+    }
+    for text in ["[]", "5", "\"entry\""] {
+        match Entry::from_json_slice(text.as_bytes()).unwrap_err() {
+            EntryFault::PayloadNotJson { reason } => {
+                assert!(
+                    reason.contains("an entry payload object"),
+                    "{text}: {reason}"
+                );
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+}
+
+/// A member given twice is refused by name, known or not: two readers could take
+/// different ones.
+#[test]
+fn a_member_given_twice_is_refused_by_name() {
+    let text = serde_json::to_string(&payload()).unwrap();
+    for (member, twice) in [
+        (
+            "\"operation\":\"fetch\"",
+            "\"operation\":\"fetch\",\"operation\":\"fetch\"",
+        ),
+        (
+            "\"metadata\":null",
+            "\"metadata\":null,\"later\":1,\"later\":1",
+        ),
+    ] {
+        assert!(text.contains(member), "{text}");
+        let doubled = text.replacen(member, twice, 1);
+        match Entry::from_json_slice(doubled.as_bytes()).unwrap_err() {
+            EntryFault::Schema { field, reason } => {
+                let expected = if member.contains("operation") {
+                    "operation"
+                } else {
+                    "later"
+                };
+                assert_eq!(field, expected);
+                assert_eq!(reason, "appears twice");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }
