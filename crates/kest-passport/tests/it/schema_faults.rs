@@ -174,38 +174,38 @@ fn each_rule_names_its_field() {
             "runtime",
             Some(json!("kest")),
             "runtime",
-            "must be an object",
+            "must be an object, found a string",
         ),
         (
             "runtime/name",
             Some(json!(5)),
             "runtime.name",
-            "must be a string",
+            "must be a string, found a number",
         ),
         ("runtime/version", None, "runtime.version", "is missing"),
         (
             "policy_context",
             Some(json!([])),
             "policy_context",
-            "must be an object",
+            "must be an object, found an array",
         ),
         (
             "policy_context/app_policies",
             Some(json!([1])),
             "policy_context.app_policies",
-            "only strings",
+            "only strings, found a number",
         ),
         (
             "policy_context/platform_policies",
             Some(json!("p")),
             "policy_context.platform_policies",
-            "must be an array",
+            "must be an array, found a string",
         ),
         (
             "policy_context/deviations",
             Some(json!("d")),
             "policy_context.deviations",
-            "must be an array",
+            "must be an array, found a string",
         ),
         (
             "policy_context/deviations/0",
@@ -217,13 +217,27 @@ fn each_rule_names_its_field() {
             "policy_context/deviations/0",
             Some(json!({"policy": "p", "tier": "t", "reason": 5, "approver": null})),
             "policy_context.deviations[].reason",
-            "string or null",
+            "string or null, found a number",
         ),
         ("classification", None, "classification", "is missing"),
         ("taints", Some(json!(["b", "a"])), "taints", "sorted"),
         ("taints", Some(json!(["a", "a"])), "taints", "sorted"),
         ("metadata", None, "metadata", "is missing"),
     ];
+    // Each kind of JSON value is named as found.
+    let kinds = [
+        (json!(null), "must be a string, found null"),
+        (json!(true), "must be a string, found a boolean"),
+        (json!({}), "must be a string, found an object"),
+    ];
+    let cases: Vec<_> = cases
+        .into_iter()
+        .chain(
+            kinds
+                .into_iter()
+                .map(|(value, reason)| ("runtime/version", Some(value), "runtime.version", reason)),
+        )
+        .collect();
     // A member of the wrong type is named by its own name, whichever it is.
     let wrong: Vec<(&str, Value)> = vec![
         ("added_taints", json!("x")),
