@@ -117,13 +117,13 @@ fn each_rule_names_its_field() {
             "schema_version",
             Some(json!("0.4.0")),
             "schema_version",
-            "0.3.x",
+            "0.3.x, found `0.4.0`",
         ),
         (
             "entry_id",
             Some(json!("nope")),
             "entry_id",
-            "must be a UUID",
+            "must be a UUID, found `nope`",
         ),
         (
             "entry_id",
