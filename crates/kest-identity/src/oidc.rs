@@ -230,7 +230,7 @@ impl OidcIdentity {
     /// # Errors
     /// [`IdentityError::Token`] for a missing, malformed, expired or invalid token,
     /// [`IdentityError::Service`] when the issuer cannot be reached, and
-    /// [`IdentityError::Missing`] for an issuer configured without the `oidc` feature.
+    /// [`IdentityError::Unavailable`] for an issuer configured without the `oidc` feature.
     pub async fn new(config: OidcConfig) -> Result<Self, IdentityError> {
         let OidcConfig {
             token,

@@ -4,7 +4,6 @@
 mod aws_live;
 mod common;
 mod detect;
-mod hygiene;
 mod oidc;
 mod oidc_live;
 mod providers;

@@ -206,7 +206,13 @@ async fn an_issuer_without_the_feature_is_refused() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&error, IdentityError::Missing { what } if what.contains("`oidc` feature")),
+        matches!(
+            &error,
+            IdentityError::Unavailable {
+                feature: "oidc",
+                ..
+            }
+        ),
         "{error}"
     );
 }

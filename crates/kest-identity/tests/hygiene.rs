@@ -1,6 +1,10 @@
 //! Secret hygiene: no private key or token shows up in `Debug`, `Display` or the logs of
 //! any provider, in any form a key is commonly written (hex, base64, base64url, PEM body,
 //! byte arrays).
+//!
+//! A test binary of its own: it asserts on what `tracing` captured, and other tests in the
+//! same process that reach the same log statements without a subscriber change which
+//! subscribers see them.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,7 +13,8 @@
     reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
 )]
 
-use crate::common;
+#[path = "it/common/mod.rs"]
+mod common;
 
 use std::sync::Arc;
 
