@@ -225,7 +225,7 @@ libfuzzer_sys::fuzz_target!(|mutations: Vec<Mutation>| {
             let removed: BTreeSet<String> = entry.removed_taints().iter().cloned().collect();
             let mut required: BTreeSet<String> = inherited.difference(&removed).cloned().collect();
             required.extend(entry.added_taints().iter().filter(|t| !removed.contains(*t)).cloned());
-            let own = taints_of(entry);
+            let own = taints_of(&entry);
             assert!(required.is_subset(&own), "a taint vanished: {required:?} ⊄ {own:?}");
             let claimed = entry.trust_score().get();
             let declared = entry.declared_override().map(|o| o.get()) == Some(claimed);
