@@ -226,30 +226,29 @@ impl Passport {
     /// parsed form it read, since their entries are usually read next.
     pub fn push(&mut self, entry: SignedEntry) -> Result<(), PassportError> {
         let trust = entry.trust_score();
-        let parents = entry.entry().parents().clone();
-        self.link(Arc::new(entry.into_held()), &parents, trust)
+        let heads = self.place(&entry, entry.entry().parents())?;
+        self.attach(Arc::new(entry.into_held()), heads, trust);
+        Ok(())
     }
 
-    /// Adds `entry`, whose parents are `parents`, after checking its place.
-    fn link(
-        &mut self,
-        entry: Arc<SignedEntry>,
+    /// Checks the place of `entry`, whose parents are `parents`: returns the heads after
+    /// it, or the fault.
+    fn place(
+        &self,
+        entry: &SignedEntry,
         parents: &Parents,
-        trust: TrustScore,
-    ) -> Result<(), PassportError> {
-        let index = self.len();
+    ) -> Result<Vec<EntryHash>, PassportError> {
         let fault = |fault| PassportError::Entry {
-            index,
+            index: self.len(),
             entry_id: Some(entry.entry_id().to_string()),
             fault,
         };
-        let is_root = parents.is_root();
-        let parents = parents.hashes();
-        match (&self.head, is_root) {
+        match (&self.head, parents.is_root()) {
             (None, false) => return Err(fault(EntryFault::FirstNotRoot)),
             (Some(_), true) => return Err(fault(EntryFault::SplicedRoot)),
             _ => {}
         }
+        let parents = parents.hashes();
         let heads = self.heads();
         if heads.contains(&entry.hash()) {
             return Err(fault(EntryFault::DuplicateEntry {
@@ -258,8 +257,7 @@ impl Passport {
         }
         let distant: Vec<&EntryHash> = parents.iter().filter(|p| !heads.contains(p)).collect();
         if !distant.is_empty() {
-            self.check_distant_parents(&entry, &distant)
-                .map_err(fault)?;
+            self.check_distant_parents(entry, &distant).map_err(fault)?;
         }
         let mut new_heads: Vec<EntryHash> = heads
             .iter()
@@ -267,16 +265,21 @@ impl Passport {
             .copied()
             .collect();
         new_heads.push(entry.hash());
+        Ok(new_heads)
+    }
+
+    /// Adds an entry whose place [`Passport::place`] checked.
+    fn attach(&mut self, entry: Arc<SignedEntry>, heads: Vec<EntryHash>, trust: TrustScore) {
         let min_trust = self.min_trust().map_or(trust, |min| min.min(trust));
+        let len = self.len() + 1;
         self.head = Some(Arc::new(Node {
             entry,
             prev: self.head.take(),
-            len: index + 1,
+            len,
             trust,
             min_trust,
         }));
-        self.heads = new_heads.into();
-        Ok(())
+        self.heads = heads.into();
     }
 
     /// A passport of entries whose chain rules were already checked, in order, each with
@@ -429,8 +432,8 @@ impl Passport {
         for branch in rest {
             for node in branch.nodes() {
                 if known.insert(node.entry.hash()) {
-                    let parents = node.entry.entry().parents().clone();
-                    joined.link(Arc::clone(&node.entry), &parents, node.trust)?;
+                    let heads = joined.place(&node.entry, node.entry.entry().parents())?;
+                    joined.attach(Arc::clone(&node.entry), heads, node.trust);
                 }
             }
         }
