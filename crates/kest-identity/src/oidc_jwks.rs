@@ -208,18 +208,46 @@ impl JwtValidator {
                 ),
             });
         }
-        let key = self.key_for(header.kid.as_deref()).await?;
+        let kid = header.kid.as_deref();
+        let key = self.key_for(kid).await?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(required);
         validation.leeway = self.leeway.as_secs();
         validation.validate_nbf = true;
-        jsonwebtoken::decode::<T>(token, &key, &validation)
+        let decoded = match jsonwebtoken::decode::<T>(token, &key, &validation) {
+            // The issuer may have replaced the key under the same `kid` (or its only,
+            // unnamed key), as a provider that makes a new key when it restarts does:
+            // fetch the set again (at most once a second) and try the key it holds now.
+            Err(error) if *error.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                match self.refetched_key(kid).await? {
+                    Some(fresh) => jsonwebtoken::decode::<T>(token, &fresh, &validation),
+                    None => Err(error),
+                }
+            }
+            other => other,
+        };
+        decoded
             .map(|data| data.claims)
             .map_err(|error| IdentityError::Token {
                 reason: describe(&error, &self.issuer, &self.audience),
             })
+    }
+
+    /// The key for `kid` in a freshly fetched set, when the set may be fetched again (a
+    /// remote one, last fetched at least [`REFETCH_INTERVAL`] ago); `None` otherwise.
+    async fn refetched_key(&self, kid: Option<&str>) -> Result<Option<DecodingKey>, IdentityError> {
+        let KeySource::Remote { uri, client, keys } = &self.keys else {
+            return Ok(None);
+        };
+        let mut keys = keys.write().await;
+        if keys.fetched.elapsed() < REFETCH_INTERVAL {
+            return Ok(None);
+        }
+        keys.set = get_json(client, uri).await?;
+        keys.fetched = Instant::now();
+        find(&keys.set, kid)
     }
 
     /// The key named `kid`, fetching the JWKS again (rate-limited) if it is unknown: the

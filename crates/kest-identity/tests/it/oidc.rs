@@ -376,6 +376,74 @@ mod validated {
         );
     }
 
+    /// The issuer replaces its key under the same `kid`, as `oidc-provider-mock` does
+    /// each time it starts (`cargo xtask chaos` found the validator refusing every token
+    /// from then on): a signature that does not verify with the cached key makes the
+    /// validator fetch the set again (at most once a second), and a forged token is still
+    /// refused, without a fetch per attempt.
+    #[tokio::test]
+    async fn a_key_replaced_under_the_same_kid_is_fetched_again() {
+        let old_key = SigningKey::generate_p256().unwrap();
+        let new_key = SigningKey::generate_p256().unwrap();
+        let forger = SigningKey::generate_p256().unwrap();
+        let current =
+            std::sync::Arc::new(std::sync::Mutex::new(json!([public_jwk(&old_key, "k")])));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (served, counted) = (current.clone(), fetches.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let keys = served.lock().unwrap().clone();
+                async move { axum::Json(json!({ "keys": keys })) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let validator = kest_identity::JwtValidator::with_jwks_uri(
+            &url,
+            "kest",
+            format!("{url}/jwks"),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+        let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(fetched(), 1);
+        let claims = json!({"sub": "svc", "iss": url, "aud": "kest", "exp": now() + 600});
+        validator.validate(&jwt(&old_key, "k", &claims)).await.unwrap();
+
+        // Within a second of the last fetch, a bad signature is refused without a fetch.
+        let error = validator
+            .validate(&jwt(&forger, "k", &claims))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("signature"), "{error}");
+        assert_eq!(fetched(), 1);
+
+        *current.lock().unwrap() = json!([public_jwk(&new_key, "k")]);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let validated = validator
+            .validate(&jwt(&new_key, "k", &claims))
+            .await
+            .unwrap();
+        assert_eq!(validated["sub"], "svc");
+        assert_eq!(fetched(), 2, "one fetch for the replaced key");
+        // The old key is gone, and forged tokens right after do not fetch again.
+        for key in [&old_key, &forger, &forger] {
+            let error = validator
+                .validate(&jwt(key, "k", &claims))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&error, IdentityError::Token { reason } if reason.contains("signature")),
+                "{error}"
+            );
+        }
+        assert_eq!(fetched(), 2);
+    }
+
     /// The issuer rotates its key: a token under the new `kid` makes the validator fetch
     /// the JWKS again (at most once a second), and the old key stops working once gone.
     #[tokio::test]
