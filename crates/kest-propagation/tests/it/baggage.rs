@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 /// Trusts the key the Python vectors were signed with, for their principal.
-fn python_keys() -> StaticKeyResolver {
+pub(crate) fn python_keys() -> StaticKeyResolver {
     let key: Value = kest_testkit::load_json("python/key.json");
     let signing = SigningKey::from_ed25519_seed_hex(key["seed_hex"].as_str().unwrap()).unwrap();
     StaticKeyResolver::new().with_key(

@@ -5,5 +5,6 @@
 mod baggage;
 mod flow_and_codec;
 mod ingress;
+mod ingress_config;
 mod middleware;
 mod middleware_live;
