@@ -17,6 +17,7 @@
 //! receives it, and nothing runs there.
 
 use std::error::Error;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,13 +26,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kest::crypto::{KeySigner, PrivateJwk, SigningKey, StaticKeyResolver, VerifyingKey};
-use kest::identity::{JwtValidator, StaticIdentity};
+use kest::identity::{IdentityProvider, JwtValidator, StaticIdentity};
 use kest::passport::{Passport, Verifier};
 use kest::policy::CedarEngine;
 use kest::propagation::{
     ClaimStore, IdentityLayer, Ingress, LineageLayer, MemoryClaimStore, PropagateLineage,
 };
-use kest::{Call, Kest, Protected, Values};
+use kest::{Call, Kest, KestBuilder, Protected, Values};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -45,25 +46,81 @@ pub const ISSUER: &str = "https://issuer.example.org";
 /// The audience the services accept.
 pub const AUDIENCE: &str = "kest-demo-services";
 
-/// The services' policies. Every step must act for a user; the guarded action also
-/// needs trusted, verified data.
-const POLICIES: &str = r#"
-@id("hop/needs-a-user")
-permit (principal, action == Action::"hop", resource)
-when { context.subject has user && context.subject.user != "" };
-
-@id("guarded/trusted-and-verified")
-permit (principal, action == Action::"guarded", resource)
+/// The services' policies, one Cedar policy each (a Cedar agent takes them one by one).
+/// Every step must act for a user; the guarded action also needs trusted, verified data.
+pub const POLICIES: [(&str, &str); 2] = [
+    (
+        "hop-needs-a-user",
+        r#"permit (principal, action == Action::"hop", resource)
+when { context.subject has user && context.subject.user != "" };"#,
+    ),
+    (
+        "guarded-trusted-and-verified",
+        r#"permit (principal, action == Action::"guarded", resource)
 when {
   context.subject.trust_score >= 80 &&
   !context.subject.taints.contains("unverified")
-};
-"#;
+};"#,
+    ),
+];
+
+/// The policies as a Cedar agent loads them at start (`cedar-agent --policies FILE`):
+/// a JSON array of `{"id", "content"}`.
+#[must_use]
+pub fn agent_policies_json() -> String {
+    let policies: Vec<_> = POLICIES
+        .iter()
+        .map(|(id, content)| json!({"id": id, "content": content}))
+        .collect();
+    serde_json::Value::Array(policies).to_string()
+}
 
 /// The workload id of a service.
 #[must_use]
 pub fn workload(hop: &str) -> String {
     format!("spiffe://example.org/{hop}")
+}
+
+/// A token from the local issuer `issuer` for `user`, acting through `agent` on `task`,
+/// valid for `lifetime`.
+///
+/// # Errors
+/// When signing fails.
+pub fn mint_token(
+    issuer: &SigningKey,
+    lifetime: Duration,
+    user: &str,
+    agent: &str,
+    task: &str,
+) -> Result<String, BoxError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let header = json!({"alg": "EdDSA", "kid": "issuer-key-1", "typ": "JWT"});
+    let claims = json!({
+        "iss": ISSUER, "aud": AUDIENCE, "iat": now,
+        "exp": now + lifetime.as_secs(),
+        "sub": user, "client_id": agent, "scope": task,
+    });
+    let input = format!(
+        "{}.{}",
+        kest::canon::b64url_encode(header.to_string().as_bytes()),
+        kest::canon::b64url_encode(claims.to_string().as_bytes())
+    );
+    let signature = issuer.sign(input.as_bytes())?;
+    Ok(format!(
+        "{input}.{}",
+        kest::canon::b64url_encode(&signature)
+    ))
+}
+
+/// The local token issuer's key kept in `dir` (made there on first use): what every
+/// process of a deployment split over processes shares.
+///
+/// # Errors
+/// When the key file cannot be read or written.
+pub fn stored_issuer(dir: &Path) -> Result<SigningKey, BoxError> {
+    stored_key(Some(dir), "issuer")
 }
 
 /// The protected step of each service.
@@ -89,12 +146,35 @@ pub struct Options {
     pub redis: Option<String>,
     /// Passports above this many bytes go by claim check (default 4096).
     pub inline_threshold: Option<usize>,
+    /// How long a claim-checked passport stays redeemable (default 300 s).
+    pub claim_ttl: Option<Duration>,
     /// Verify inbound passports (the default). Off, each hop takes lineage on faith, as
     /// `KEST_INSECURE_UNVERIFIED_LINEAGE=true` would: only for measuring what
     /// verification costs.
     pub verify_ingress: bool,
     /// How long tokens from [`Deployment::token`] stay valid.
     pub token_lifetime: Duration,
+    /// Fixed ports for the four services, gateway first; free ports otherwise.
+    pub ports: Option<[u16; 4]>,
+    /// Run only this service (0 is the gateway) in this process; its peers are expected
+    /// at `ports`, in processes of their own.
+    pub only: Option<usize>,
+    /// Keep each service's private key, and the local token issuer's, in this directory
+    /// (created on first use), so that a restarted service signs with the same key.
+    pub key_dir: Option<PathBuf>,
+    /// Ask the Cedar agent at this URL instead of the in-process Cedar engine (feature
+    /// `chaos`); it must hold [`POLICIES`].
+    pub cedar_agent: Option<String>,
+    /// Accept bearer tokens from this OIDC provider (found by discovery, for
+    /// [`AUDIENCE`]) instead of the local issuer.
+    pub oidc_issuer: Option<String>,
+    /// hop2 signs through this AWS KMS key (feature `chaos`; the AWS configuration comes
+    /// from the environment, `AWS_ENDPOINT_URL` included).
+    pub kms_key_id: Option<String>,
+    /// Append one line per run of a protected step to `<dir>/<service>.runs`: the id and
+    /// principal of the entry signed for it, or `- -` when it ran but no entry could be
+    /// signed (the hook signs after the step, with its output).
+    pub run_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -102,8 +182,16 @@ impl Default for Options {
         Self {
             redis: None,
             inline_threshold: None,
+            claim_ttl: None,
             verify_ingress: true,
             token_lifetime: Duration::from_secs(600),
+            ports: None,
+            only: None,
+            key_dir: None,
+            cedar_agent: None,
+            oidc_issuer: None,
+            kms_key_id: None,
+            run_log: None,
         }
     }
 }
@@ -113,8 +201,9 @@ pub struct Deployment {
     urls: Vec<String>,
     issuer: SigningKey,
     keys: Vec<(String, VerifyingKey)>,
-    /// Each service's private key, kept only to play an attacker who stole one.
-    private: Vec<PrivateJwk>,
+    /// Each service's private key (none for a key held by KMS), kept only to play an
+    /// attacker who stole one.
+    private: Vec<Option<PrivateJwk>>,
     runs: Vec<Arc<AtomicU64>>,
     tasks: Vec<JoinHandle<()>>,
     http: reqwest::Client,
@@ -125,14 +214,97 @@ struct Hop {
     process: Protected,
     runs: Arc<AtomicU64>,
     next: Option<String>,
+    /// How long this hop waits for the next: less than its caller waits for it, so
+    /// that a stalled hop further on comes back as this hop's error, not a timeout.
+    forward_timeout: Duration,
     client: reqwest_middleware::ClientWithMiddleware,
+    run_log: Option<std::sync::Mutex<std::fs::File>>,
+}
+
+/// How long a client waits for the gateway; each hop waits 2 s less for the next.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(16);
+
+/// `name`'s signing key: kept in `dir` when there is one (made there on first use),
+/// fresh otherwise.
+fn stored_key(dir: Option<&Path>, name: &str) -> Result<SigningKey, BoxError> {
+    let Some(dir) = dir else {
+        return Ok(SigningKey::generate_ed25519()?);
+    };
+    let path = dir.join(format!("{name}.jwk"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(SigningKey::from_jwk_json(&text)?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            let key = SigningKey::generate_ed25519()?;
+            let jwk = key.to_private_jwk();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&path)?, jwk.to_json().as_bytes())?;
+            Ok(key)
+        }
+        Err(error) => Err(format!("{}: {error}", path.display()).into()),
+    }
+}
+
+/// The identity service `index` signs with, its public key and its private key when
+/// it holds one.
+async fn hop_identity(
+    options: &Options,
+    index: usize,
+) -> Result<(Arc<dyn IdentityProvider>, String, VerifyingKey, Option<PrivateJwk>), BoxError> {
+    let name = HOPS.get(index).copied().unwrap_or("hop");
+    if let (2, Some(key_id)) = (index, &options.kms_key_id) {
+        #[cfg(feature = "chaos")]
+        {
+            let config = kest::identity::load_aws_config().await;
+            let kms = kest::identity::AwsKms::new(&config, key_id.clone()).await?;
+            let info = kms.describe().await?;
+            let public = VerifyingKey::from_jwk(&info.jwk)?;
+            return Ok((Arc::new(kms), info.workload_id, public, None));
+        }
+        #[cfg(not(feature = "chaos"))]
+        {
+            let _ = key_id;
+            return Err("--kms-key-id needs the example's `chaos` feature".into());
+        }
+    }
+    let key = stored_key(options.key_dir.as_deref(), name)?;
+    let public = key.verifying_key().clone();
+    let private = key.to_private_jwk();
+    Ok((
+        Arc::new(StaticIdentity::new(workload(name), key)),
+        workload(name),
+        public,
+        Some(private),
+    ))
+}
+
+fn with_engine(builder: KestBuilder, options: &Options) -> Result<KestBuilder, BoxError> {
+    match &options.cedar_agent {
+        #[cfg(feature = "chaos")]
+        Some(url) => Ok(builder.engine(kest::policy::CedarAgentEngine::new(url)?)),
+        #[cfg(not(feature = "chaos"))]
+        Some(_) => Err("--cedar-agent needs the example's `chaos` feature".into()),
+        None => {
+            let engine = POLICIES
+                .iter()
+                .fold(CedarEngine::builder(), |engine, (id, text)| {
+                    engine.policy_source(*id, *text)
+                })
+                .build()?;
+            Ok(builder.engine(engine))
+        }
+    }
 }
 
 impl Deployment {
-    /// Starts the four services on 127.0.0.1.
+    /// Starts the four services on 127.0.0.1, or only [`Options::only`].
     ///
     /// # Errors
-    /// When a service cannot bind, or Redis cannot be reached.
+    /// When a service cannot bind, or Redis, the Cedar agent's configuration, the OIDC
+    /// provider or KMS cannot be reached.
     pub async fn start(options: Options) -> Result<Self, BoxError> {
         let store: Arc<dyn ClaimStore> = match &options.redis {
             #[cfg(feature = "redis")]
@@ -141,7 +313,7 @@ impl Deployment {
             Some(_) => return Err("--redis needs the example's `redis` feature".into()),
             None => Arc::new(MemoryClaimStore::default()),
         };
-        let issuer = SigningKey::generate_ed25519()?;
+        let issuer = stored_key(options.key_dir.as_deref(), "issuer")?;
         let mut jwk = serde_json::to_value(issuer.verifying_key().to_jwk())?;
         if let Some(members) = jwk.as_object_mut() {
             members.insert("kid".into(), json!("issuer-key-1"));
@@ -150,30 +322,32 @@ impl Deployment {
 
         // Bind every listener first, so each service knows its peers' addresses.
         let mut listeners = Vec::new();
-        for _ in HOPS {
-            listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await?);
+        let mut urls = Vec::new();
+        for index in 0..HOPS.len() {
+            let port = options
+                .ports
+                .and_then(|ports| ports.get(index).copied())
+                .unwrap_or(0);
+            if options.only.is_some_and(|only| only != index) {
+                urls.push(format!("http://127.0.0.1:{port}/"));
+                continue;
+            }
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+            urls.push(format!("http://{}/", listener.local_addr()?));
+            listeners.push((index, listener));
         }
-        let urls: Vec<String> = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| format!("http://{a}/")))
-            .collect::<Result<_, _>>()?;
 
         let mut keys = Vec::new();
         let mut private = Vec::new();
         let mut runs = Vec::new();
         let mut tasks = Vec::new();
-        for (index, listener) in listeners.into_iter().enumerate() {
+        for (index, listener) in listeners {
             let name = HOPS.get(index).copied().unwrap_or("hop");
-            let key = SigningKey::generate_ed25519()?;
-            keys.push((workload(name), key.verifying_key().clone()));
-            private.push(key.to_private_jwk());
-            let mut builder = Kest::builder()
-                .identity(StaticIdentity::new(workload(name), key))
-                .engine(
-                    CedarEngine::builder()
-                        .policy_source("multi_hop", POLICIES)
-                        .build()?,
-                )
+            let (identity, principal, public, secret) = hop_identity(&options, index).await?;
+            keys.push((principal, public));
+            private.push(secret);
+            let mut builder = with_engine(Kest::builder(), &options)?
+                .identity(identity)
                 .claim_store(store.clone())
                 .service_name(name);
             if options.verify_ingress {
@@ -189,19 +363,41 @@ impl Deployment {
             if let Some(threshold) = options.inline_threshold {
                 builder = builder.inline_threshold(threshold);
             }
+            if let Some(ttl) = options.claim_ttl {
+                builder = builder.claim_ttl(ttl);
+            }
             let kest = builder.build()?;
             let counter = Arc::new(AtomicU64::new(0));
             runs.push(Arc::clone(&counter));
+            let run_log = match &options.run_log {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir)?;
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join(format!("{name}.runs")))?;
+                    Some(std::sync::Mutex::new(file))
+                }
+                None => None,
+            };
             let hop = Arc::new(Hop {
                 process: kest.protect(step(index))?,
                 runs: counter,
                 next: urls.get(index + 1).cloned(),
+                forward_timeout: CLIENT_TIMEOUT.saturating_sub(Duration::from_secs(
+                    2 * u64::try_from(index + 1).unwrap_or(u64::MAX),
+                )),
                 client: reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
                     .with(PropagateLineage::new(kest.codec().clone()))
                     .build(),
+                run_log,
             });
-            let validator =
-                JwtValidator::with_jwks(ISSUER, AUDIENCE, &jwks, Duration::from_secs(5))?;
+            let validator = match &options.oidc_issuer {
+                Some(issuer) => {
+                    JwtValidator::discover(issuer.clone(), AUDIENCE, Duration::from_secs(5)).await?
+                }
+                None => JwtValidator::with_jwks(ISSUER, AUDIENCE, &jwks, Duration::from_secs(5))?,
+            };
             // The key endpoint is outermost: it needs neither lineage nor a token.
             let app = axum::Router::new()
                 .route("/", axum::routing::post(handle))
@@ -221,9 +417,7 @@ impl Deployment {
             private,
             runs,
             tasks,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?,
+            http: reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build()?,
             token_lifetime: options.token_lifetime,
         })
     }
@@ -248,7 +442,12 @@ impl Deployment {
     /// # Errors
     /// When `index` is not a service.
     pub fn stolen_signer(&self, index: usize) -> Result<KeySigner, BoxError> {
-        let jwk = self.private.get(index).ok_or("no such service")?;
+        let jwk = self
+            .private
+            .get(index)
+            .ok_or("no such service")?
+            .as_ref()
+            .ok_or("this service's key is held by KMS")?;
         let name = HOPS.get(index).copied().unwrap_or("hop");
         Ok(KeySigner::new(SigningKey::from_jwk(jwk)?, workload(name)))
     }
@@ -258,25 +457,7 @@ impl Deployment {
     /// # Errors
     /// When signing fails.
     pub fn token(&self, user: &str, agent: &str, task: &str) -> Result<String, BoxError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs();
-        let header = json!({"alg": "EdDSA", "kid": "issuer-key-1", "typ": "JWT"});
-        let claims = json!({
-            "iss": ISSUER, "aud": AUDIENCE, "iat": now,
-            "exp": now + self.token_lifetime.as_secs(),
-            "sub": user, "client_id": agent, "scope": task,
-        });
-        let input = format!(
-            "{}.{}",
-            kest::canon::b64url_encode(header.to_string().as_bytes()),
-            kest::canon::b64url_encode(claims.to_string().as_bytes())
-        );
-        let signature = self.issuer.sign(input.as_bytes())?;
-        Ok(format!(
-            "{input}.{}",
-            kest::canon::b64url_encode(&signature)
-        ))
+        mint_token(&self.issuer, self.token_lifetime, user, agent, task)
     }
 
     /// Sends one request through all four services with `token`; returns the status and
@@ -338,10 +519,15 @@ impl Deployment {
             return Err(format!("{} entries, expected {}", passport.len(), HOPS.len()).into());
         }
         let expected = [(40, true), (90, false), (90, false), (90, false)];
-        for ((entry, hop), (trust, unverified)) in passport.entries().iter().zip(HOPS).zip(expected)
+        for (((entry, hop), (trust, unverified)), (principal, _)) in passport
+            .entries()
+            .iter()
+            .zip(HOPS)
+            .zip(expected)
+            .zip(&self.keys)
         {
             let entry = entry.entry();
-            if entry.operation() != hop || entry.principal() != Some(workload(hop).as_str()) {
+            if entry.operation() != hop || entry.principal() != Some(principal.as_str()) {
                 return Err(format!("entry {} is not {hop}'s", entry.operation()).into());
             }
             if entry.label("user") != Some(user) {
@@ -405,13 +591,20 @@ pub fn gateway_only_baggage(deployment: &Deployment) -> Result<String, BoxError>
 /// One service's handler: the protected step, then the next hop.
 async fn handle(State(hop): State<Arc<Hop>>) -> Response {
     let runs = Arc::clone(&hop.runs);
-    let ran = hop
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let running = Arc::clone(&ran);
+    let outcome = hop
         .process
         .run(Values::new(), async move {
             runs.fetch_add(1, Ordering::SeqCst);
+            running.store(true, Ordering::SeqCst);
         })
         .await;
-    if let Err(error) = ran {
+    if ran.load(Ordering::SeqCst) {
+        // The entry is signed after the step has run; log what became of it.
+        hop.log_run(outcome.is_ok());
+    }
+    if let Err(error) = outcome {
         let status = if error.stopped_before_running() {
             StatusCode::FORBIDDEN
         } else {
@@ -424,11 +617,18 @@ async fn handle(State(hop): State<Arc<Hop>>) -> Response {
         return (StatusCode::OK, passport.to_json()).into_response();
     };
     let token = kest::current_jwt().unwrap_or_default();
+    let failed = |error: &dyn std::fmt::Display| {
+        (
+            StatusCode::BAD_GATEWAY,
+            format!("forwarding to {next}: {error}\n"),
+        )
+            .into_response()
+    };
     match hop
         .client
         .post(next)
         .header("authorization", format!("Bearer {token}"))
-        .timeout(Duration::from_secs(10))
+        .timeout(hop.forward_timeout)
         .send()
         .await
     {
@@ -437,10 +637,35 @@ async fn handle(State(hop): State<Arc<Hop>>) -> Response {
                 StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
             match response.text().await {
                 Ok(body) => (status, body).into_response(),
-                Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+                Err(error) => failed(&error),
             }
         }
-        Err(error) => (StatusCode::BAD_GATEWAY, error.to_string()).into_response(),
+        Err(error) => failed(&error),
+    }
+}
+
+impl Hop {
+    /// Appends a run of the step to the run log, when there is one: the entry it was
+    /// recorded under (the tip of the current passport, once recorded), or `- -` when
+    /// it ran but no entry could be signed.
+    fn log_run(&self, recorded: bool) {
+        let Some(log) = &self.run_log else { return };
+        let tip = kest::current_passport()
+            .filter(|_| recorded)
+            .and_then(|passport| {
+                passport.entries().last().map(|tip| {
+                    format!(
+                        "{} {}\n",
+                        tip.entry_id(),
+                        tip.entry().principal().unwrap_or("-")
+                    )
+                })
+            });
+        let line = tip.unwrap_or_else(|| "- -\n".to_owned());
+        if let Ok(mut file) = log.lock() {
+            // A run that cannot be logged shows up as an answered entry without a run.
+            let _ = std::io::Write::write_all(&mut *file, line.as_bytes());
+        }
     }
 }
 

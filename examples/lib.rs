@@ -6,3 +6,6 @@
 
 #[cfg(feature = "multi-hop")]
 pub mod hops;
+
+#[cfg(feature = "chaos")]
+pub mod drive;

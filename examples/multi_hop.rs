@@ -52,22 +52,82 @@ struct Args {
     /// costs. Never in production.
     #[arg(long)]
     insecure_unverified: bool,
+    /// Seconds a claim-checked passport stays redeemable (default 300).
+    #[arg(long)]
+    claim_ttl: Option<u64>,
+    /// The four services' ports, gateway first (`--ports 20001,20002,20003,20004`).
+    #[arg(long, value_delimiter = ',')]
+    ports: Option<Vec<u16>>,
+    /// With --serve: run only this service (0 is the gateway); the others run in
+    /// processes of their own at --ports.
+    #[arg(long, requires = "ports")]
+    only: Option<usize>,
+    /// Keep the services' keys and the local token issuer's in this directory, so that a
+    /// restarted service keeps its key.
+    #[arg(long)]
+    key_dir: Option<std::path::PathBuf>,
+    /// Ask this Cedar agent (which must hold the example's policies) instead of the
+    /// in-process engine. Feature `chaos`.
+    #[arg(long)]
+    cedar_agent: Option<String>,
+    /// Write the example's policies as a Cedar agent loads them (`--policies FILE`) to
+    /// this file, and exit.
+    #[arg(long)]
+    write_agent_policies: Option<std::path::PathBuf>,
+    /// Accept bearer tokens from this OIDC provider instead of the local issuer.
+    #[arg(long)]
+    oidc_issuer: Option<String>,
+    /// hop2 signs through this AWS KMS key. Feature `chaos`.
+    #[arg(long)]
+    kms_key_id: Option<String>,
+    /// Append each run of a protected step, with the entry it was recorded under, to
+    /// `<DIR>/<service>.runs`.
+    #[arg(long)]
+    run_log: Option<std::path::PathBuf>,
+    /// Drive the services at --ports from this process (feature `chaos`): --clients
+    /// clients for --seconds, verifying every answer offline; events and the entries
+    /// seen go to --out, a JSON summary to stdout.
+    #[arg(long, conflicts_with_all = ["serve", "load"], requires = "ports")]
+    drive: bool,
+    /// Where --drive writes `events.jsonl` and `seen.txt`.
+    #[arg(long, default_value = ".")]
+    out: std::path::PathBuf,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), kest_examples::hops::BoxError> {
     let args = Args::parse();
+    if let Some(path) = &args.write_agent_policies {
+        std::fs::write(path, kest_examples::hops::agent_policies_json())?;
+        return Ok(());
+    }
+    let ports = match args.ports.as_deref() {
+        Some(&[a, b, c, d]) => Some([a, b, c, d]),
+        Some(_) => return Err("--ports takes four ports".into()),
+        None => None,
+    };
+    if args.drive {
+        return drive(&args, ports.unwrap_or_default()).await;
+    }
     // Spans and metrics over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; else none.
     let _telemetry = kest::telemetry::init_from_env("multi_hop")?;
     let deployment = Deployment::start(Options {
-        redis: args.redis,
+        redis: args.redis.clone(),
         inline_threshold: args.inline_threshold,
+        claim_ttl: args.claim_ttl.map(Duration::from_secs),
         verify_ingress: !args.insecure_unverified,
         token_lifetime: if args.serve {
             Duration::from_secs(24 * 3600)
         } else {
             Duration::from_secs(600)
         },
+        ports,
+        only: args.only,
+        key_dir: args.key_dir.clone(),
+        cedar_agent: args.cedar_agent.clone(),
+        oidc_issuer: args.oidc_issuer.clone(),
+        kms_key_id: args.kms_key_id.clone(),
+        run_log: args.run_log.clone(),
     })
     .await?;
     if args.serve {
@@ -128,6 +188,41 @@ async fn main() -> Result<(), kest_examples::hops::BoxError> {
     );
     deployment.shutdown();
     Ok(())
+}
+
+/// `--drive`: load against services in other processes, every answer verified offline.
+#[cfg(feature = "chaos")]
+async fn drive(args: &Args, ports: [u16; 4]) -> Result<(), kest_examples::hops::BoxError> {
+    use kest_examples::drive::{DriveOptions, Tokens};
+    let tokens = match (&args.oidc_issuer, &args.key_dir) {
+        (Some(issuer), _) => Tokens::Oidc(issuer.clone()),
+        (None, Some(dir)) => Tokens::Local(
+            Box::new(kest_examples::hops::stored_issuer(dir)?),
+            Duration::from_secs(600),
+        ),
+        (None, None) => return Err("--drive needs --oidc-issuer or the services' --key-dir".into()),
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let summary = kest_examples::drive::drive(DriveOptions {
+        gateway: format!("http://127.0.0.1:{}/", ports[0]),
+        jwks_urls: ports
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}/.well-known/jwks.json"))
+            .collect(),
+        tokens,
+        clients: args.clients,
+        duration: Duration::from_secs(args.seconds),
+        events: args.out.join("events.jsonl"),
+        seen: args.out.join("seen.txt"),
+    })
+    .await?;
+    println!("{summary}");
+    Ok(())
+}
+
+#[cfg(not(feature = "chaos"))]
+async fn drive(_: &Args, _: [u16; 4]) -> Result<(), kest_examples::hops::BoxError> {
+    Err("--drive needs the example's `chaos` feature".into())
 }
 
 /// Prints where the services are and a token, then serves until stdin closes or the

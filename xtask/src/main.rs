@@ -14,6 +14,7 @@ use xshell::{Shell, cmd};
 
 mod bench;
 mod live;
+mod chaos;
 mod mutants;
 mod python;
 mod services;
@@ -74,6 +75,12 @@ enum Task {
         /// A source file to mutate instead of the security core (repeatable).
         #[arg(long = "file")]
         files: Vec<String>,
+    },
+    /// The fault matrix: the multi-hop services as four processes against the real services, under load, with one fault per cell (Redis, the Cedar agent, the OIDC provider, KMS, a hop); every answer verified offline, runs counted against entries; fails on a broken chain, a run without an entry, a hang or no recovery
+    Chaos {
+        /// Run only this cell (repeatable): redis, cedar-agent, oidc, kms, hop.
+        #[arg(long = "cell")]
+        cells: Vec<String>,
     },
     /// The multi-hop services under steady load for `--minutes` (default 10), verification on, claim checks in Redis, RSS sampled each second: passes with 0 broken chains and < 5 % growth after warm-up
     Soak {
@@ -140,6 +147,7 @@ fn run(sh: &Shell, task: Task) -> Result {
         Task::Python => python::run(sh),
         Task::Mutants { files } => mutants::run(sh, &files),
         Task::Soak { minutes } => soak::run(sh, minutes),
+        Task::Chaos { cells } => chaos::run(sh, &cells),
         Task::Bench {
             compare_python,
             criterion,

@@ -23,6 +23,8 @@ use crate::util::{Result, ensure_venv, step, target_dir};
 
 const CEDAR_AGENT_VERSION: &str = "0.2.0";
 const CEDAR_AGENT_PORT: u16 = 18180;
+/// Policies the Cedar agent loads when it starts, if the file exists (in the state dir).
+pub(crate) const CEDAR_AGENT_POLICIES: &str = "cedar-agent-policies.json";
 const OIDC_PACKAGE: &str = "oidc-provider-mock==0.3.4";
 const OIDC_PORT: u16 = 18190;
 /// Seconds an ID token from the OIDC provider stays valid: short, so that the live tests
@@ -75,12 +77,15 @@ pub(crate) fn start(sh: &Shell) -> Result<Vec<(String, String)>> {
         .run()?;
     }
     let port = CEDAR_AGENT_PORT.to_string();
-    launch(
-        &dir,
-        "cedar-agent",
-        Command::new(&agent).args(["--addr", "127.0.0.1", "--port", &port]),
-        CEDAR_AGENT_PORT,
-    )?;
+    let mut command = Command::new(&agent);
+    command.args(["--addr", "127.0.0.1", "--port", &port]);
+    // The policies it starts with, when a task left some (`cargo xtask chaos` does):
+    // what a deployment's agent reloads when it restarts.
+    let policies = dir.join(CEDAR_AGENT_POLICIES);
+    if policies.exists() {
+        command.arg("--policies").arg(&policies);
+    }
+    launch(&dir, "cedar-agent", &mut command, CEDAR_AGENT_PORT)?;
     env.push((
         "KEST_CEDAR_AGENT_URL".to_owned(),
         format!("http://127.0.0.1:{CEDAR_AGENT_PORT}"),
@@ -195,6 +200,43 @@ pub(crate) fn stop(sh: &Shell) -> Result {
     }
     Ok(())
 }
+
+/// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`) to the process group of service
+/// `name` (as its pid file names it: `redis`, `cedar-agent`, `oidc-provider`, `moto`).
+pub(crate) fn signal(sh: &Shell, name: &str, signal: &str) -> Result {
+    let path = state_dir(sh)?.join(format!("{name}.pid"));
+    let pid = std::fs::read_to_string(&path)
+        .map_err(|error| format!("{name} was not started here ({}): {error}", path.display()))?;
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{}", pid.trim())])
+        .status()?;
+    if !status.success() {
+        return Err(format!("kill -{signal} {name} failed").into());
+    }
+    Ok(())
+}
+
+/// Stops service `name` (SIGKILL to its group) and waits until its port is closed.
+pub(crate) fn kill(sh: &Shell, name: &str, port: u16) -> Result {
+    signal(sh, name, "KILL")?;
+    let _ = std::fs::remove_file(state_dir(sh)?.join(format!("{name}.pid")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listening(port) {
+        if Instant::now() > deadline {
+            return Err(format!("{name} still listens on {port} after SIGKILL").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The ports, by the names [`signal`] takes.
+pub(crate) const PORTS: [(&str, u16); 4] = [
+    ("cedar-agent", CEDAR_AGENT_PORT),
+    ("oidc-provider", OIDC_PORT),
+    ("moto", MOTO_PORT),
+    ("redis", REDIS_PORT),
+];
 
 fn listening(port: u16) -> bool {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
