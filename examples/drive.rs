@@ -323,6 +323,31 @@ fn write_files(
     Ok(())
 }
 
+/// `text` with every run of 16 or more hex digits and dashes (claim keys, entry ids,
+/// hashes) shortened to `…`, so that the same error counts once.
+fn without_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 16 {
+            out.push('…');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() || c == '-' {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 fn summary(events: &[Event]) -> serde_json::Value {
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -333,7 +358,12 @@ fn summary(events: &[Event]) -> serde_json::Value {
             latencies.push(event.latency_ms);
         }
         if !event.error.is_empty() {
-            let key = format!("{} {}: {}", event.outcome.name(), event.status, event.error);
+            let key = format!(
+                "{} {}: {}",
+                event.outcome.name(),
+                event.status,
+                without_ids(&event.error)
+            );
             *errors.entry(key).or_default() += 1;
         }
     }

@@ -171,9 +171,11 @@ pub struct Options {
     /// hop2 signs through this AWS KMS key (feature `chaos`; the AWS configuration comes
     /// from the environment, `AWS_ENDPOINT_URL` included).
     pub kms_key_id: Option<String>,
-    /// Append one line per run of a protected step to `<dir>/<service>.runs`: the id and
-    /// principal of the entry signed for it, or `- -` when it ran but no entry could be
-    /// signed (the hook signs after the step, with its output).
+    /// Log each run of a protected step to `<dir>/<service>.runs`: `R <run>` when the
+    /// step runs, then `E <run> <entry id> <principal>` once its entry is signed, or
+    /// `E <run> - -` when it could not be (the hook signs after the step, with its
+    /// output). A run is `<pid>-<n>`; a process killed between the two lines leaves the
+    /// `R` line alone.
     pub run_log: Option<PathBuf>,
 }
 
@@ -590,25 +592,42 @@ pub fn gateway_only_baggage(deployment: &Deployment) -> Result<String, BoxError>
 
 /// One service's handler: the protected step, then the next hop.
 async fn handle(State(hop): State<Arc<Hop>>) -> Response {
-    let runs = Arc::clone(&hop.runs);
-    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let running = Arc::clone(&ran);
+    // Which run this was, once the step has run.
+    let ran = Arc::new(AtomicU64::new(u64::MAX));
+    let (running, logged) = (Arc::clone(&ran), Arc::clone(&hop));
     let outcome = hop
         .process
         .run(Values::new(), async move {
-            runs.fetch_add(1, Ordering::SeqCst);
-            running.store(true, Ordering::SeqCst);
+            let run = logged.runs.fetch_add(1, Ordering::SeqCst);
+            running.store(run, Ordering::SeqCst);
+            logged.log(&format!("R {}-{run}\n", std::process::id()));
         })
         .await;
-    if ran.load(Ordering::SeqCst) {
-        // The entry is signed after the step has run; log what became of it.
-        hop.log_run(outcome.is_ok());
+    let run = ran.load(Ordering::SeqCst);
+    if run != u64::MAX {
+        // The entry is signed after the step has run: log what became of this run.
+        let entry = kest::current_passport()
+            .filter(|_| outcome.is_ok())
+            .and_then(|passport| {
+                passport.entries().last().map(|tip| {
+                    format!(
+                        "{} {}",
+                        tip.entry_id(),
+                        tip.entry().principal().unwrap_or("-")
+                    )
+                })
+            })
+            .unwrap_or_else(|| "- -".to_owned());
+        hop.log(&format!("E {}-{run} {entry}\n", std::process::id()));
     }
     if let Err(error) = outcome {
-        let status = if error.stopped_before_running() {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
+        let status = match &error {
+            // This service cannot sign now: it is unavailable, not refusing.
+            kest::KestError::SignerUnavailable { .. } | kest::KestError::Identity(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            error if error.stopped_before_running() => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         return (status, format!("{error}\n")).into_response();
     }
@@ -645,25 +664,10 @@ async fn handle(State(hop): State<Arc<Hop>>) -> Response {
 }
 
 impl Hop {
-    /// Appends a run of the step to the run log, when there is one: the entry it was
-    /// recorded under (the tip of the current passport, once recorded), or `- -` when
-    /// it ran but no entry could be signed.
-    fn log_run(&self, recorded: bool) {
-        let Some(log) = &self.run_log else { return };
-        let tip = kest::current_passport()
-            .filter(|_| recorded)
-            .and_then(|passport| {
-                passport.entries().last().map(|tip| {
-                    format!(
-                        "{} {}\n",
-                        tip.entry_id(),
-                        tip.entry().principal().unwrap_or("-")
-                    )
-                })
-            });
-        let line = tip.unwrap_or_else(|| "- -\n".to_owned());
-        if let Ok(mut file) = log.lock() {
-            // A run that cannot be logged shows up as an answered entry without a run.
+    /// Appends `line` to the run log, when there is one. A line that cannot be written
+    /// shows up in the analysis as a run without an entry, or an entry without a run.
+    fn log(&self, line: &str) {
+        if let Some(Ok(mut file)) = self.run_log.as_ref().map(|log| log.lock()) {
             let _ = std::io::Write::write_all(&mut *file, line.as_bytes());
         }
     }

@@ -247,6 +247,7 @@ impl KestBuilder {
                 origins: self.origins,
                 codec,
                 service_name: self.service_name.unwrap_or_else(default_service_name),
+                signer_gate: Arc::default(),
             }),
         })
     }

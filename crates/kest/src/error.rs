@@ -97,6 +97,15 @@ pub enum KestError {
     /// The runtime for synchronous calls outside Tokio could not be started.
     #[error("cannot start the runtime for synchronous calls: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The identity's last signature failed, and a probe signature fails too (or another
+    /// call's probe is under way): nothing can be signed, so the operation did not run.
+    #[error("the signer of `{workload}` is unavailable: {reason}")]
+    SignerUnavailable {
+        /// The workload whose signer failed (escaped).
+        workload: String,
+        /// Why the last signature failed.
+        reason: String,
+    },
     /// The operation ran, but its entry could not be signed or appended. Its result is
     /// withheld.
     #[error("the operation ran but its lineage entry could not be recorded: {0}")]

@@ -258,6 +258,8 @@ pub struct Protected {
     trust_override: Option<TrustScore>,
     /// Metric attribute values fixed for this call site.
     attributes: Arc<crate::metrics::CallAttributes>,
+    /// The signer's health: the runtime's, or this call's own for its own identity.
+    signer_gate: Arc<crate::signer_gate::SignerGate>,
 }
 
 impl std::fmt::Debug for Protected {
@@ -318,8 +320,14 @@ impl Kest {
             &call.operation,
             &call.policies,
         ));
+        let signer_gate = if call.identity.is_some() {
+            Arc::default()
+        } else {
+            Arc::clone(&self.inner.signer_gate)
+        };
         Ok(Protected {
             attributes,
+            signer_gate,
             kest: self.clone(),
             call: Arc::new(call),
             tiers: Arc::new(tiers),
@@ -480,6 +488,9 @@ impl Protected {
         // No identity, no signature, no execution: the identity must describe itself
         // before anything runs.
         let info = identity.describe().await?;
+        // ... and its signer must be answering: after a signature failed, nothing runs
+        // until a probe goes through.
+        self.signer_gate.admit(identity.as_ref(), &info).await?;
 
         // 2. The flow: the current one, or one restored from OpenTelemetry baggage, or a
         //    new root.
@@ -670,10 +681,12 @@ impl Protected {
         };
         let signed = passport
             .sign_next(builder, evaluator.as_ref(), |entry| async {
-                identity
-                    .sign_entry_as(&info, entry)
-                    .await
-                    .map_err(RecordError::from)
+                let signed = identity.sign_entry_as(&info, entry).await;
+                match &signed {
+                    Ok(_) => self.signer_gate.succeeded(),
+                    Err(error) => self.signer_gate.failed(error),
+                }
+                signed.map_err(RecordError::from)
             })
             .await?;
         let after = flow

@@ -137,6 +137,7 @@ mod metrics;
 #[doc(hidden)]
 pub mod private;
 mod runtime;
+mod signer_gate;
 pub mod telemetry;
 
 pub use builder::KestBuilder;

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) origins: OriginMap,
     pub(crate) codec: PassportCodec,
     pub(crate) service_name: String,
+    /// Whether the configured identity's signer answers (see [`crate::signer_gate`]).
+    pub(crate) signer_gate: Arc<crate::signer_gate::SignerGate>,
 }
 
 impl fmt::Debug for Kest {

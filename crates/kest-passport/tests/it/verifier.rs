@@ -443,6 +443,64 @@ fn the_report_describes_the_passport_it_verified() {
     assert_eq!(taken.tip_hash(), passport.tip_hash());
 }
 
+/// Findings as `kest verify --json` and the Python binding print them, and as text when
+/// several taints are cleared at once; the verifier's `Debug` shows its settings, never
+/// the keys it trusts.
+#[test]
+fn findings_as_json_and_text_and_the_verifier_as_debug() {
+    let w = "spiffe://test/findings";
+    let (signer, resolver) = fresh_signer(w);
+    let mut passport = Passport::new();
+    let step = |op: &str| EntryBuilder::new(op).principal(w);
+    passport
+        .append(
+            step("ingest")
+                .origin_score(TrustScore::new(40).unwrap())
+                .added_taints(["pii", "secret"]),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    passport
+        .append(
+            step("scrub")
+                .removed_taints(["pii", "secret"])
+                .trust_override(TrustScore::new(90).unwrap()),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    let report = Verifier::new(&resolver)
+        .verify_json(&passport.to_json())
+        .unwrap();
+    let id = passport.entries()[1].entry_id().to_string();
+    assert_eq!(
+        report.findings()[0].to_string(),
+        format!("entry 1 (`{id}`, scrub by {w}): removed taints pii, secret")
+    );
+    let json: Vec<Value> = report.findings().iter().map(|f| f.to_json()).collect();
+    assert_eq!(
+        json,
+        [
+            json!({"index": 1, "entry_id": id, "principal": w, "operation": "scrub",
+                   "kind": "taints_removed", "details": {"taints": ["pii", "secret"]}}),
+            json!({"index": 1, "entry_id": id, "principal": w, "operation": "scrub",
+                   "kind": "trust_raised", "details": {"bound": 40, "trust": 90, "declared": true}}),
+        ]
+    );
+
+    let cache = kest_passport::VerifiedEntries::default();
+    let verifier = Verifier::new(&resolver)
+        .strictness(Strictness::Lenient)
+        .cache(&cache);
+    let debug = format!("{verifier:?}");
+    assert!(debug.starts_with("Verifier {"), "{debug}");
+    assert!(debug.contains("strictness: Lenient"), "{debug}");
+    assert!(debug.contains("cache: true"), "{debug}");
+    assert!(debug.contains("limits"), "{debug}");
+    assert!(!debug.contains(w), "no keys or principals: {debug}");
+}
+
 /// Entries are equal when their JWS is; an unsigned entry names its key and algorithm.
 #[test]
 fn signed_entries_compare_by_their_jws() {

@@ -323,6 +323,144 @@ async fn signing_that_fails_after_the_run_withholds_the_result() {
     assert!(flow.passport().is_empty(), "never an unsigned entry");
 }
 
+/// A signer that can be taken down and brought back, counting its signatures, and that
+/// can be held mid-signature.
+#[derive(Debug)]
+struct Flaky {
+    inner: MockIdentity,
+    down: std::sync::atomic::AtomicBool,
+    signatures: AtomicUsize,
+    hold: tokio::sync::Semaphore,
+}
+
+#[async_trait::async_trait]
+impl IdentityProvider for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+    async fn describe(&self) -> Result<IdentityInfo, IdentityError> {
+        self.inner.describe().await
+    }
+    async fn sign(&self, kid: &str, input: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        self.signatures.fetch_add(1, Ordering::SeqCst);
+        let _permit = self.hold.acquire().await.unwrap();
+        if self.down.load(Ordering::SeqCst) {
+            return Err(IdentityError::Service {
+                service: "AWS KMS",
+                reason: "connection timed out".into(),
+            });
+        }
+        self.inner.sign(kid, input).await
+    }
+}
+
+/// After a signature fails, nothing runs until a probe signature goes through: the
+/// signer being down stops calls before they run instead of after (found by
+/// `cargo xtask chaos`: with KMS frozen, every call ran and then failed to sign).
+#[tokio::test]
+async fn after_a_failed_signature_nothing_runs_until_a_probe_succeeds() {
+    let signer = Arc::new(Flaky {
+        inner: MockIdentity::new(W).unwrap(),
+        down: false.into(),
+        signatures: AtomicUsize::new(0),
+        hold: tokio::sync::Semaphore::new(1),
+    });
+    let kest = Kest::builder()
+        .identity(Arc::clone(&signer))
+        .engine(Arc::new(MockEngine::allow_all()))
+        .build()
+        .unwrap();
+    let hook = kest.protect(Call::new("act").policy("p")).unwrap();
+    let other = kest.protect(Call::new("other").policy("p")).unwrap();
+    let runs = Runs::default();
+    let flow = Flow::new();
+    flow.scope(hook.run(Values::new(), runs.op())).await.unwrap();
+    assert_eq!((runs.count(), flow.passport().len()), (1, 1));
+
+    // The signer goes down while a call runs: that one ran, and its result is withheld.
+    signer.down.store(true, Ordering::SeqCst);
+    let error = flow
+        .scope(hook.run(Values::new(), runs.op()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, KestError::Record(_)), "{error}");
+    assert_eq!(runs.count(), 2);
+
+    // From then on, calls (of any call site of this runtime) probe and are refused
+    // before they run, naming the workload and the cause.
+    let signatures = signer.signatures.load(Ordering::SeqCst);
+    for hook in [&hook, &other] {
+        let error = runs.refused(hook).await;
+        assert!(
+            matches!(&error, KestError::SignerUnavailable { workload, reason }
+                if workload == W && reason.contains("connection timed out")),
+            "{error}"
+        );
+        assert!(error.stopped_before_running());
+    }
+    assert_eq!(runs.count(), 2, "nothing ran while the signer was down");
+    assert_eq!(signer.signatures.load(Ordering::SeqCst), signatures + 2);
+
+    // While one call's probe hangs, the others are refused at once, not queued.
+    let held = signer.hold.acquire().await.unwrap();
+    let probing = tokio::spawn({
+        let hook = hook.clone();
+        let op = runs.op();
+        async move { Flow::new().scope(hook.run(Values::new(), op)).await }
+    });
+    while signer.signatures.load(Ordering::SeqCst) < signatures + 3 {
+        tokio::task::yield_now().await;
+    }
+    let error = runs.refused(&other).await;
+    assert!(
+        matches!(&error, KestError::SignerUnavailable { reason, .. } if reason.contains("probing")),
+        "{error}"
+    );
+    assert_eq!(signer.signatures.load(Ordering::SeqCst), signatures + 3);
+    // The signer comes back: the held probe goes through, and calls run and sign again.
+    signer.down.store(false, Ordering::SeqCst);
+    drop(held);
+    assert_eq!(probing.await.unwrap().unwrap(), "done");
+    let flow = Flow::new();
+    flow.scope(other.run(Values::new(), runs.op())).await.unwrap();
+    assert_eq!(runs.count(), 4);
+    // Probes are not entries: the passport holds the call's entry only, and verifies.
+    assert_eq!(flow.passport().len(), 1);
+    Verifier::new(&resolver())
+        .verify_json(&flow.passport().to_json())
+        .unwrap();
+}
+
+/// A call with an identity of its own has a gate of its own: the runtime's signer being
+/// down does not stop it.
+#[tokio::test]
+async fn a_call_with_its_own_identity_is_not_gated_by_the_runtime_signer() {
+    let signer = Arc::new(Flaky {
+        inner: MockIdentity::new(W).unwrap(),
+        down: true.into(),
+        signatures: AtomicUsize::new(0),
+        hold: tokio::sync::Semaphore::new(1),
+    });
+    let kest = Kest::builder()
+        .identity(Arc::clone(&signer))
+        .engine(Arc::new(MockEngine::allow_all()))
+        .build()
+        .unwrap();
+    let hook = kest.protect(Call::new("act").policy("p")).unwrap();
+    let runs = Runs::default();
+    let error = runs.refused(&hook).await;
+    assert!(matches!(error, KestError::Record(_)), "{error}");
+    let error = runs.refused(&hook).await;
+    assert!(matches!(error, KestError::SignerUnavailable { .. }), "{error}");
+    let own = kest
+        .protect(Call::new("own").policy("p").identity(identity()))
+        .unwrap();
+    let flow = Flow::new();
+    flow.scope(own.run(Values::new(), runs.op())).await.unwrap();
+    assert_eq!(runs.count(), 2);
+    assert_eq!(flow.passport().len(), 1);
+}
+
 #[test]
 fn an_empty_policy_list_is_refused_when_the_hook_is_built() {
     let kest = kest_with(MockEngine::allow_all());
