@@ -16,6 +16,13 @@ use crate::wire;
 /// thread pool costs more than it saves.
 pub(crate) const PARALLEL_THRESHOLD: usize = 4;
 
+/// Whether `amount` of work (entries, bytes) is worth handing to the thread pool: at
+/// least `threshold`. Either way the results are the same and in the same order; only
+/// the time differs.
+pub(crate) const fn on_pool(amount: usize, threshold: usize) -> bool {
+    amount >= threshold
+}
+
 /// A passport decoded from its wire form: every entry well formed and the chain rules
 /// met (one root, first; parents earlier; nothing twice), but no signature checked and
 /// no label audited.
@@ -67,16 +74,16 @@ impl UnverifiedPassport {
     /// [`PassportError`] naming the index and cause of the first problem.
     pub fn decode(text: &str, limits: &Limits) -> Result<Self, PassportError> {
         let list = wire::parse_entry_list(text, limits)?;
-        let parsed: Vec<Result<UnverifiedEntry, ParseFailure>> = if list.len() < PARALLEL_THRESHOLD
-        {
-            list.iter()
-                .map(|jws| UnverifiedEntry::parse_reporting_id(jws))
-                .collect()
-        } else {
-            list.par_iter()
-                .map(|jws| UnverifiedEntry::parse_reporting_id(jws))
-                .collect()
-        };
+        let parsed: Vec<Result<UnverifiedEntry, ParseFailure>> =
+            if !on_pool(list.len(), PARALLEL_THRESHOLD) {
+                list.iter()
+                    .map(|jws| UnverifiedEntry::parse_reporting_id(jws))
+                    .collect()
+            } else {
+                list.par_iter()
+                    .map(|jws| UnverifiedEntry::parse_reporting_id(jws))
+                    .collect()
+            };
         let mut entries = Vec::with_capacity(parsed.len());
         for (index, result) in parsed.into_iter().enumerate() {
             entries.push(result.map_err(|failure| failure.at(index))?);

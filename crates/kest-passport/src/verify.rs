@@ -17,11 +17,11 @@ use crate::error::{EntryFault, PassportError, TipText};
 use crate::limits::Limits;
 use crate::passport::Passport;
 use crate::signed::{EntryHash, ParseFailure, SignedEntry, UnverifiedEntry};
-use crate::unverified::{PARALLEL_THRESHOLD, UnverifiedPassport};
+use crate::unverified::{PARALLEL_THRESHOLD, UnverifiedPassport, on_pool};
 use crate::wire;
 
 /// Below this many bytes of JWS text, entry hashes are computed on the calling thread.
-const PARALLEL_HASH_BYTES: usize = 256 * 1024;
+const PARALLEL_HASH_BYTES: usize = 262_144; // 256 KiB
 
 /// How an undeclared trust raise is treated.
 ///
@@ -389,7 +389,7 @@ impl<'r> Verifier<'r> {
         // Hashing is cheap (SHA-256 runs at gigabytes a second); only large passports are
         // worth handing to the thread pool.
         let bytes: usize = items.iter().map(|item| item.jws().len()).sum();
-        let hashes: Vec<EntryHash> = if bytes < PARALLEL_HASH_BYTES {
+        let hashes: Vec<EntryHash> = if !on_pool(bytes, PARALLEL_HASH_BYTES) {
             items.iter().map(Item::hash).collect()
         } else {
             items.par_iter().map(Item::hash).collect()
@@ -494,7 +494,7 @@ impl<'r> Verifier<'r> {
         let pairs = items.iter().zip(cached.iter()).enumerate();
         // The thread pool only pays for itself when there are signatures to check.
         let misses = cached.iter().filter(|hit| hit.is_none()).count();
-        let results: Vec<(Checked, Option<Cached>)> = if misses < PARALLEL_THRESHOLD {
+        let results: Vec<(Checked, Option<Cached>)> = if !on_pool(misses, PARALLEL_THRESHOLD) {
             pairs.map(one).collect()
         } else {
             pairs.collect::<Vec<_>>().into_par_iter().map(one).collect()

@@ -501,6 +501,37 @@ fn findings_as_json_and_text_and_the_verifier_as_debug() {
     assert!(!debug.contains(w), "no keys or principals: {debug}");
 }
 
+/// A forged first entry costs one key lookup, not one per entry: once an entry fails,
+/// the entries after it are not checked (short passports are checked in order).
+#[test]
+fn checking_stops_at_the_first_failure() {
+    struct Counting(StaticKeyResolver, std::sync::atomic::AtomicUsize);
+    impl kest_crypto::KeyResolver for Counting {
+        fn resolve(
+            &self,
+            query: &kest_crypto::KeyQuery<'_>,
+        ) -> Result<kest_crypto::VerifyingKey, CryptoError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0.resolve(query)
+        }
+    }
+    let (signer, resolver) = fresh_signer(W);
+    let (forger, _) = fresh_signer(W);
+    let mut forged = Passport::new();
+    forged.append(step("a"), &forger, &WeakestLink).unwrap();
+    forged.append(step("b"), &signer, &WeakestLink).unwrap();
+    forged.append(step("c"), &signer, &WeakestLink).unwrap();
+    let counting = Counting(resolver, std::sync::atomic::AtomicUsize::new(0));
+    let error = Verifier::new(&counting)
+        .verify_json(&forged.to_json())
+        .unwrap_err();
+    assert!(
+        matches!(&error, PassportError::Entry { index: 0, .. }),
+        "{error}"
+    );
+    assert_eq!(counting.1.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 /// Entries are equal when their JWS is; an unsigned entry names its key and algorithm.
 #[test]
 fn signed_entries_compare_by_their_jws() {
