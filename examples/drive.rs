@@ -161,6 +161,58 @@ fn check(
     Ok(ids)
 }
 
+/// Logs `user` in at `oidc-provider-mock` (the authorization code flow: it asks no
+/// password, the subject is posted with the authorization request) and returns the ID
+/// token it issues for [`AUDIENCE`]. Every request is bounded by 2 s.
+async fn login(issuer: &str, user: &str) -> Result<String, BoxError> {
+    // The user names are `user-<n>` and the code is URL-safe: nothing needs escaping.
+    const REDIRECT: &str = "http://127.0.0.1/callback";
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let authorized = http
+        .post(format!(
+            "{issuer}/oauth2/authorize?client_id={AUDIENCE}&redirect_uri={REDIRECT}&response_type=code&scope=openid"
+        ))
+        .header("content-type", FORM)
+        .body(format!("sub={user}"))
+        .send()
+        .await?;
+    let code = authorized
+        .headers()
+        .get("location")
+        .and_then(|location| location.to_str().ok())
+        .and_then(|location| url_param(location, "code"))
+        .ok_or("the provider's redirect carries no code")?;
+    let answer: serde_json::Value = http
+        .post(format!("{issuer}/oauth2/token"))
+        .header("content-type", FORM)
+        .body(format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={REDIRECT}&client_id={AUDIENCE}&client_secret=secret"
+        ))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(answer
+        .get("id_token")
+        .and_then(serde_json::Value::as_str)
+        .ok_or("the token answer holds no id_token")?
+        .to_owned())
+}
+
+/// The value of query parameter `name` in `url`.
+fn url_param(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.to_owned())
+    })
+}
+
 /// A client's current token, fetched again when stale; the stale one is kept (and
 /// sent) while no fresh one can be had.
 struct Token {
@@ -178,14 +230,7 @@ impl Token {
                 Tokens::Local(issuer, lifetime) => {
                     mint_token(issuer, *lifetime, user, "chaos-agent", "chaos").ok()
                 }
-                Tokens::Oidc(issuer) => kest_testkit::oidc_provider::try_id_token(
-                    issuer,
-                    AUDIENCE,
-                    user,
-                    Duration::from_secs(2),
-                )
-                .await
-                .ok(),
+                Tokens::Oidc(issuer) => login(issuer, user).await.ok(),
             };
             if fresh.is_some() {
                 self.value = fresh;
