@@ -17,7 +17,7 @@ use kest::crypto::{Jwks, SigningKey, StaticKeyResolver, VerifyingKey};
 use kest::passport::Verifier;
 use serde_json::json;
 
-use crate::hops::{AUDIENCE, BoxError, CLIENT_TIMEOUT, HOPS, mint_token};
+use crate::hops::{AUDIENCE, BoxError, CLIENT_TIMEOUT, HOPS, mint_token, quantile};
 
 /// Where the clients' bearer tokens come from.
 pub enum Tokens {
@@ -100,7 +100,9 @@ struct Event {
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 /// The first line of `text`, at most 160 characters, control characters escaped.
@@ -116,7 +118,13 @@ async fn published_keys(
     let mut resolver = StaticKeyResolver::new();
     let mut principals = Vec::new();
     for url in urls {
-        let text = http.get(url).send().await?.error_for_status()?.text().await?;
+        let text = http
+            .get(url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
         let jwks = Jwks::from_json(&text)?;
         let [jwk] = jwks.keys.as_slice() else {
             return Err(format!("{url}: expected one key, found {}", jwks.keys.len()).into());
@@ -145,7 +153,11 @@ fn check(
         .map_err(|error| first_line(&error.to_string()))?
         .into_passport();
     if passport.len() != HOPS.len() {
-        return Err(format!("{} entries, expected {}", passport.len(), HOPS.len()));
+        return Err(format!(
+            "{} entries, expected {}",
+            passport.len(),
+            HOPS.len()
+        ));
     }
     let mut ids = Vec::new();
     for ((signed, hop), principal) in passport.entries().iter().zip(HOPS).zip(principals) {
@@ -222,9 +234,7 @@ struct Token {
 
 impl Token {
     async fn current(&mut self, tokens: &Tokens, user: &str) -> Option<String> {
-        let stale = self
-            .fetched
-            .is_none_or(|at| at.elapsed() >= TOKEN_REFRESH);
+        let stale = self.fetched.is_none_or(|at| at.elapsed() >= TOKEN_REFRESH);
         if stale {
             let fresh = match tokens {
                 Tokens::Local(issuer, lifetime) => {
@@ -413,17 +423,7 @@ fn summary(events: &[Event]) -> serde_json::Value {
         }
     }
     latencies.sort_unstable();
-    let at = |quantile: f64| {
-        let last = latencies.len().saturating_sub(1);
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "an index into a sorted list of samples, well within range"
-        )]
-        let index = ((last as f64) * quantile).round() as usize;
-        latencies.get(index).copied().unwrap_or_default()
-    };
+    let at = |q: f64| quantile(&latencies, q);
     let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
     errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     errors.truncate(12);

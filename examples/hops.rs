@@ -255,7 +255,15 @@ fn stored_key(dir: Option<&Path>, name: &str) -> Result<SigningKey, BoxError> {
 async fn hop_identity(
     options: &Options,
     index: usize,
-) -> Result<(Arc<dyn IdentityProvider>, String, VerifyingKey, Option<PrivateJwk>), BoxError> {
+) -> Result<
+    (
+        Arc<dyn IdentityProvider>,
+        String,
+        VerifyingKey,
+        Option<PrivateJwk>,
+    ),
+    BoxError,
+> {
     let name = HOPS.get(index).copied().unwrap_or("hop");
     if let (2, Some(key_id)) = (index, &options.kms_key_id) {
         #[cfg(feature = "chaos")]
@@ -673,6 +681,20 @@ impl Hop {
     }
 }
 
+/// The `q` quantile (0 to 1) of `sorted`, or the default when it is empty.
+#[must_use]
+pub fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
+    let last = sorted.len().saturating_sub(1);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a sorted list of samples, well within range"
+    )]
+    let index = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
 /// What a load run measured.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
@@ -727,17 +749,7 @@ pub async fn load(
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let at = |quantile: f64| {
-        let last = latencies.len().saturating_sub(1);
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss,
-            reason = "an index into a sorted list of samples, well within range"
-        )]
-        let index = ((last as f64) * quantile).round() as usize;
-        latencies.get(index).copied().unwrap_or_default()
-    };
+    let at = |q: f64| quantile(&latencies, q);
     let requests = u64::try_from(latencies.len()).unwrap_or(u64::MAX);
     #[allow(
         clippy::cast_precision_loss,

@@ -57,7 +57,9 @@ fn fault_text(cell: &str) -> &'static str {
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 fn listening(port: u16) -> bool {
@@ -136,9 +138,7 @@ impl Setup {
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(
-                dir.join("driver.log"),
-            )?))
+            .stderr(Stdio::from(std::fs::File::create(dir.join("driver.log"))?))
             .spawn()?)
     }
 }
@@ -209,7 +209,10 @@ pub(crate) fn run(sh: &Shell, cells: &[String]) -> Result {
         report.push('\n');
     }
     std::fs::write(root.join("report.md"), &report)?;
-    println!("\n{report}\n(written to {})", root.join("report.md").display());
+    println!(
+        "\n{report}\n(written to {})",
+        root.join("report.md").display()
+    );
     if problems.is_empty() {
         Ok(())
     } else {
@@ -242,7 +245,11 @@ fn run_cell(sh: &Shell, setup: &Setup, cell: &str, dir: &Path) -> Result<CellOut
     let mut hops = Vec::new();
     for (index, port) in PORTS.iter().enumerate() {
         hops.push(setup.hop(dir, index)?);
-        wait_listening(*port, &format!("hop {index}"), &dir.join(format!("hop{index}.log")))?;
+        wait_listening(
+            *port,
+            &format!("hop {index}"),
+            &dir.join(format!("hop{index}.log")),
+        )?;
     }
     let seconds = (FAULT_AT + FAULT_FOR + AFTER).as_secs();
     let mut driver = setup.driver(dir, seconds)?;
@@ -428,9 +435,19 @@ fn analyse(
 
     let logs = run_logs(dir)?;
     let runs: usize = logs.by_service.values().map(Vec::len).sum();
-    let without_entry = logs.by_service.values().flatten().filter(|e| e.is_none()).count();
-    let logged: BTreeSet<(String, String)> =
-        logs.by_service.values().flatten().flatten().cloned().collect();
+    let without_entry = logs
+        .by_service
+        .values()
+        .flatten()
+        .filter(|e| e.is_none())
+        .count();
+    let logged: BTreeSet<(String, String)> = logs
+        .by_service
+        .values()
+        .flatten()
+        .flatten()
+        .cloned()
+        .collect();
     let seen: Vec<(String, String)> = std::fs::read_to_string(dir.join("seen.txt"))?
         .lines()
         .filter(|line| !line.is_empty())
@@ -455,12 +472,18 @@ fn analyse(
         })
         .map(|(service, _)| service)
         .collect();
-    let sent = summary.get("sent").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let sent = summary
+        .get("sent")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     let failed = count("failed") + count("unreachable");
     let timeouts = count("timeout");
     let broken = count("broken");
     let seconds = |ms: Option<u64>| {
-        ms.map_or_else(|| "never".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+        ms.map_or_else(
+            || "never".to_owned(),
+            |ms| format!("{:.1} s", ms as f64 / 1000.0),
+        )
     };
     let row = format!(
         "| {} | {sent} | {} | {} | {failed} | {timeouts} | {broken} | {runs} / {} ({without_entry}) | {unlogged} | {} | {} |",
@@ -486,13 +509,17 @@ fn analyse(
         ));
     }
     if !foreign.is_empty() {
-        problems.push(format!("runs logged under another service's entry at {foreign:?}"));
+        problems.push(format!(
+            "runs logged under another service's entry at {foreign:?}"
+        ));
     }
     if unlogged > 0 {
         problems.push(format!("{unlogged} answered entries without a logged run"));
     }
     if timeouts > 0 {
-        problems.push(format!("{timeouts} requests the client gave up on (a hang)"));
+        problems.push(format!(
+            "{timeouts} requests the client gave up on (a hang)"
+        ));
     }
     if ok_before == 0 {
         problems.push("no request succeeded before the fault".into());

@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use xshell::{Shell, cmd};
 
 mod bench;
-mod live;
 mod chaos;
+mod live;
 mod mutants;
 mod python;
 mod services;

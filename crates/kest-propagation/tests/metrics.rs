@@ -95,7 +95,11 @@ async fn each_refusal_is_counted_once() {
         StaticKeyResolver::new().with_key(principal, python.verifying_key().clone()),
     );
     let admitted = trusting
-        .admit(&inbound(&[(keys::PASSPORT, serialized)]), None, &Limits::default())
+        .admit(
+            &inbound(&[(keys::PASSPORT, serialized)]),
+            None,
+            &Limits::default(),
+        )
         .await
         .unwrap();
     assert_eq!(admitted.unwrap().len(), 10);
@@ -107,7 +111,11 @@ async fn each_refusal_is_counted_once() {
         StaticKeyResolver::new().with_key(principal, stranger.verifying_key().clone()),
     );
     let error = distrusting
-        .admit(&inbound(&[(keys::PASSPORT, serialized)]), None, &Limits::default())
+        .admit(
+            &inbound(&[(keys::PASSPORT, serialized)]),
+            None,
+            &Limits::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(failures(&log), [error.kind().to_owned()], "{error}");
@@ -117,7 +125,11 @@ async fn each_refusal_is_counted_once() {
     log.lock().unwrap().clear();
     let tip = "ab".repeat(32);
     let error = trusting
-        .admit(&inbound(&[(keys::CHAIN_TIP, &tip)]), None, &Limits::default())
+        .admit(
+            &inbound(&[(keys::CHAIN_TIP, &tip)]),
+            None,
+            &Limits::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(failures(&log), [error.kind().to_owned()], "{error}");

@@ -376,18 +376,17 @@ mod validated {
         );
     }
 
-    /// The issuer replaces its key under the same `kid`, as `oidc-provider-mock` does
-    /// each time it starts (`cargo xtask chaos` found the validator refusing every token
-    /// from then on): a signature that does not verify with the cached key makes the
-    /// validator fetch the set again (at most once a second), and a forged token is still
-    /// refused, without a fetch per attempt.
-    #[tokio::test]
-    async fn a_key_replaced_under_the_same_kid_is_fetched_again() {
-        let old_key = SigningKey::generate_p256().unwrap();
-        let new_key = SigningKey::generate_p256().unwrap();
-        let forger = SigningKey::generate_p256().unwrap();
-        let current =
-            std::sync::Arc::new(std::sync::Mutex::new(json!([public_jwk(&old_key, "k")])));
+    /// An issuer serving `keys` at `/jwks` (replaceable through the returned handle), how
+    /// often it was fetched, and a validator for audience `kest` reading it.
+    async fn rotating_issuer(
+        keys: serde_json::Value,
+    ) -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<serde_json::Value>>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        kest_identity::JwtValidator,
+    ) {
+        let current = std::sync::Arc::new(std::sync::Mutex::new(keys));
         let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (served, counted) = (current.clone(), fetches.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -409,10 +408,28 @@ mod validated {
         )
         .await
         .unwrap();
+        (url, current, fetches, validator)
+    }
+
+    /// The issuer replaces its key under the same `kid`, as `oidc-provider-mock` does
+    /// each time it starts (`cargo xtask chaos` found the validator refusing every token
+    /// from then on): a signature that does not verify with the cached key makes the
+    /// validator fetch the set again (at most once a second), and a forged token is still
+    /// refused, without a fetch per attempt.
+    #[tokio::test]
+    async fn a_key_replaced_under_the_same_kid_is_fetched_again() {
+        let old_key = SigningKey::generate_p256().unwrap();
+        let new_key = SigningKey::generate_p256().unwrap();
+        let forger = SigningKey::generate_p256().unwrap();
+        let (url, current, fetches, validator) =
+            rotating_issuer(json!([public_jwk(&old_key, "k")])).await;
         let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(fetched(), 1);
         let claims = json!({"sub": "svc", "iss": url, "aud": "kest", "exp": now() + 600});
-        validator.validate(&jwt(&old_key, "k", &claims)).await.unwrap();
+        validator
+            .validate(&jwt(&old_key, "k", &claims))
+            .await
+            .unwrap();
 
         // Within a second of the last fetch, a bad signature is refused without a fetch.
         let error = validator
@@ -450,27 +467,8 @@ mod validated {
     async fn the_jwks_is_fetched_again_when_the_issuer_rotates() {
         let old_key = SigningKey::generate_p256().unwrap();
         let new_key = SigningKey::generate_p256().unwrap();
-        let current =
-            std::sync::Arc::new(std::sync::Mutex::new(json!([public_jwk(&old_key, "old")])));
-        let served = current.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new().route(
-            "/jwks",
-            axum::routing::get(move || {
-                let keys = served.lock().unwrap().clone();
-                async move { axum::Json(json!({ "keys": keys })) }
-            }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let validator = kest_identity::JwtValidator::with_jwks_uri(
-            &url,
-            "kest",
-            format!("{url}/jwks"),
-            Duration::ZERO,
-        )
-        .await
-        .unwrap();
+        let (url, current, _, validator) =
+            rotating_issuer(json!([public_jwk(&old_key, "old")])).await;
         let claims = json!({"sub": "svc", "iss": url, "aud": "kest", "exp": now() + 600});
         validator
             .validate(&jwt(&old_key, "old", &claims))

@@ -120,7 +120,10 @@ fn debug_shows_the_mode_and_not_the_keys() {
     assert!(verifying.starts_with("Ingress"), "{verifying}");
     assert!(verifying.contains("verify: true"), "{verifying}");
     assert!(verifying.contains("Lenient"), "{verifying}");
-    assert!(!verifying.contains("interop-workload"), "no keys: {verifying}");
+    assert!(
+        !verifying.contains("interop-workload"),
+        "no keys: {verifying}"
+    );
     let faith = format!("{:?}", Ingress::insecure_unverified(Some("true")).unwrap());
     assert_eq!(faith, "Ingress { verify: false }");
 }

@@ -354,14 +354,11 @@ impl IdentityProvider for Flaky {
     }
 }
 
-/// After a signature fails, nothing runs until a probe signature goes through: the
-/// signer being down stops calls before they run instead of after (found by
-/// `cargo xtask chaos`: with KMS frozen, every call ran and then failed to sign).
-#[tokio::test]
-async fn after_a_failed_signature_nothing_runs_until_a_probe_succeeds() {
+/// A runtime signing with a [`Flaky`] signer, down or up.
+fn flaky(down: bool) -> (Arc<Flaky>, Kest) {
     let signer = Arc::new(Flaky {
         inner: MockIdentity::new(W).unwrap(),
-        down: false.into(),
+        down: down.into(),
         signatures: AtomicUsize::new(0),
         hold: tokio::sync::Semaphore::new(1),
     });
@@ -370,11 +367,22 @@ async fn after_a_failed_signature_nothing_runs_until_a_probe_succeeds() {
         .engine(Arc::new(MockEngine::allow_all()))
         .build()
         .unwrap();
+    (signer, kest)
+}
+
+/// After a signature fails, nothing runs until a probe signature goes through: the
+/// signer being down stops calls before they run instead of after (found by
+/// `cargo xtask chaos`: with KMS frozen, every call ran and then failed to sign).
+#[tokio::test]
+async fn after_a_failed_signature_nothing_runs_until_a_probe_succeeds() {
+    let (signer, kest) = flaky(false);
     let hook = kest.protect(Call::new("act").policy("p")).unwrap();
     let other = kest.protect(Call::new("other").policy("p")).unwrap();
     let runs = Runs::default();
     let flow = Flow::new();
-    flow.scope(hook.run(Values::new(), runs.op())).await.unwrap();
+    flow.scope(hook.run(Values::new(), runs.op()))
+        .await
+        .unwrap();
     assert_eq!((runs.count(), flow.passport().len()), (1, 1));
 
     // The signer goes down while a call runs: that one ran, and its result is withheld.
@@ -422,7 +430,9 @@ async fn after_a_failed_signature_nothing_runs_until_a_probe_succeeds() {
     drop(held);
     assert_eq!(probing.await.unwrap().unwrap(), "done");
     let flow = Flow::new();
-    flow.scope(other.run(Values::new(), runs.op())).await.unwrap();
+    flow.scope(other.run(Values::new(), runs.op()))
+        .await
+        .unwrap();
     assert_eq!(runs.count(), 4);
     // Probes are not entries: the passport holds the call's entry only, and verifies.
     assert_eq!(flow.passport().len(), 1);
@@ -435,23 +445,16 @@ async fn after_a_failed_signature_nothing_runs_until_a_probe_succeeds() {
 /// down does not stop it.
 #[tokio::test]
 async fn a_call_with_its_own_identity_is_not_gated_by_the_runtime_signer() {
-    let signer = Arc::new(Flaky {
-        inner: MockIdentity::new(W).unwrap(),
-        down: true.into(),
-        signatures: AtomicUsize::new(0),
-        hold: tokio::sync::Semaphore::new(1),
-    });
-    let kest = Kest::builder()
-        .identity(Arc::clone(&signer))
-        .engine(Arc::new(MockEngine::allow_all()))
-        .build()
-        .unwrap();
+    let (_, kest) = flaky(true);
     let hook = kest.protect(Call::new("act").policy("p")).unwrap();
     let runs = Runs::default();
     let error = runs.refused(&hook).await;
     assert!(matches!(error, KestError::Record(_)), "{error}");
     let error = runs.refused(&hook).await;
-    assert!(matches!(error, KestError::SignerUnavailable { .. }), "{error}");
+    assert!(
+        matches!(error, KestError::SignerUnavailable { .. }),
+        "{error}"
+    );
     let own = kest
         .protect(Call::new("own").policy("p").identity(identity()))
         .unwrap();
