@@ -17,7 +17,7 @@ use kest::crypto::{Jwks, SigningKey, StaticKeyResolver, VerifyingKey};
 use kest::passport::Verifier;
 use serde_json::json;
 
-use crate::hops::{AUDIENCE, BoxError, CLIENT_TIMEOUT, HOPS, mint_token, quantile};
+use crate::hops::{AUDIENCE, BoxError, CLIENT_TIMEOUT, HOPS, mint_token};
 
 /// Where the clients' bearer tokens come from.
 pub enum Tokens {
@@ -401,6 +401,19 @@ fn without_ids(text: &str) -> String {
     }
     flush(&mut run, &mut out);
     out
+}
+
+/// The `q` quantile (0 to 1) of `sorted`, or 0 when it is empty.
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let last = sorted.len().saturating_sub(1);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a sorted list of samples, well within range"
+    )]
+    let index = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
 }
 
 fn summary(events: &[Event]) -> serde_json::Value {

@@ -681,18 +681,13 @@ impl Hop {
     }
 }
 
-/// The `q` quantile (0 to 1) of `sorted`, or the default when it is empty.
-#[must_use]
-pub fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
-    let last = sorted.len().saturating_sub(1);
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "an index into a sorted list of samples, well within range"
-    )]
-    let index = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
+/// Latencies in microseconds, 1 µs to 10 minutes, to three significant digits.
+fn latency_histogram() -> Result<hdrhistogram::Histogram<u64>, BoxError> {
+    Ok(hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3)?)
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What a load run measured.
@@ -727,7 +722,9 @@ pub async fn load(
         let user = format!("user-{client}");
         let token = deployment.token(&user, "load-agent", "load")?;
         workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
+            // A histogram of fixed size, not a list of samples: a load run of hours
+            // (the soak) must not grow the process it measures.
+            let mut latencies = latency_histogram()?;
             let mut broken = 0_u64;
             while started.elapsed() < duration {
                 let sent = Instant::now();
@@ -735,22 +732,21 @@ pub async fn load(
                     Ok((200, body)) if deployment.check(&body, &user).is_ok() => {}
                     _ => broken += 1,
                 }
-                latencies.push(sent.elapsed());
+                latencies.saturating_record(micros(sent.elapsed()));
             }
-            (latencies, broken)
+            Ok::<_, BoxError>((latencies, broken))
         }));
     }
-    let mut latencies = Vec::new();
+    let mut latencies = latency_histogram()?;
     let mut broken = 0;
     for worker in workers {
-        let (mut samples, failures) = worker.await?;
-        latencies.append(&mut samples);
+        let (samples, failures) = worker.await??;
+        latencies.add(&samples)?;
         broken += failures;
     }
     let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| quantile(&latencies, q);
-    let requests = u64::try_from(latencies.len()).unwrap_or(u64::MAX);
+    let at = |q: f64| Duration::from_micros(latencies.value_at_quantile(q));
+    let requests = latencies.len();
     #[allow(
         clippy::cast_precision_loss,
         reason = "a request count shown as a rate"
