@@ -785,3 +785,21 @@ impl TaintAudit {
         Ok(cleared.into_iter().map(|id| self.name(id)).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The audit may do as much work as its budget, and no more: a passport that needs
+    /// exactly the budget verifies, one step more is `TooComplex`.
+    #[test]
+    fn the_taint_budget_is_a_maximum() {
+        let mut audit = TaintAudit::new(10);
+        assert_eq!(audit.spend(4), Ok(()));
+        assert_eq!(audit.spend(6), Ok(()));
+        assert_eq!(audit.spend(1), Err(EntryFault::TooComplex));
+        let mut audit = TaintAudit::new(0);
+        assert_eq!(audit.spend(0), Ok(()));
+        assert_eq!(audit.spend(1), Err(EntryFault::TooComplex));
+    }
+}
