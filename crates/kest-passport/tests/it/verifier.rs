@@ -501,6 +501,34 @@ fn findings_as_json_and_text_and_the_verifier_as_debug() {
     assert!(!debug.contains(w), "no keys or principals: {debug}");
 }
 
+/// A finding names the taints an entry really cleared: not one it lists in
+/// `removed_taints` that no parent carried.
+#[test]
+fn only_taints_the_parents_carried_are_reported_cleared() {
+    let (signer, resolver) = fresh_signer(W);
+    let mut passport = Passport::new();
+    passport
+        .append(step("ingest").added_taints(["pii"]), &signer, &WeakestLink)
+        .unwrap();
+    passport
+        .append(
+            step("scrub").removed_taints(["ghost", "pii"]),
+            &signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    let report = Verifier::new(&resolver)
+        .verify_json(&passport.to_json())
+        .unwrap();
+    let cleared: Vec<&FindingKind> = report.findings().iter().map(|f| &f.kind).collect();
+    assert_eq!(
+        cleared,
+        [&FindingKind::TaintsRemoved {
+            taints: vec!["pii".to_owned()]
+        }]
+    );
+}
+
 /// A forged first entry costs one key lookup, not one per entry: once an entry fails,
 /// the entries after it are not checked (short passports are checked in order).
 #[test]
