@@ -706,7 +706,9 @@ pub struct LoadReport {
 }
 
 /// Drives the deployment with `clients` concurrent clients for `duration`, checking every
-/// final passport.
+/// final passport. With `rate` (requests a second, shared by the clients), each client
+/// sends at a fixed pace instead of as fast as answers come, so that the load, and what
+/// it leaves in the claim store, stays the same when the machine gets busier or quieter.
 ///
 /// # Errors
 /// When a token cannot be made.
@@ -714,7 +716,11 @@ pub async fn load(
     deployment: Arc<Deployment>,
     clients: usize,
     duration: Duration,
+    rate: Option<f64>,
 ) -> Result<LoadReport, BoxError> {
+    let pace = rate
+        .filter(|rate| *rate > 0.0)
+        .map(|rate| Duration::from_secs_f64(clients.max(1) as f64 / rate));
     let started = Instant::now();
     let mut workers = Vec::new();
     for client in 0..clients {
@@ -726,7 +732,15 @@ pub async fn load(
             // (the soak) must not grow the process it measures.
             let mut latencies = latency_histogram()?;
             let mut broken = 0_u64;
+            let mut ticks = pace.map(|pace| {
+                let mut ticks = tokio::time::interval(pace);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks
+            });
             while started.elapsed() < duration {
+                if let Some(ticks) = &mut ticks {
+                    ticks.tick().await;
+                }
                 let sent = Instant::now();
                 match deployment.call(&token).await {
                     Ok((200, body)) if deployment.check(&body, &user).is_ok() => {}

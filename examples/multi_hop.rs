@@ -45,6 +45,10 @@ struct Args {
     /// Concurrent clients for --load.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// With --load: requests a second in all, sent at a fixed pace (as fast as answers
+    /// come otherwise).
+    #[arg(long)]
+    rate: Option<f64>,
     /// Seconds of --load.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
@@ -135,9 +139,13 @@ async fn main() -> Result<(), kest_examples::hops::BoxError> {
     }
     if args.load {
         let deployment = Arc::new(deployment);
-        let report =
-            kest_examples::hops::load(deployment, args.clients, Duration::from_secs(args.seconds))
-                .await?;
+        let report = kest_examples::hops::load(
+            deployment,
+            args.clients,
+            Duration::from_secs(args.seconds),
+            args.rate,
+        )
+        .await?;
         let mode = if args.insecure_unverified {
             "ingress NOT verified"
         } else {

@@ -317,12 +317,28 @@ async fn without_verification_a_forged_raise_would_get_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_load_run_breaks_no_chain() {
     let deployment = Arc::new(Deployment::start(Options::default()).await.unwrap());
-    let report = load(Arc::clone(&deployment), 4, Duration::from_secs(2))
+    let report = load(Arc::clone(&deployment), 4, Duration::from_secs(2), None)
         .await
         .unwrap();
     assert!(report.requests > 10, "{report:?}");
     assert_eq!(report.broken, 0, "{report:?}");
     assert!(report.p50 <= report.p99);
+    // Paced at 20 requests a second for 2 s: each of the 4 clients sends every 200 ms,
+    // the first at once, so at most 44 in all, however fast the services answer.
+    let paced = load(
+        Arc::clone(&deployment),
+        4,
+        Duration::from_secs(2),
+        Some(20.0),
+    )
+    .await
+    .unwrap();
+    assert!(
+        (4..=44).contains(&paced.requests),
+        "{} requests at 20/s for 2 s",
+        paced.requests
+    );
+    assert_eq!(paced.broken, 0, "{paced:?}");
     // Every final passport verifies with the services' keys alone.
     let token = deployment.token("bob", "bot", "t").unwrap();
     let (_, body) = deployment.call(&token).await.unwrap();
