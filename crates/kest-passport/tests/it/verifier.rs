@@ -502,30 +502,35 @@ fn findings_as_json_and_text_and_the_verifier_as_debug() {
 }
 
 /// A finding names the taints an entry really cleared: not one it lists in
-/// `removed_taints` that no parent carried.
+/// `removed_taints` that no parent carried, even when another branch carries it.
 #[test]
 fn only_taints_the_parents_carried_are_reported_cleared() {
     let (signer, resolver) = fresh_signer(W);
-    let mut passport = Passport::new();
-    passport
-        .append(step("ingest").added_taints(["pii"]), &signer, &WeakestLink)
-        .unwrap();
-    passport
-        .append(
-            step("scrub").removed_taints(["ghost", "pii"]),
-            &signer,
-            &WeakestLink,
-        )
-        .unwrap();
+    let sign = |builder: EntryBuilder, parents: &[&SignedEntry]| {
+        let heads: Vec<Head> = parents.iter().map(|p| Head::from(*p)).collect();
+        SignedEntry::sign(builder.build_on(&heads, &WeakestLink).unwrap(), &signer).unwrap()
+    };
+    let root = sign(step("ingest").added_taints(["pii"]), &[]);
+    // One branch picks up `ghost`; the other never saw it, yet lists it as removed.
+    let haunted = sign(step("haunted").added_taints(["ghost"]), &[&root]);
+    let scrub = sign(step("scrub").removed_taints(["ghost", "pii"]), &[&root]);
+    let join = sign(step("join"), &[&haunted, &scrub]);
     let report = Verifier::new(&resolver)
-        .verify_json(&passport.to_json())
+        .verify_json(&passport_of(vec![root, haunted, scrub, join]))
         .unwrap();
-    let cleared: Vec<&FindingKind> = report.findings().iter().map(|f| &f.kind).collect();
+    let cleared: Vec<(usize, &FindingKind)> = report
+        .findings()
+        .iter()
+        .map(|f| (f.index, &f.kind))
+        .collect();
     assert_eq!(
         cleared,
-        [&FindingKind::TaintsRemoved {
-            taints: vec!["pii".to_owned()]
-        }]
+        [(
+            2,
+            &FindingKind::TaintsRemoved {
+                taints: vec!["pii".to_owned()]
+            }
+        )]
     );
 }
 
