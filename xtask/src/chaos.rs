@@ -7,7 +7,8 @@
 //! published before it started; one fault is injected while requests are in flight and
 //! ended again. Every run of a protected step is logged with the entry it ran under.
 //!
-//! A cell passes when no answer's chain is broken, no step ran without a signed entry,
+//! A cell passes when no answer's chain is broken, no step ran without a signed entry
+//! (but for the calls in flight when the signer, or the process that signs, stops),
 //! every entry in an answer has a logged run, no client had to give up waiting (a fault
 //! is an error answered in time, never a hang), and service comes back after the fault.
 
@@ -498,11 +499,16 @@ fn analyse(
     if broken > 0 {
         problems.push(format!("{broken} answers with a broken chain"));
     }
-    // The hook signs after the step has run, so a signer that fails can leave the calls
-    // already running without an entry (their results are withheld); the signer gate
-    // stops every call after them. So: none, except at most one per client in the cell
-    // that stops the signer.
-    let allowed = if cell == "kms" { CLIENTS as usize } else { 0 };
+    // The hook signs after the step has run, so a signer that stops answering, or a
+    // process killed between the two, can leave the calls already running without an
+    // entry (their results are withheld, or die with the process); the signer gate stops
+    // every call after them. So: none, except at most one per client in the cells that
+    // stop the signer or the signing process.
+    let allowed = if matches!(cell, "kms" | "hop") {
+        CLIENTS as usize
+    } else {
+        0
+    };
     if without_entry > allowed {
         problems.push(format!(
             "{without_entry} runs without a signed entry (at most {allowed} expected)"
