@@ -507,7 +507,7 @@ fn findings_as_json_and_text_and_the_verifier_as_debug() {
 fn only_taints_the_parents_carried_are_reported_cleared() {
     let (signer, resolver) = fresh_signer(W);
     let sign = |builder: EntryBuilder, parents: &[&SignedEntry]| {
-        let heads: Vec<Head> = parents.iter().map(|p| Head::from(*p)).collect();
+        let heads: Vec<Head<'_>> = parents.iter().map(|p| Head::from(*p)).collect();
         SignedEntry::sign(builder.build_on(&heads, &WeakestLink).unwrap(), &signer).unwrap()
     };
     let root = sign(step("ingest").added_taints(["pii"]), &[]);
