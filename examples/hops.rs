@@ -608,25 +608,27 @@ async fn handle(State(hop): State<Arc<Hop>>) -> Response {
         .run(Values::new(), async move {
             let run = logged.runs.fetch_add(1, Ordering::SeqCst);
             running.store(run, Ordering::SeqCst);
-            logged.log(&format!("R {}-{run}\n", std::process::id()));
+            logged.log(|| format!("R {}-{run}\n", std::process::id()));
         })
         .await;
     let run = ran.load(Ordering::SeqCst);
     if run != u64::MAX {
         // The entry is signed after the step has run: log what became of this run.
-        let entry = kest::current_passport()
-            .filter(|_| outcome.is_ok())
-            .and_then(|passport| {
-                passport.entries().last().map(|tip| {
-                    format!(
-                        "{} {}",
-                        tip.entry_id(),
-                        tip.entry().principal().unwrap_or("-")
-                    )
+        hop.log(|| {
+            let entry = kest::current_passport()
+                .filter(|_| outcome.is_ok())
+                .and_then(|passport| {
+                    passport.entries().last().map(|tip| {
+                        format!(
+                            "{} {}",
+                            tip.entry_id(),
+                            tip.entry().principal().unwrap_or("-")
+                        )
+                    })
                 })
-            })
-            .unwrap_or_else(|| "- -".to_owned());
-        hop.log(&format!("E {}-{run} {entry}\n", std::process::id()));
+                .unwrap_or_else(|| "- -".to_owned());
+            format!("E {}-{run} {entry}\n", std::process::id())
+        });
     }
     if let Err(error) = outcome {
         let status = match &error {
@@ -672,11 +674,12 @@ async fn handle(State(hop): State<Arc<Hop>>) -> Response {
 }
 
 impl Hop {
-    /// Appends `line` to the run log, when there is one. A line that cannot be written
-    /// shows up in the analysis as a run without an entry, or an entry without a run.
-    fn log(&self, line: &str) {
+    /// Appends the line `line` makes to the run log, when there is one (it is not made
+    /// otherwise: load runs have no log). A line that cannot be written shows up in the
+    /// analysis as a run without an entry, or an entry without a run.
+    fn log(&self, line: impl FnOnce() -> String) {
         if let Some(Ok(mut file)) = self.run_log.as_ref().map(|log| log.lock()) {
-            let _ = std::io::Write::write_all(&mut *file, line.as_bytes());
+            let _ = std::io::Write::write_all(&mut *file, line().as_bytes());
         }
     }
 }

@@ -390,6 +390,31 @@ fn verify_a_decoded_passport_and_a_single_entry() {
     );
 }
 
+/// `ingest` by `w` adds `taints` at trust 40; `scrub` removes them and declares 90.
+fn ingest_then_scrub(w: &str, signer: &KeySigner, taints: &[&str]) -> Passport {
+    let step = |op: &str| EntryBuilder::new(op).principal(w);
+    let mut passport = Passport::new();
+    passport
+        .append(
+            step("ingest")
+                .origin_score(TrustScore::new(40).unwrap())
+                .added_taints(taints.iter().copied()),
+            signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    passport
+        .append(
+            step("scrub")
+                .removed_taints(taints.iter().copied())
+                .trust_override(TrustScore::new(90).unwrap()),
+            signer,
+            &WeakestLink,
+        )
+        .unwrap();
+    passport
+}
+
 /// What a report hands back: the passport, its size and tip, and findings whose text says
 /// which entry, what happened and by how much.
 #[test]
@@ -402,26 +427,7 @@ fn the_report_describes_the_passport_it_verified() {
     assert_eq!((empty.len(), empty.tip()), (0, None));
     assert!(empty.into_passport().is_empty());
 
-    let mut passport = Passport::new();
-    let step = |op: &str| EntryBuilder::new(op).principal(w);
-    passport
-        .append(
-            step("ingest")
-                .origin_score(TrustScore::new(40).unwrap())
-                .added_taints(["pii"]),
-            &signer,
-            &WeakestLink,
-        )
-        .unwrap();
-    passport
-        .append(
-            step("scrub")
-                .removed_taints(["pii"])
-                .trust_override(TrustScore::new(90).unwrap()),
-            &signer,
-            &WeakestLink,
-        )
-        .unwrap();
+    let passport = ingest_then_scrub(w, &signer, &["pii"]);
     let report = verifier.verify_json(&passport.to_json()).unwrap();
     assert!(!report.is_empty());
     assert_eq!(report.len(), 2);
@@ -450,26 +456,7 @@ fn the_report_describes_the_passport_it_verified() {
 fn findings_as_json_and_text_and_the_verifier_as_debug() {
     let w = "spiffe://test/findings";
     let (signer, resolver) = fresh_signer(w);
-    let mut passport = Passport::new();
-    let step = |op: &str| EntryBuilder::new(op).principal(w);
-    passport
-        .append(
-            step("ingest")
-                .origin_score(TrustScore::new(40).unwrap())
-                .added_taints(["pii", "secret"]),
-            &signer,
-            &WeakestLink,
-        )
-        .unwrap();
-    passport
-        .append(
-            step("scrub")
-                .removed_taints(["pii", "secret"])
-                .trust_override(TrustScore::new(90).unwrap()),
-            &signer,
-            &WeakestLink,
-        )
-        .unwrap();
+    let passport = ingest_then_scrub(w, &signer, &["pii", "secret"]);
     let report = Verifier::new(&resolver)
         .verify_json(&passport.to_json())
         .unwrap();
