@@ -176,7 +176,7 @@ fn tamper(
         UnverifiedPassport::decode(&passport.to_json(), &Default::default())?
             .entries()
             .iter()
-            .map(|entry| entry.jws().to_owned())
+            .map(|entry| entry.jws().into_owned())
             .collect();
     let [first, rest @ ..] = entries.as_slice() else {
         return Err("empty passport".into());

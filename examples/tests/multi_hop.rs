@@ -150,7 +150,8 @@ fn forgeries(deployment: &Deployment) -> Vec<Forgery> {
         &hop1,
     );
     let edited = {
-        let parts: Vec<&str> = sanitizer.jws().split('.').collect();
+        let jws = sanitizer.jws();
+        let parts: Vec<&str> = jws.split('.').collect();
         let payload = String::from_utf8(kest::canon::b64url_decode(parts[1], "p").unwrap())
             .unwrap()
             .replace("\"trust_score\":90", "\"trust_score\":100")
@@ -165,7 +166,7 @@ fn forgeries(deployment: &Deployment) -> Vec<Forgery> {
             parts[2]
         )
     };
-    let edited_json = serde_json::to_string(&[root.jws(), edited.as_str()]).unwrap();
+    let edited_json = serde_json::to_string(&[root.jws().as_ref(), edited.as_str()]).unwrap();
     let mut baggage = kest::propagation::Baggage::new();
     baggage
         .set(kest::propagation::keys::PASSPORT, edited_json)

@@ -15,6 +15,17 @@ pub fn b64url_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Appends the base64url of `bytes`, without padding, to `out`.
+///
+/// ```
+/// let mut text = String::from("x.");
+/// kest_canon::b64url_encode_to(b"hi", &mut text);
+/// assert_eq!(text, "x.aGk");
+/// ```
+pub fn b64url_encode_to(bytes: &[u8], out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
 /// Encodes bytes as base64url with `=` padding, as the Python package writes
 /// `kest.passport_z`.
 #[must_use]

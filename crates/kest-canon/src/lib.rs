@@ -48,7 +48,7 @@ mod text;
 
 pub use encoding::{
     Sha256Digest, b64url_decode, b64url_decode_unpadded, b64url_encode, b64url_encode_padded,
-    hex_encode, sha256, sha256_hex,
+    b64url_encode_to, hex_encode, sha256, sha256_hex,
 };
 pub use error::CanonError;
 pub use fast::{compact_bytes, is_canonical_as_is, keys_are_canonical};

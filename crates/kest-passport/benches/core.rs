@@ -113,7 +113,7 @@ fn sign(c: &mut Criterion) {
 
 fn parse(c: &mut Criterion) {
     let signed = SignedEntry::sign(sample_entry(), &signer()).unwrap();
-    let jws = signed.jws().to_owned();
+    let jws = signed.jws().into_owned();
     let key = SigningKey::from_ed25519_seed(&SEED)
         .unwrap()
         .verifying_key()
@@ -193,7 +193,11 @@ fn ingress(c: &mut Criterion) {
     // The next hop: the first 49 entries were verified when they passed before.
     let full = chain(50);
     let prefix = {
-        let entries: Vec<&str> = full.entries().iter().map(|e| e.jws()).collect();
+        let entries: Vec<String> = full
+            .entries()
+            .iter()
+            .map(|e| e.jws().into_owned())
+            .collect();
         serde_json::to_string(&entries[..49]).unwrap()
     };
     let text = full.to_json();
@@ -247,7 +251,7 @@ fn fan_out(width: usize) -> String {
     let heads: Vec<Head<'_>> = entries[1..].iter().map(Head::from).collect();
     let join = builder("join").build_on(&heads, &WeakestLink).unwrap();
     entries.push(SignedEntry::sign(join, &signer).unwrap());
-    let jws: Vec<&str> = entries.iter().map(SignedEntry::jws).collect();
+    let jws: Vec<String> = entries.iter().map(|e| e.jws().into_owned()).collect();
     serde_json::to_string(&jws).unwrap()
 }
 

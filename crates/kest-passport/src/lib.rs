@@ -64,6 +64,7 @@ mod error;
 mod head;
 mod limits;
 pub mod metrics;
+mod packed;
 mod passport;
 mod read;
 pub mod render;

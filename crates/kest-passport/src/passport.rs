@@ -227,7 +227,8 @@ impl Passport {
     pub fn push(&mut self, entry: SignedEntry) -> Result<(), PassportError> {
         let trust = entry.trust_score();
         let heads = self.place(&entry, entry.entry().parents())?;
-        self.attach(Arc::new(entry.into_held()), heads, trust);
+        let held = entry.into_held(self.tip());
+        self.attach(Arc::new(held), heads, trust);
         Ok(())
     }
 
@@ -443,6 +444,6 @@ impl Passport {
     /// The wire form: a compact JSON array of the JWS strings, oldest first.
     #[must_use]
     pub fn to_json(&self) -> String {
-        crate::wire::write_list(self.entries().into_iter().map(SignedEntry::jws))
+        crate::wire::write_list(self.entries().into_iter())
     }
 }

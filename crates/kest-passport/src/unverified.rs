@@ -157,7 +157,7 @@ impl UnverifiedPassport {
     /// The wire form: a compact JSON array of the JWS strings, oldest first.
     #[must_use]
     pub fn to_json(&self) -> String {
-        wire::write_list(self.entries.iter().map(UnverifiedEntry::jws))
+        wire::write_list(self.entries.iter().map(UnverifiedEntry::as_unchecked))
     }
 
     /// Continues from this passport without checking a signature or auditing a label:

@@ -1,5 +1,6 @@
 //! The offline verifier: signatures, the chain rules and the label audit.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -529,9 +530,9 @@ impl Item<'_> {
         }
     }
 
-    fn jws(&self) -> &str {
+    fn jws(&self) -> Cow<'_, str> {
         match self {
-            Self::Text(jws) => jws,
+            Self::Text(jws) => Cow::Borrowed(jws),
             Self::Parsed(entry) => entry.jws(),
         }
     }

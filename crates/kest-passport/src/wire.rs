@@ -8,6 +8,7 @@ use serde::de::{self, SeqAccess, Visitor};
 
 use crate::error::PassportError;
 use crate::limits::Limits;
+use crate::signed::SignedEntry;
 
 /// Reads a passport's wire form `["h.p.s", ...]` as a list of strings, without looking
 /// inside them: for codecs that carry passports as opaque text. More than
@@ -56,16 +57,17 @@ pub fn parse_entry_list(text: &str, limits: &Limits) -> Result<Vec<String>, Pass
 
 /// Writes JWS strings as a compact JSON array. A JWS holds only base64url characters and
 /// dots, so nothing needs escaping.
-pub(crate) fn write_list<'a>(jws: impl Iterator<Item = &'a str> + Clone) -> String {
-    let size: usize = jws.clone().map(|j| j.len() + 3).sum();
+pub(crate) fn write_list<'a>(entries: impl Iterator<Item = &'a SignedEntry> + Clone) -> String {
+    let size: usize = entries.clone().map(|entry| entry.jws_len() + 3).sum();
     let mut out = String::with_capacity(size + 2);
+    let mut scratch = Vec::new();
     out.push('[');
-    for (index, entry) in jws.enumerate() {
+    for (index, entry) in entries.enumerate() {
         if index > 0 {
             out.push(',');
         }
         out.push('"');
-        out.push_str(entry);
+        entry.write_jws(&mut out, &mut scratch);
         out.push('"');
     }
     out.push(']');

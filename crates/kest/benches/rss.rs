@@ -16,6 +16,16 @@ use kest_policy::CedarEngine;
 
 const CALLS: usize = 10_000;
 
+/// The peak either shape may reach, in MiB: 20 MB for a service, 20 MiB for the
+/// 10,000-entry pipeline. `cargo xtask bench` fails when one is exceeded.
+fn target_mib(shape: &str) -> f64 {
+    if shape == "pipeline" {
+        20.0
+    } else {
+        20.0e6 / 1_048_576.0
+    }
+}
+
 fn peak_rss_mib() -> f64 {
     status_mib("VmHWM:")
 }
@@ -96,6 +106,10 @@ fn main() {
         "rss/{shape}: resident {:.1} MiB after the calls ({resident_before:.1} MiB before them)",
         status_mib("VmRSS:")
     );
+    let peak = peak_rss_mib();
+    let target = target_mib(&shape);
+    let verdict = if peak <= target { "met" } else { "NOT MET" };
+    println!("rss/{shape}: target peak <= {target:.1} MiB: {verdict}");
     if jws_bytes > 0 {
         #[allow(
             clippy::cast_precision_loss,
@@ -103,5 +117,8 @@ fn main() {
         )]
         let mib = jws_bytes as f64 / 1_048_576.0;
         println!("rss/{shape}: the entries' JWS text alone is {mib:.1} MiB");
+    }
+    if peak > target {
+        std::process::exit(1);
     }
 }

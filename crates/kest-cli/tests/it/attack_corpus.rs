@@ -161,7 +161,7 @@ mod generate {
     }
 
     fn list(entries: &[&SignedEntry]) -> String {
-        let jws: Vec<&str> = entries.iter().map(|e| e.jws()).collect();
+        let jws: Vec<String> = entries.iter().map(|e| e.jws().into_owned()).collect();
         serde_json::to_string(&jws).unwrap()
     }
 
@@ -267,7 +267,7 @@ mod generate {
             "single JWS that is not the pinned tip",
             "--expect-tip dropped for single-JWS input",
             trusted(),
-            Some(three[0].jws().to_owned()),
+            Some(three[0].jws().into_owned()),
             verify(&["--expect-tip", &tip_of_other]),
             1,
             "truncated or extended",
@@ -276,7 +276,7 @@ mod generate {
             "single JWS that is the pinned tip",
             "--expect-tip dropped for single-JWS input",
             trusted(),
-            Some(three[0].jws().to_owned()),
+            Some(three[0].jws().into_owned()),
             verify(&["--expect-tip", &three[0].hash().to_hex()]),
             0,
             "verified: entry",
@@ -338,7 +338,7 @@ mod generate {
         let p256_public = serde_json::to_string(&p256.verifying_key().to_jwk()).unwrap();
         let es = sign(step(100, "es256"), &[], &KeySigner::new(p256, W));
         let low = kest_canon::b64url_decode(es.jws().rsplit_once('.').unwrap().1, "sig").unwrap();
-        let high = with_signature(es.jws(), &flip_s(&low));
+        let high = with_signature(&es.jws(), &flip_s(&low));
         cases.push(case(
             "ES256 entry re-spelled with the high-S signature",
             "ES256 signatures are malleable",
@@ -454,7 +454,7 @@ mod generate {
 
         // -- the same cause whatever the transport
         let tampered = {
-            let mut jws: Vec<String> = three.iter().map(|e| e.jws().to_owned()).collect();
+            let mut jws: Vec<String> = three.iter().map(|e| e.jws().into_owned()).collect();
             jws[1] = jws[1].replacen(".ey", ".eZ", 1);
             serde_json::to_string(&jws).unwrap()
         };
@@ -540,7 +540,7 @@ mod generate {
 
         // -- the smaller findings
         let array_header = with_header(
-            three[0].jws(),
+            &three[0].jws(),
             r#"["EdDSA","spiffe://attack.test/w","JWS"]"#,
         );
         cases.push(case(
@@ -562,7 +562,7 @@ mod generate {
             "a 20,000-deep array in an ignored header member",
             "deep nesting inside an ignored header member is accepted",
             trusted(),
-            Some(list_str(&[&with_header(three[0].jws(), &deep)])),
+            Some(list_str(&[&with_header(&three[0].jws(), &deep)])),
             verify(&[]),
             1,
             "nesting deeper than 128",

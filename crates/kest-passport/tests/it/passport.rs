@@ -347,7 +347,7 @@ fn entries_debug_as_their_identity() {
     let signed = SignedEntry::sign(entry, &signer).unwrap();
     let mut passport = Passport::new();
     passport.push(signed.clone()).unwrap();
-    let read = kest_passport::UnverifiedEntry::parse(signed.jws()).unwrap();
+    let read = kest_passport::UnverifiedEntry::parse(&signed.jws()).unwrap();
     for shown in [
         format!("{signed:?}"),
         format!("{:?}", passport.tip().unwrap()),
@@ -379,7 +379,7 @@ fn unverified_entries_compare_by_their_jws() {
         SignedEntry::sign(step(op).build_on(&[], &WeakestLink).unwrap(), &signer).unwrap()
     };
     let (a, b) = (sign("a"), sign("b"));
-    let read = |entry: &SignedEntry| kest_passport::UnverifiedEntry::parse(entry.jws()).unwrap();
+    let read = |entry: &SignedEntry| kest_passport::UnverifiedEntry::parse(&entry.jws()).unwrap();
     assert_eq!(read(&a), read(&a));
     assert_ne!(read(&a), read(&b));
     assert!(read(&a) != read(&b));

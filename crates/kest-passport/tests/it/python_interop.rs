@@ -56,7 +56,7 @@ fn python_chains_verify_with_the_published_key() {
             .iter()
             .zip(report.passport().entries())
         {
-            assert_eq!(entry.jws(), hop["jws"]);
+            assert_eq!(*entry.jws(), hop["jws"]);
             assert_eq!(entry.hash().to_hex(), hop["entry_sha256_hex"]);
             assert_eq!(
                 std::str::from_utf8(&entry.entry().canonical_bytes().unwrap()).unwrap(),
@@ -139,9 +139,9 @@ fn deterministic_signing_cases_reproduce() {
             case["payload_json"]
         );
         let signed = SignedEntry::sign(entry, &python_signer()).unwrap();
-        assert_eq!(signed.jws(), case["jws"]);
+        assert_eq!(*signed.jws(), case["jws"]);
         signed.verify_signature(&python_resolver()).unwrap();
-        let parsed = UnverifiedEntry::parse(signed.jws()).unwrap();
+        let parsed = UnverifiedEntry::parse(&signed.jws()).unwrap();
         assert_eq!(parsed.entry(), signed.entry());
         assert_eq!(parsed.verify(&python_resolver()).unwrap(), signed);
     }
@@ -165,7 +165,7 @@ fn builder_reproduces_the_python_root() {
         .build_on(&[], &kest_trust::WeakestLink)
         .unwrap();
     let signed = SignedEntry::sign(entry, &python_signer()).unwrap();
-    assert_eq!(signed.jws(), case["jws"]);
+    assert_eq!(*signed.jws(), case["jws"]);
 }
 
 /// What each tampered case must be rejected for. The Python verifier accepts some of these

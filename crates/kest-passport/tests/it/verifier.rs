@@ -40,7 +40,7 @@ fn tainted_root(signer: &KeySigner) -> SignedEntry {
 }
 
 fn passport_of(entries: Vec<SignedEntry>) -> String {
-    let jws: Vec<&str> = entries.iter().map(SignedEntry::jws).collect();
+    let jws: Vec<String> = entries.iter().map(|e| e.jws().into_owned()).collect();
     serde_json::to_string(&jws).unwrap()
 }
 
@@ -207,7 +207,7 @@ fn unknown_members_are_kept_and_signed() {
         json!({"a": [true], "b": 1})
     );
     assert_eq!(read.entry().runtime().extra["build"], "abc");
-    assert_eq!(read.jws(), signed.jws());
+    assert_eq!(*read.jws(), signed.jws());
 }
 
 /// Signs arbitrary payload bytes as if they were an entry.
@@ -378,14 +378,14 @@ fn verify_a_decoded_passport_and_a_single_entry() {
         .unwrap();
     assert_eq!(report.passport(), &passport);
     let single = Verifier::new(&resolver)
-        .verify_entry(passport.tip().unwrap().jws())
+        .verify_entry(&passport.tip().unwrap().jws())
         .unwrap();
     assert_eq!(single.entry().operation(), "e");
     let nobody = StaticKeyResolver::new();
     assert!(Verifier::new(&nobody).verify(&decoded).is_err());
     assert!(
         Verifier::new(&nobody)
-            .verify_entry(passport.tip().unwrap().jws())
+            .verify_entry(&passport.tip().unwrap().jws())
             .is_err()
     );
 }

@@ -39,7 +39,7 @@ fn python() -> Runtime {
 }
 
 fn wire(entries: &[SignedEntry]) -> String {
-    let jws: Vec<&str> = entries.iter().map(SignedEntry::jws).collect();
+    let jws: Vec<String> = entries.iter().map(|e| e.jws().into_owned()).collect();
     serde_json::to_string(&jws).unwrap()
 }
 
@@ -290,7 +290,7 @@ fn entry_ids_must_carry_the_rfc_variant() {
         step("op").entry_id(id).build_on(&[], &WeakestLink).unwrap(),
         &signer,
     );
-    let fault = UnverifiedEntry::parse(entry.jws()).unwrap_err();
+    let fault = UnverifiedEntry::parse(&entry.jws()).unwrap_err();
     assert!(
         matches!(&fault, EntryFault::Schema { field, reason } if field == "entry_id" && reason.contains("variant")),
         "{fault}"
@@ -305,7 +305,7 @@ fn a_single_entry_honours_the_pinned_tip() {
     let b = sign(step("b").build_on(&[], &WeakestLink).unwrap(), &signer);
     let error = Verifier::new(&resolver)
         .expect_tip(b.hash())
-        .verify_entry(a.jws())
+        .verify_entry(&a.jws())
         .unwrap_err();
     assert!(
         matches!(error, PassportError::TipMismatch { .. }),
@@ -313,7 +313,7 @@ fn a_single_entry_honours_the_pinned_tip() {
     );
     Verifier::new(&resolver)
         .expect_tip(a.hash())
-        .verify_entry(a.jws())
+        .verify_entry(&a.jws())
         .unwrap();
 }
 
@@ -492,11 +492,11 @@ fn examine_marks_each_problem_on_its_entry() {
     // Entry 1 replaced by garbage; a second root spliced in; entry 0 repeated.
     let other_root = sign(step("x").build_on(&[], &WeakestLink).unwrap(), &signer);
     let text = serde_json::to_string(&[
-        good[0].jws(),
+        &*good[0].jws(),
         "not.a.jws",
-        good[2].jws(),
-        other_root.jws(),
-        good[0].jws(),
+        &good[2].jws(),
+        &other_root.jws(),
+        &good[0].jws(),
     ])
     .unwrap();
     let rows = kest_passport::examine(&text, &Limits::default()).unwrap();
