@@ -638,13 +638,48 @@ impl UnverifiedEntry {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 
     use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
     use kest_trust::WeakestLink;
 
     use super::SignedEntry;
     use crate::EntryBuilder;
+
+    fn header_of(entry: &SignedEntry) -> &std::sync::Arc<str> {
+        match &entry.text {
+            super::Text::Packed(packed) => packed.header(),
+            super::Text::Compact { .. } => panic!("a held entry is packed"),
+        }
+    }
+
+    /// A held entry shares the header text of the entry before it when the signer is the
+    /// same, and keeps its own otherwise; both give back their JWS.
+    #[test]
+    fn held_entries_share_the_header_of_the_same_signer() {
+        let sign = |seed: u8, kid: &str| {
+            let entry = EntryBuilder::new("op")
+                .principal("w")
+                .build_on(&[], &WeakestLink)
+                .unwrap();
+            let key = SigningKey::from_ed25519_seed(&[seed; 32]).unwrap();
+            SignedEntry::sign(entry, &KeySigner::new(key, kid)).unwrap()
+        };
+        let (a, b, c) = (sign(1, "w"), sign(1, "w"), sign(2, "other"));
+        let texts = [
+            a.jws().into_owned(),
+            b.jws().into_owned(),
+            c.jws().into_owned(),
+        ];
+        let a = a.into_held(None);
+        let b = b.into_held(Some(&a));
+        let c = c.into_held(Some(&b));
+        assert!(std::sync::Arc::ptr_eq(header_of(&a), header_of(&b)));
+        assert!(!std::sync::Arc::ptr_eq(header_of(&b), header_of(&c)));
+        for (held, text) in [a, b, c].iter().zip(&texts) {
+            assert_eq!(*held.jws(), **text);
+        }
+    }
 
     /// Should a held entry's JWS ever fail to parse again, its payload reads as nothing
     /// anyone would trust, and its signature checks against no key.

@@ -292,3 +292,48 @@ fn error_messages_name_index_entry_id_and_cause() {
         format!("entry 2 (`{entry_id}`): signature does not verify")
     );
 }
+
+/// A passport holds its entries packed (see `SignedEntry`): the Python chain's entries,
+/// verified one by one and pushed, give back their JWS byte for byte, parse to the same
+/// payloads, and the passport written from them verifies to the same tip.
+#[test]
+fn python_entries_held_in_a_passport_come_back_byte_for_byte() {
+    let vectors = chain("chain_10");
+    let serialized = vectors["serialized"].as_str().unwrap();
+    let texts: Vec<String> = serde_json::from_str(serialized).unwrap();
+    let resolver = python_resolver();
+    let mut passport = kest_passport::Passport::new();
+    let mut fresh = Vec::new();
+    for text in &texts {
+        let entry = UnverifiedEntry::parse(text)
+            .unwrap()
+            .verify(&resolver)
+            .unwrap();
+        fresh.push(entry.clone());
+        passport.push(entry).unwrap();
+    }
+    for ((held, fresh), text) in passport.entries().iter().zip(&fresh).zip(&texts) {
+        assert_eq!(*held.jws(), **text);
+        assert_eq!(
+            held.signing_input(),
+            text.rsplit_once('.').unwrap().0,
+            "the signing input"
+        );
+        assert_eq!(
+            held.entry().canonical_bytes().unwrap(),
+            fresh.entry().canonical_bytes().unwrap()
+        );
+        assert_eq!(*held.header(), *fresh.header());
+        assert_eq!(
+            held.verify_signature(&resolver).unwrap(),
+            fresh.verify_signature(&resolver).unwrap()
+        );
+        assert_eq!(**held, *fresh);
+    }
+    let tip = Sha256Digest::from_hex(vectors["final_chain_tip"].as_str().unwrap()).unwrap();
+    let report = Verifier::new(&resolver)
+        .expect_tip(tip)
+        .verify_json(&passport.to_json())
+        .unwrap();
+    assert_eq!(report.len(), texts.len());
+}
