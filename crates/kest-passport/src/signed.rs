@@ -671,6 +671,7 @@ mod tests {
             b.jws().into_owned(),
             c.jws().into_owned(),
         ];
+        assert_eq!(a.jws_len(), texts[0].len());
         let a = a.into_held(None);
         let b = b.into_held(Some(&a));
         let c = c.into_held(Some(&b));
@@ -678,6 +679,10 @@ mod tests {
         assert!(!std::sync::Arc::ptr_eq(header_of(&b), header_of(&c)));
         for (held, text) in [a, b, c].iter().zip(&texts) {
             assert_eq!(*held.jws(), **text);
+            assert_eq!(held.jws_len(), text.len());
+            let mut written = String::from("[");
+            held.write_jws(&mut written, &mut Vec::new());
+            assert_eq!(written, format!("[{text}"));
         }
     }
 
