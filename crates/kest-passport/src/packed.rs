@@ -129,6 +129,7 @@ impl Packed {
     /// Writes the payload bytes over `out`.
     fn payload_into(&self, out: &mut Vec<u8>) {
         out.clear();
+        out.reserve(usize::try_from(self.payload_len).unwrap_or_default());
         let (payload, _) = self.split();
         if self.payload_packed {
             unpack(payload, out);
@@ -264,7 +265,6 @@ fn pack_uuid(rest: &[u8], out: &mut Vec<u8>) -> Option<usize> {
 /// Appends the payload `packed` stands for to `out`. Total: a token cut short at the end
 /// (which [`pack_into`] never writes) ends the output there.
 fn unpack(packed: &[u8], out: &mut Vec<u8>) {
-    out.reserve(packed.len() * 3);
     let mut at = 0;
     while let Some(&byte) = packed.get(at) {
         match byte {
@@ -376,6 +376,16 @@ mod tests {
         let packed = round_trip(payload);
         assert!(!packed.payload_packed);
         assert_eq!(packed.held_bytes(), payload.len() + 64);
+    }
+
+    /// Every byte from the space up is text, kept as it is between replacements.
+    #[test]
+    fn printable_text_packs_around_it() {
+        let mut payload: Vec<u8> = (b' '..=b'~').collect();
+        payload.extend_from_slice(br#""taints":"#);
+        let packed = round_trip(&payload);
+        assert!(packed.payload_packed);
+        assert_eq!(packed.held_bytes(), (b' '..=b'~').count() + 1 + 64);
     }
 
     #[test]

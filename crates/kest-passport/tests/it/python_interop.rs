@@ -305,10 +305,9 @@ fn python_entries_held_in_a_passport_come_back_byte_for_byte() {
     let mut passport = kest_passport::Passport::new();
     let mut fresh = Vec::new();
     for text in &texts {
-        let entry = UnverifiedEntry::parse(text)
-            .unwrap()
-            .verify(&resolver)
-            .unwrap();
+        let read = UnverifiedEntry::parse(text).unwrap();
+        assert_eq!(*read.jws(), **text);
+        let entry = read.verify(&resolver).unwrap();
         fresh.push(entry.clone());
         passport.push(entry).unwrap();
     }
