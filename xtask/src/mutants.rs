@@ -15,12 +15,14 @@ use crate::util::{Result, cargo_tool, step, target_dir, workspace_root};
 /// cargo-mutants, pinned.
 const CARGO_MUTANTS: (&str, &str) = ("cargo-mutants", "27.1.0");
 
-/// The security core: parsing and verifying entries and passports, keys and JWS, the
-/// trust and taint rules, and verified ingress.
+/// The security core: parsing and verifying entries and passports, the dense form held
+/// entries keep their JWS in, keys and JWS, the trust and taint rules, and verified
+/// ingress.
 pub(crate) const CORE: &[&str] = &[
     "crates/kest-passport/src/verify.rs",
     "crates/kest-passport/src/read.rs",
     "crates/kest-passport/src/signed.rs",
+    "crates/kest-passport/src/packed.rs",
     "crates/kest-crypto/src/jws.rs",
     "crates/kest-crypto/src/keys.rs",
     "crates/kest-trust/src/taint.rs",
