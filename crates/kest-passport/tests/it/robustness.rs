@@ -11,7 +11,10 @@
 
 use crate::common;
 
-use kest_passport::{Entry, EntryBuilder, Limits, UnverifiedEntry, UnverifiedPassport, Verifier};
+use kest_passport::{
+    Entry, EntryBuilder, Head, Limits, Passport, SignedEntry, UnverifiedEntry, UnverifiedPassport,
+    Verifier,
+};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -61,6 +64,60 @@ proptest! {
             prop_assert_eq!(&fast, &kest_canon::canonicalize(&reference).unwrap());
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A passport holds its entries packed; whatever their text looks like (hex and UUIDs
+    /// in either case, member names inside values, escaped control characters), it
+    /// writes back the JWS each was signed as, and the result verifies.
+    #[test]
+    fn held_entries_write_back_the_jws_they_were_signed_as(
+        steps in prop::collection::vec(
+            (tricky_text(), prop::collection::btree_map(key(), tricky_text(), 0..4), json_value()),
+            1..4,
+        )
+    ) {
+        let signer = common::python_signer();
+        let resolver = common::python_resolver();
+        let mut passport = Passport::new();
+        let mut texts = Vec::new();
+        for (operation, labels, metadata) in steps {
+            let mut builder = EntryBuilder::new(operation)
+                .principal(common::PRINCIPAL)
+                .metadata(metadata);
+            for (name, value) in labels {
+                builder = builder.label(name, value);
+            }
+            let built = {
+                let heads: Vec<Head<'_>> = passport.tip().into_iter().map(Head::from).collect();
+                builder.build_on(&heads, &kest_trust::WeakestLink)
+            };
+            let Ok(entry) = built else { continue };
+            let signed = SignedEntry::sign(entry, &signer).unwrap();
+            texts.push(signed.jws().into_owned());
+            passport.push(signed).unwrap();
+        }
+        let held: Vec<String> = passport.entries().iter().map(|e| e.jws().into_owned()).collect();
+        prop_assert_eq!(&held, &texts);
+        if !texts.is_empty() {
+            let report = Verifier::new(&resolver).verify_json(&passport.to_json()).unwrap();
+            prop_assert_eq!(report.len(), texts.len());
+        }
+    }
+}
+
+/// Text that a packed form must not mistake for what it replaces.
+fn tricky_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[ -~é\u{1}\u{1e}\u{1f}\u{7f}]{0,12}",
+        "[0-9a-fA-F]{64}",
+        any::<u128>().prop_map(|u| uuid::Uuid::from_u128(u).to_string()),
+        any::<u128>().prop_map(|u| uuid::Uuid::from_u128(u).to_string().to_uppercase()),
+        Just("\"taints\":".to_owned()),
+        Just("trust_score".to_owned()),
+    ]
 }
 
 fn key() -> impl Strategy<Value = String> {
