@@ -306,6 +306,17 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// What holding entries packed costs when they are read back: one held entry's JWS, and a
+/// 50-entry passport written to its wire form (every entry's text written back).
+fn held(c: &mut Criterion) {
+    let passport = chain(50);
+    let tip = passport.tip().unwrap();
+    let mut group = c.benchmark_group("held");
+    group.bench_function("jws", |b| b.iter(|| tip.jws().len()));
+    group.bench_function("to_json_50", |b| b.iter(|| passport.to_json().len()));
+    group.finish();
+}
+
 criterion_group!(
     benches,
     canonicalize,
@@ -314,6 +325,7 @@ criterion_group!(
     verify,
     ingress,
     wide,
-    append
+    append,
+    held
 );
 criterion_main!(benches);
