@@ -134,12 +134,23 @@ impl Eq for SignedEntry {}
 
 /// An entry canonicalized and ready for a signature from outside, such as a KMS or an
 /// async identity provider.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UnsignedEntry {
     entry: Entry,
     header: JwsHeader,
     signing_input: String,
+    /// The canonical payload (also in `signing_input`, as base64), kept for the passport.
     payload: Vec<u8>,
+}
+
+impl fmt::Debug for UnsignedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnsignedEntry")
+            .field("entry", &self.entry)
+            .field("header", &self.header)
+            .field("signing_input", &self.signing_input)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UnsignedEntry {
@@ -684,6 +695,24 @@ mod tests {
             held.write_jws(&mut written, &mut Vec::new());
             assert_eq!(written, format!("[{text}"));
         }
+    }
+
+    /// An unsigned entry shows what will be signed, and not its payload a second time as
+    /// a list of bytes.
+    #[test]
+    fn an_unsigned_entry_shows_its_signing_input() {
+        let entry = EntryBuilder::new("op")
+            .principal("w")
+            .build_on(&[], &WeakestLink)
+            .unwrap();
+        let unsigned =
+            super::UnsignedEntry::new(entry, kest_crypto::Algorithm::EdDSA, "k").unwrap();
+        let text = format!("{unsigned:?}");
+        let signing_input = std::str::from_utf8(unsigned.signing_input()).unwrap();
+        assert!(text.starts_with("UnsignedEntry {"), "{text}");
+        assert!(text.contains(signing_input), "{text}");
+        assert!(text.contains("operation: \"op\""), "{text}");
+        assert!(!text.contains("payload"), "{text}");
     }
 
     /// Should a held entry's JWS ever fail to parse again, its payload reads as nothing
