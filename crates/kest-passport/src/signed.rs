@@ -500,6 +500,20 @@ impl SignedEntry {
         &self.chaining.taints
     }
 
+    /// The signature's base64url, the JWS's last segment, without writing the rest of a
+    /// held entry's text back.
+    #[must_use]
+    pub fn signature_b64(&self) -> Cow<'_, str> {
+        match &self.text {
+            Text::Compact { jws, .. } => Cow::Borrowed(
+                jws.rsplit_once('.')
+                    .map(|(_, signature)| signature)
+                    .unwrap_or_default(),
+            ),
+            Text::Packed(packed) => Cow::Owned(kest_canon::b64url_encode(packed.signature())),
+        }
+    }
+
     /// The length of [`SignedEntry::jws`], without writing it.
     pub(crate) fn jws_len(&self) -> usize {
         match &self.text {
@@ -683,6 +697,7 @@ mod tests {
             c.jws().into_owned(),
         ];
         assert_eq!(a.jws_len(), texts[0].len());
+        assert_eq!(*a.signature_b64(), *texts[0].rsplit('.').next().unwrap());
         let a = a.into_held(None);
         let b = b.into_held(Some(&a));
         let c = c.into_held(Some(&b));
@@ -690,6 +705,7 @@ mod tests {
         assert!(!std::sync::Arc::ptr_eq(header_of(&b), header_of(&c)));
         for (held, text) in [a, b, c].iter().zip(&texts) {
             assert_eq!(*held.jws(), **text);
+            assert_eq!(*held.signature_b64(), *text.rsplit('.').next().unwrap());
             assert_eq!(held.jws_len(), text.len());
             let mut written = String::from("[");
             held.write_jws(&mut written, &mut Vec::new());

@@ -55,18 +55,13 @@ pub(crate) fn recorded(kest: &Kest, passport: &Passport) {
         .span_builder("kest.verified")
         .with_kind(SpanKind::Internal)
         .start(&tracer);
-    // The passport holds the entry as its JWS; parse it only for a span that is kept.
+    // The passport holds the entry packed; parse it only for a span that is kept.
     if !span.is_recording() {
         return;
     }
     let entry = signed.entry();
     span.update_name(format!("kest.verified.{}", entry.operation()));
-    let signature = signed
-        .jws()
-        .rsplit('.')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let signature = signed.signature_b64().into_owned();
     let parent = entry
         .parents()
         .hashes()
