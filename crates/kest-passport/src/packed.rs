@@ -129,7 +129,7 @@ impl Packed {
     /// Writes the payload bytes over `out`.
     fn payload_into(&self, out: &mut Vec<u8>) {
         out.clear();
-        out.reserve(usize::try_from(self.payload_len).unwrap_or_default());
+        out.reserve(self.payload_len());
         let (payload, _) = self.split();
         if self.payload_packed {
             unpack(payload, out);
@@ -138,10 +138,18 @@ impl Packed {
         }
     }
 
+    /// The payload's length as signed (a `u32` always fits a `usize` here).
+    fn payload_len(&self) -> usize {
+        usize::try_from(self.payload_len).unwrap_or_default()
+    }
+
     /// The length of the compact JWS, without writing it.
     pub(crate) fn jws_len(&self) -> usize {
-        let payload_len = usize::try_from(self.payload_len).unwrap_or(usize::MAX);
-        self.header.len() + 1 + b64_len(payload_len) + 1 + b64_len(usize::from(self.signature_len))
+        self.header.len()
+            + 1
+            + b64_len(self.payload_len())
+            + 1
+            + b64_len(usize::from(self.signature_len))
     }
 
     /// The signing input, `header "." b64(payload)`.
