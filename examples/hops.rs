@@ -171,6 +171,9 @@ pub struct Options {
     /// hop2 signs through this AWS KMS key (feature `chaos`; the AWS configuration comes
     /// from the environment, `AWS_ENDPOINT_URL` included).
     pub kms_key_id: Option<String>,
+    /// The principal hop2 signs as with [`Options::kms_key_id`] (the STS caller's ARN):
+    /// its peers trust hop2's published keys for that principal only.
+    pub kms_principal: Option<String>,
     /// Log each run of a protected step to `<dir>/<service>.runs`: `R <run>` when the
     /// step runs, then `E <run> <entry id> <principal>` once its entry is signed, or
     /// `E <run> - -` when it could not be (the hook signs after the step, with its
@@ -193,6 +196,7 @@ impl Default for Options {
             cedar_agent: None,
             oidc_issuer: None,
             kms_key_id: None,
+            kms_principal: None,
             run_log: None,
         }
     }
@@ -248,6 +252,18 @@ fn stored_key(dir: Option<&Path>, name: &str) -> Result<SigningKey, BoxError> {
         }
         Err(error) => Err(format!("{}: {error}", path.display()).into()),
     }
+}
+
+/// The principal service `index` signs as: its workload id, or for hop2 signing through
+/// KMS the principal given with the key.
+fn peer_principal(options: &Options, index: usize) -> Result<String, BoxError> {
+    if index == 2 && options.kms_key_id.is_some() {
+        return options
+            .kms_principal
+            .clone()
+            .ok_or_else(|| "--kms-key-id needs --kms-principal (hop2's STS caller ARN)".into());
+    }
+    Ok(workload(HOPS.get(index).copied().unwrap_or("hop")))
 }
 
 /// The identity service `index` signs with, its public key and its private key when
@@ -360,11 +376,23 @@ impl Deployment {
                 .identity(identity)
                 .claim_store(store.clone())
                 .service_name(name);
+            // The gateway takes requests from outside: one without lineage starts a chain
+            // at `user_input`. The hops behind it refuse a request without lineage, so
+            // that nobody skips the gateway and the sanitizer by calling them directly.
+            builder = if index == 0 {
+                builder.edge("user_input")
+            } else {
+                builder.internal()
+            };
             if options.verify_ingress {
-                // Each hop trusts its peers, and only them, as they publish themselves.
+                // Each hop trusts its peers, and only them, as they publish themselves:
+                // each peer's set speaks for that peer alone.
                 for (peer, url) in urls.iter().enumerate() {
                     if peer != index {
-                        builder = builder.trust_jwks_url(format!("{url}.well-known/jwks.json"))?;
+                        builder = builder.trust_peer(
+                            &peer_principal(&options, peer)?,
+                            format!("{url}.well-known/jwks.json"),
+                        )?;
                     }
                 }
             } else {

@@ -82,8 +82,12 @@ struct Args {
     #[arg(long)]
     oidc_issuer: Option<String>,
     /// hop2 signs through this AWS KMS key. Feature `chaos`.
-    #[arg(long)]
+    #[arg(long, requires = "kms_principal")]
     kms_key_id: Option<String>,
+    /// The principal hop2 signs as through KMS (the STS caller's ARN), which its peers
+    /// trust hop2's published keys for.
+    #[arg(long)]
+    kms_principal: Option<String>,
     /// Append each run of a protected step, with the entry it was recorded under, to
     /// `<DIR>/<service>.runs`.
     #[arg(long)]
@@ -131,6 +135,7 @@ async fn main() -> Result<(), kest_examples::hops::BoxError> {
         cedar_agent: args.cedar_agent.clone(),
         oidc_issuer: args.oidc_issuer.clone(),
         kms_key_id: args.kms_key_id.clone(),
+        kms_principal: args.kms_principal.clone(),
         run_log: args.run_log.clone(),
     })
     .await?;

@@ -87,6 +87,8 @@ struct Setup {
     binary: PathBuf,
     env: Vec<(String, String)>,
     kms_key_id: String,
+    /// The principal the KMS key signs as (the STS caller's ARN).
+    kms_principal: String,
 }
 
 impl Setup {
@@ -120,6 +122,7 @@ impl Setup {
             .args(["--cedar-agent", self.var("KEST_CEDAR_AGENT_URL")?])
             .args(["--oidc-issuer", self.var("KEST_OIDC_PROVIDER_URL")?])
             .args(["--kms-key-id", &self.kms_key_id])
+            .args(["--kms-principal", &self.kms_principal])
             .env("AWS_ENDPOINT_URL", self.var("KEST_MOTO_URL")?)
             .envs(AWS_ENV)
             .stdin(Stdio::piped())
@@ -178,16 +181,24 @@ pub(crate) fn run(sh: &Shell, cells: &[String]) -> Result {
         .ok_or("services gave no moto")?;
     step("chaos: a P-256 signing key in KMS (moto) for hop2");
     let python = state.join("venv/bin/python");
+    // The key, and the principal hop2 signs as with it (its STS caller ARN), which the
+    // other hops trust hop2's published keys for.
     let script = "import boto3, sys\n\
         kms = boto3.client('kms', endpoint_url=sys.argv[1])\n\
-        print(kms.create_key(KeySpec='ECC_NIST_P256', KeyUsage='SIGN_VERIFY')['KeyMetadata']['KeyId'])";
-    let kms_key_id = cmd!(sh, "{python} -c {script} {moto}")
+        print(kms.create_key(KeySpec='ECC_NIST_P256', KeyUsage='SIGN_VERIFY')['KeyMetadata']['KeyId'])\n\
+        print(boto3.client('sts', endpoint_url=sys.argv[1]).get_caller_identity()['Arn'])";
+    let created = cmd!(sh, "{python} -c {script} {moto}")
         .envs(AWS_ENV)
         .read()?;
+    let mut lines = created.lines().map(str::trim);
+    let (Some(kms_key_id), Some(kms_principal)) = (lines.next(), lines.next()) else {
+        return Err(format!("moto gave no key id and caller ARN: {created}").into());
+    };
     let setup = Setup {
         binary,
         env,
-        kms_key_id: kms_key_id.trim().to_owned(),
+        kms_key_id: kms_key_id.to_owned(),
+        kms_principal: kms_principal.to_owned(),
     };
     let root = target_dir(sh)?.join("kest-chaos");
     let mut rows = Vec::new();

@@ -162,4 +162,20 @@ pub enum CryptoError {
         /// Why.
         reason: String,
     },
+    /// A [`crate::PrincipalBinding`] that cannot be read.
+    #[error("invalid principal binding `{binding}`: {reason}")]
+    InvalidBinding {
+        /// The binding's text, shortened and escaped.
+        binding: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A bound source of keys holds no key it may use for the principals it is bound to.
+    #[error("the key source bound to `{binding}` holds no usable key for it{}", if outside.is_empty() { String::new() } else { format!(" (keys listed for principals outside the binding: {})", outside.join(", ")) })]
+    NoKeyInBinding {
+        /// The binding, escaped.
+        binding: String,
+        /// The `kid`s of the keys it listed for someone else, escaped.
+        outside: Vec<String>,
+    },
 }

@@ -35,6 +35,7 @@
 //! key bytes they hold when dropped; see [`SigningKey`] for the one copy `ring` keeps.
 
 mod alg;
+mod binding;
 mod error;
 mod jwk;
 mod jws;
@@ -42,6 +43,7 @@ mod keys;
 mod resolver;
 
 pub use alg::Algorithm;
+pub use binding::PrincipalBinding;
 pub use error::{CryptoError, KeyDefect};
 pub use jwk::{Jwk, Jwks, MAX_JWK_BYTES, PrivateJwk, SecretString};
 pub use jws::{
@@ -50,6 +52,6 @@ pub use jws::{
 };
 pub use keys::{SigningKey, VerifyingKey};
 pub use resolver::{
-    JwksKeyResolver, KeyQuery, KeyResolver, MAX_CANDIDATE_KEYS, Refresh, ResolverChain,
+    JwksKeyResolver, KeyQuery, KeyResolver, KeySources, MAX_CANDIDATE_KEYS, Refresh,
     StaticKeyResolver,
 };

@@ -10,7 +10,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Algorithm, CryptoError, Jwk, Jwks, VerifyingKey};
+use crate::binding::names_a_principal;
+use crate::{Algorithm, CryptoError, Jwk, Jwks, PrincipalBinding, VerifyingKey};
 
 /// The most keys tried for one signature when a principal holds several keys of the
 /// header's algorithm and the header does not name one (key rotation). More is refused as
@@ -145,9 +146,12 @@ impl KnownKey {
 /// published key says); any other `kid` must name one, by thumbprint or JWK `kid`.
 fn choose(keys: &[KnownKey], query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
     if let Some(kid) = query.kid.filter(|kid| *kid != query.principal) {
-        return keys
-            .iter()
-            .find(|known| known.answers_to(kid))
+        // The header's algorithm first, then its `kid`: two keys of different algorithms
+        // may share a `kid`.
+        let named = || keys.iter().filter(|known| known.answers_to(kid));
+        return named()
+            .find(|known| known.key.algorithm() == query.alg)
+            .or_else(|| named().next())
             .map(|known| vec![known.key.clone()])
             .ok_or_else(|| CryptoError::UnknownKeyId {
                 principal: crate::alg::kest_shorten(query.principal),
@@ -290,18 +294,46 @@ impl KeyResolver for StaticKeyResolver {
 
 /// Keys from a JWK Set document.
 ///
-/// By default a JWK belongs to the principal its `kid` names: that is how Kest publishes
-/// workload keys, and it matches the Python package, whose header `kid` is the workload
-/// id. [`JwksKeyResolver::bound_to`] instead trusts every key in the set for one principal,
-/// for issuers that publish one set per workload and name keys by thumbprint.
+/// Read as it is ([`JwksKeyResolver::from_jwks`]), a JWK belongs to the principal its `kid`
+/// names: that is how Kest publishes workload keys, and it matches the Python package,
+/// whose header `kid` is the workload id. Use that form only for a set the operator wrote
+/// (a local file of trusted keys): whoever wrote the set decides whom each key speaks for.
+///
+/// A set that someone else publishes must be bound first ([`JwksKeyResolver::bound`]): a
+/// key then speaks only for principals inside the [`PrincipalBinding`]. Bound to one
+/// principal, every key of the set is that principal's (named by its `kid` or
+/// thumbprint); bound to a SPIFFE ID prefix, a key speaks for the principal its `kid`
+/// names when that is under the prefix. A key the set lists for anyone else is dropped and
+/// reported by [`JwksKeyResolver::outside_binding`]; it is never used.
+///
+/// ```
+/// use kest_crypto::{Jwks, JwksKeyResolver, KeyQuery, KeyResolver, SigningKey, Algorithm};
+///
+/// let peer = SigningKey::from_ed25519_seed(&[1; 32])?;
+/// let other = SigningKey::from_ed25519_seed(&[2; 32])?;
+/// let mut own = peer.verifying_key().to_jwk();
+/// own.kid = Some("spiffe://example.org/gateway".into());
+/// let mut impostor = other.verifying_key().to_jwk();
+/// impostor.kid = Some("spiffe://example.org/hop1".into());
+/// let set = Jwks { keys: vec![own, impostor] };
+///
+/// let keys = JwksKeyResolver::from_jwks(&set)?.bound("spiffe://example.org/gateway".parse()?)?;
+/// assert_eq!(keys.outside_binding(), ["spiffe://example.org/hop1"]);
+/// let hop1 = KeyQuery::new("spiffe://example.org/hop1", None, Algorithm::EdDSA);
+/// assert!(keys.resolve(&hop1).is_err());
+/// let gateway = KeyQuery::new("spiffe://example.org/gateway", None, Algorithm::EdDSA);
+/// assert_eq!(&keys.resolve(&gateway)?, peer.verifying_key());
+/// # Ok::<(), kest_crypto::CryptoError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct JwksKeyResolver {
     keys: Vec<KnownKey>,
-    bound_principal: Option<String>,
+    binding: Option<PrincipalBinding>,
+    outside: Vec<String>,
 }
 
 impl JwksKeyResolver {
-    /// Reads a JWK Set.
+    /// Reads a JWK Set, each key belonging to the principal its `kid` names.
     ///
     /// Keys of types this crate does not verify with (RSA, say) and keys declared for
     /// another purpose (`use` `enc`, `key_ops` without `verify`, a non-signing `alg`) are
@@ -347,7 +379,8 @@ impl JwksKeyResolver {
         }
         Ok(Self {
             keys,
-            bound_principal: None,
+            binding: None,
+            outside: Vec::new(),
         })
     }
 
@@ -359,11 +392,63 @@ impl JwksKeyResolver {
         Self::from_jwks(&Jwks::from_json(text)?)
     }
 
-    /// Trusts every key of the set for `principal`, and for no one else.
+    /// Trusts the set only for the principals of `binding`. Keys listed for a principal
+    /// outside it (by a `kid` that names a principal: one holding a `:`, as URIs do) are
+    /// dropped, and named by [`JwksKeyResolver::outside_binding`].
+    ///
+    /// # Errors
+    /// [`CryptoError::NoKeyInBinding`] when no key is left for the binding.
+    pub fn bound(mut self, binding: PrincipalBinding) -> Result<Self, CryptoError> {
+        let (inside, outside): (Vec<KnownKey>, Vec<KnownKey>) =
+            self.keys.into_iter().partition(|known| match &binding {
+                PrincipalBinding::Principal(principal) => known.kid.as_deref().is_none_or(|kid| {
+                    kid == principal || kid == known.thumbprint || !names_a_principal(kid)
+                }),
+                PrincipalBinding::SpiffePrefix(_) => {
+                    known.kid.as_deref().is_some_and(|kid| binding.permits(kid))
+                }
+            });
+        let outside: Vec<String> = outside
+            .iter()
+            .map(|known| {
+                known.kid.as_deref().map_or_else(
+                    || format!("(no kid, thumbprint {})", known.thumbprint),
+                    |kid| kest_canon::escape_untrusted(kid, 128),
+                )
+            })
+            .collect();
+        if inside.is_empty() {
+            return Err(CryptoError::NoKeyInBinding {
+                binding: binding.to_string(),
+                outside,
+            });
+        }
+        self.keys = inside;
+        self.outside = outside;
+        self.binding = Some(binding);
+        Ok(self)
+    }
+
+    /// Trusts every key of the set for `principal`, and for no one else: the same as
+    /// [`JwksKeyResolver::bound`] with [`PrincipalBinding::principal`].
+    ///
+    /// # Errors
+    /// As [`PrincipalBinding::principal`] and [`JwksKeyResolver::bound`].
+    pub fn bound_to(self, principal: impl Into<String>) -> Result<Self, CryptoError> {
+        self.bound(PrincipalBinding::principal(principal)?)
+    }
+
+    /// The binding, when the set is bound.
     #[must_use]
-    pub fn bound_to(mut self, principal: impl Into<String>) -> Self {
-        self.bound_principal = Some(principal.into());
-        self
+    pub const fn binding(&self) -> Option<&PrincipalBinding> {
+        self.binding.as_ref()
+    }
+
+    /// The keys the set listed for principals outside its binding (their `kid`s, escaped),
+    /// which are never used.
+    #[must_use]
+    pub fn outside_binding(&self) -> &[String] {
+        &self.outside
     }
 }
 
@@ -376,10 +461,19 @@ impl KeyResolver for JwksKeyResolver {
         let unknown = || CryptoError::UnknownPrincipal {
             principal: crate::alg::kest_shorten(query.principal),
         };
-        match &self.bound_principal {
-            Some(bound) if bound == query.principal => choose(&self.keys, query),
-            Some(_) => Err(unknown()),
-            None => {
+        match &self.binding {
+            Some(PrincipalBinding::Principal(bound)) if bound == query.principal => {
+                choose(&self.keys, query)
+            }
+            Some(PrincipalBinding::Principal(_)) => Err(unknown()),
+            Some(binding @ PrincipalBinding::SpiffePrefix(_))
+                if !binding.permits(query.principal) =>
+            {
+                Err(unknown())
+            }
+            // A prefix-bound set, or an operator's set: each key is the principal's its
+            // `kid` names.
+            Some(PrincipalBinding::SpiffePrefix(_)) | None => {
                 let owned: Vec<KnownKey> = self
                     .keys
                     .iter()
@@ -395,36 +489,82 @@ impl KeyResolver for JwksKeyResolver {
     }
 }
 
-/// Tries several resolvers in order; the first that knows the principal answers.
+/// Several sources of keys, united: every source is asked, and a signature is accepted
+/// when a key any of them trusts for the principal verifies it.
+///
+/// No source can shadow or lock out another: a source that does not know the principal,
+/// or knows it without the key the header names, or holds more keys than it may offer
+/// ([`MAX_CANDIDATE_KEYS`]), simply adds nothing. Keys of the header's algorithm come
+/// first; only when no source has one is a key of another algorithm handed back, so that
+/// verification reports the mismatch. Bind each source to the principals it may speak
+/// for ([`JwksKeyResolver::bound`], [`StaticKeyResolver`]), since the union trusts each of
+/// them for whatever it answers.
+///
+/// ```
+/// use kest_crypto::{Algorithm, KeyQuery, KeyResolver, KeySources, SigningKey, StaticKeyResolver};
+///
+/// let ed = SigningKey::from_ed25519_seed(&[3; 32])?;
+/// let p256 = SigningKey::generate_p256()?;
+/// let sources = KeySources::new()
+///     .with(StaticKeyResolver::new().with_key("w", ed.verifying_key().clone()))
+///     .with(StaticKeyResolver::new().with_key("w", p256.verifying_key().clone()));
+/// // The P-256 key answers an ES256 entry, though the first source knows `w` too.
+/// let query = KeyQuery::new("w", None, Algorithm::ES256);
+/// assert_eq!(&sources.resolve(&query)?, p256.verifying_key());
+/// # Ok::<(), kest_crypto::CryptoError>(())
+/// ```
 #[derive(Default)]
-pub struct ResolverChain {
+pub struct KeySources {
     resolvers: Vec<Box<dyn KeyResolver>>,
 }
 
-impl fmt::Debug for ResolverChain {
+impl fmt::Debug for KeySources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResolverChain")
-            .field("resolvers", &self.resolvers.len())
+        f.debug_struct("KeySources")
+            .field("sources", &self.resolvers.len())
             .finish()
     }
 }
 
-impl ResolverChain {
-    /// An empty chain: it knows no one.
+impl KeySources {
+    /// No source: it knows no one.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a resolver, tried after those already added.
+    /// Adds a source.
     #[must_use]
-    pub fn then(mut self, resolver: impl KeyResolver + 'static) -> Self {
-        self.resolvers.push(Box::new(resolver));
+    pub fn with(mut self, resolver: impl KeyResolver + 'static) -> Self {
+        self.push(resolver);
         self
+    }
+
+    /// Adds a source, in place.
+    pub fn push(&mut self, resolver: impl KeyResolver + 'static) {
+        self.resolvers.push(Box::new(resolver));
+    }
+
+    /// How many sources there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.resolvers.len()
+    }
+
+    /// Whether there is no source.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.resolvers.is_empty()
     }
 }
 
-impl KeyResolver for ResolverChain {
+/// How much an error says about the principal: a source that knows it says more than one
+/// that does not.
+const fn says_more(error: &CryptoError) -> bool {
+    !matches!(error, CryptoError::UnknownPrincipal { .. })
+}
+
+impl KeyResolver for KeySources {
     fn resolve(&self, query: &KeyQuery<'_>) -> Result<VerifyingKey, CryptoError> {
         only(self.candidates(query), query.principal)
     }
@@ -440,22 +580,38 @@ impl KeyResolver for ResolverChain {
     }
 
     fn candidates(&self, query: &KeyQuery<'_>) -> Result<Vec<VerifyingKey>, CryptoError> {
-        let mut last = CryptoError::UnknownPrincipal {
-            principal: crate::alg::kest_shorten(query.principal),
-        };
+        let mut matching: Vec<VerifyingKey> = Vec::new();
+        let mut other_alg: Option<VerifyingKey> = None;
+        let mut error = None;
         for resolver in &self.resolvers {
             match resolver.candidates(query) {
-                Ok(keys) => return Ok(keys),
-                // A resolver that knows the principal but not this key has the final word:
-                // a later resolver must not widen what that principal may sign with.
-                Err(
-                    error @ (CryptoError::UnknownKeyId { .. } | CryptoError::AmbiguousKey { .. }),
-                ) => {
-                    return Err(error);
+                Ok(keys) => {
+                    for key in keys {
+                        if key.algorithm() != query.alg {
+                            other_alg.get_or_insert(key);
+                        } else if !matching.contains(&key) {
+                            matching.push(key);
+                        }
+                    }
                 }
-                Err(error) => last = error,
+                Err(found) => {
+                    if error
+                        .as_ref()
+                        .is_none_or(|held| !says_more(held) && says_more(&found))
+                    {
+                        error = Some(found);
+                    }
+                }
             }
         }
-        Err(last)
+        if !matching.is_empty() {
+            return Ok(matching);
+        }
+        if let Some(key) = other_alg {
+            return Ok(vec![key]);
+        }
+        Err(error.unwrap_or_else(|| CryptoError::UnknownPrincipal {
+            principal: crate::alg::kest_shorten(query.principal),
+        }))
     }
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use kest_crypto::{
-    CryptoError, Jwks, JwksKeyResolver, KeyQuery, KeyResolver, Refresh, VerifyingKey,
+    CryptoError, Jwks, JwksKeyResolver, KeyQuery, KeyResolver, PrincipalBinding, Refresh,
+    VerifyingKey,
 };
 
 use crate::IdentityError;
@@ -22,52 +23,74 @@ const SERVICE: &str = "peer JWK Set";
 /// succeeds the resolver knows no key, and entries are refused: a peer that cannot be
 /// reached is never trusted by default.
 ///
-/// As with [`JwksKeyResolver`], a key belongs to the principal its `kid` names (Kest
-/// publishes keys that way), or to one principal for every key with
-/// [`RemoteJwks::bound_to`]. Keys declared for another use, and sets that carry a
-/// degenerate key, are refused. Only `https` URLs are fetched, and plain `http` on this
-/// machine.
+/// The set speaks only for the peer it is trusted for: a [`PrincipalBinding`], the peer's
+/// principal or a SPIFFE ID prefix (see [`JwksKeyResolver::bound`]). A key the set lists
+/// for a principal outside the binding is never used; it is logged once and counted in
+/// `kest.verification.failures` with cause `key_outside_binding`. So a compromised peer
+/// can sign only as itself, never as the services behind it. Keys declared for another
+/// use, and sets that carry a degenerate key, are refused. Only `https` URLs are fetched,
+/// and plain `http` on this machine.
+///
+/// ```
+/// use kest_identity::RemoteJwks;
+///
+/// let gateway = RemoteJwks::for_peer(
+///     "spiffe://example.org/gateway".parse()?,
+///     "https://gateway.internal.example/.well-known/jwks.json",
+/// )?;
+/// assert_eq!(gateway.binding().to_string(), "spiffe://example.org/gateway");
+/// assert!(RemoteJwks::for_peer("spiffe://example.org/x".parse()?, "http://peer.example/jwks").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RemoteJwks {
     url: String,
     client: reqwest::Client,
-    bound: Option<String>,
+    binding: PrincipalBinding,
     keys: RwLock<Option<Arc<JwksKeyResolver>>>,
     fetched: tokio::sync::Mutex<Option<Instant>>,
+    /// Keys outside the binding already logged (at most [`MAX_REPORTED`]).
+    reported: std::sync::Mutex<Vec<String>>,
 }
+
+/// Keys outside the binding remembered per set, so that each is logged once.
+const MAX_REPORTED: usize = 256;
 
 impl fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteJwks")
             .field("url", &self.url)
-            .field("bound", &self.bound)
+            .field("binding", &self.binding)
             .field("fetched", &self.current().is_some())
             .finish()
     }
 }
 
 impl RemoteJwks {
-    /// A resolver for the set at `url`, not fetched yet.
+    /// A resolver for the set the peer `binding` publishes at `url`, not fetched yet.
     ///
     /// # Errors
     /// [`IdentityError::Missing`] when `url` is not a URL, or not `https` (plain `http`
     /// is allowed to this machine only).
-    pub fn new(url: impl Into<String>) -> Result<Self, IdentityError> {
+    pub fn for_peer(
+        binding: PrincipalBinding,
+        url: impl Into<String>,
+    ) -> Result<Self, IdentityError> {
         let url = url.into();
         require_secure(&url)?;
         Ok(Self {
             url,
             client: client(SERVICE)?,
-            bound: None,
+            binding,
             keys: RwLock::new(None),
             fetched: tokio::sync::Mutex::new(None),
+            reported: std::sync::Mutex::new(Vec::new()),
         })
     }
 
-    /// Trusts every key of the set for `principal`, and for no one else.
+    /// The principals the set may speak for.
     #[must_use]
-    pub fn bound_to(mut self, principal: impl Into<String>) -> Self {
-        self.bound = Some(principal.into());
-        self
+    pub const fn binding(&self) -> &PrincipalBinding {
+        &self.binding
     }
 
     /// The URL the set is fetched from.
@@ -97,12 +120,38 @@ impl RemoteJwks {
 
     async fn fetch_locked(&self) -> Result<(), IdentityError> {
         let set: Jwks = get_json(&self.client, &self.url, SERVICE).await?;
-        let mut resolver = JwksKeyResolver::from_jwks(&set).map_err(IdentityError::Keys)?;
-        if let Some(principal) = &self.bound {
-            resolver = resolver.bound_to(principal.clone());
-        }
+        let resolver = JwksKeyResolver::from_jwks(&set)
+            .and_then(|keys| keys.bound(self.binding.clone()))
+            .inspect_err(|error| {
+                if let CryptoError::NoKeyInBinding { outside, .. } = error {
+                    self.report_outside(outside);
+                }
+            })
+            .map_err(IdentityError::Keys)?;
+        self.report_outside(resolver.outside_binding());
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(resolver));
         Ok(())
+    }
+
+    /// Logs and counts, once each, the keys the set lists for someone outside its binding.
+    fn report_outside(&self, outside: &[String]) {
+        if outside.is_empty() {
+            return;
+        }
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        for kid in outside {
+            if reported.contains(kid) || reported.len() >= MAX_REPORTED {
+                continue;
+            }
+            tracing::warn!(
+                url = %self.url,
+                binding = %self.binding,
+                kid = %kid,
+                "kest: a peer's JWK Set lists a key for a principal outside its binding; the key is never used"
+            );
+            kest_passport::metrics::verification_failed("key_outside_binding");
+            reported.push(kid.clone());
+        }
     }
 
     /// Fetches again unless a fetch happened less than a second ago. Returns whether the

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use kest_passport::{Passport, PassportError};
+use kest_trust::TrustScore;
 use opentelemetry::Context;
 use opentelemetry::context::{ContextGuard, FutureExt as _, WithContext};
 
@@ -50,6 +51,8 @@ impl Caller {
 struct State {
     passport: Passport,
     caller: Caller,
+    /// The trust a chain started in this flow begins under (an edge request's origin).
+    start_trust: Option<TrustScore>,
 }
 
 /// The lineage of one flow of work: a request, a task, a pipeline run.
@@ -98,9 +101,36 @@ impl Flow {
     /// A flow continuing `passport`, acting for `caller`.
     #[must_use]
     pub fn with_passport(passport: Passport, caller: Caller) -> Self {
+        Self::from_state(State {
+            passport,
+            caller,
+            start_trust: None,
+        })
+    }
+
+    /// A flow for a request that arrived at an edge service without lineage: it starts a
+    /// new chain, and the first entry's trust is at most `start_trust` (the trust of the
+    /// edge's configured origin), so that input from outside never starts at full trust.
+    #[must_use]
+    pub fn at_edge(start_trust: TrustScore, caller: Caller) -> Self {
+        Self::from_state(State {
+            passport: Passport::new(),
+            caller,
+            start_trust: Some(start_trust),
+        })
+    }
+
+    fn from_state(state: State) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State { passport, caller })),
+            state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// The trust a new chain in this flow starts under: `Some` for a flow opened at an
+    /// edge service ([`Flow::at_edge`]).
+    #[must_use]
+    pub fn start_trust(&self) -> Option<TrustScore> {
+        self.lock().start_trust
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -152,7 +182,11 @@ impl Flow {
     #[must_use]
     pub fn fork(&self) -> Self {
         let state = self.lock();
-        Self::with_passport(state.passport.clone(), state.caller.clone())
+        Self::from_state(State {
+            passport: state.passport.clone(),
+            caller: state.caller.clone(),
+            start_trust: state.start_trust,
+        })
     }
 
     /// Merges `branches` (forks of this flow) into it: afterwards its heads are the branch

@@ -122,6 +122,17 @@ fn is_token(text: &str) -> bool {
 }
 
 fn decode_value(text: &str, index: usize) -> Result<String, PropagationError> {
+    // `%` must begin an escape: a stray one is malformed, never passed on as it is.
+    let bytes = text.as_bytes();
+    for (position, _) in text.match_indices('%') {
+        let hex = bytes.get(position + 1..position + 3);
+        if !hex.is_some_and(|pair| pair.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(PropagationError::MalformedMember {
+                index,
+                reason: format!("a `%` at byte {position} of the value begins no escape"),
+            });
+        }
+    }
     percent_decode_str(text)
         .decode_utf8()
         .map(|value| value.into_owned())

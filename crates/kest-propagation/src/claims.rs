@@ -25,11 +25,14 @@ pub trait ClaimStore: Send + Sync + fmt::Debug {
     /// [`PropagationError::Store`] when the store cannot take it.
     async fn put(&self, key: &str, value: &str, ttl: Duration) -> Result<(), PropagationError>;
 
-    /// The value under `key`, if it is there and has not expired.
+    /// The value under `key`, if it is there and has not expired. A value longer than
+    /// `max_bytes` is refused without being read or copied.
     ///
     /// # Errors
-    /// [`PropagationError::Store`] when the store cannot be read.
-    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError>;
+    /// [`PropagationError::Store`] when the store cannot be read,
+    /// [`PropagationError::ClaimTooLarge`] for a value over `max_bytes`, and
+    /// [`PropagationError::ClaimUnreadable`] for one that is not UTF-8 text.
+    async fn get(&self, key: &str, max_bytes: usize) -> Result<Option<String>, PropagationError>;
 }
 
 /// An in-process store: bounded (least recently used entries go first) and expiring. For
@@ -85,16 +88,29 @@ impl ClaimStore for MemoryClaimStore {
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError> {
+    async fn get(&self, key: &str, max_bytes: usize) -> Result<Option<String>, PropagationError> {
         let mut entries = self.locked()?;
         match entries.get(key) {
-            Some((value, expires)) if *expires > Instant::now() => Ok(Some(value.clone())),
+            Some((value, expires)) if *expires > Instant::now() => {
+                if value.len() > max_bytes {
+                    return Err(too_large(key, value.len() as u64, max_bytes));
+                }
+                Ok(Some(value.clone()))
+            }
             Some(_) => {
                 entries.pop(key);
                 Ok(None)
             }
             None => Ok(None),
         }
+    }
+}
+
+fn too_large(key: &str, size: u64, limit: usize) -> PropagationError {
+    PropagationError::ClaimTooLarge {
+        claim: kest_canon::escape_untrusted(key, 80),
+        size,
+        limit,
     }
 }
 
@@ -161,17 +177,59 @@ impl ClaimStore for RedisClaimStore {
             })
     }
 
-    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError> {
+    async fn get(&self, key: &str, max_bytes: usize) -> Result<Option<String>, PropagationError> {
         let mut connection = self.connection.clone();
-        redis::cmd("GET")
+        // One atomic script: the type and size are checked in the server, and the value
+        // is sent only when it is a string within the limit, so a huge or foreign value
+        // never crosses the connection (and cannot be swapped between check and read).
+        let answer: (i64, redis::Value) = redis::cmd("EVAL")
+            .arg(BOUNDED_GET)
+            .arg(1)
             .arg(key)
-            .query_async::<Option<String>>(&mut connection)
+            .arg(max_bytes)
+            .query_async(&mut connection)
             .await
             .map_err(|error| PropagationError::Store {
-                reason: format!("redis GET {key}: {error}"),
-            })
+                reason: format!(
+                    "redis GET {}: {error}",
+                    kest_canon::escape_untrusted(key, 80)
+                ),
+            })?;
+        let unreadable = |reason: String| PropagationError::ClaimUnreadable {
+            claim: kest_canon::escape_untrusted(key, 80),
+            reason,
+        };
+        match answer {
+            (0, _) => Ok(None),
+            (1, redis::Value::BulkString(kind)) => Err(unreadable(format!(
+                "it is a Redis {}, not a string",
+                kest_canon::escape_untrusted(&String::from_utf8_lossy(&kind), 20)
+            ))),
+            (2, redis::Value::Int(size)) => Err(too_large(
+                key,
+                u64::try_from(size).unwrap_or(u64::MAX),
+                max_bytes,
+            )),
+            (3, redis::Value::BulkString(bytes)) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| unreadable("it is not UTF-8 text".into())),
+            (status, _) => Err(PropagationError::Store {
+                reason: format!("redis: unexpected answer {status} to the bounded read"),
+            }),
+        }
     }
 }
+
+/// The bounded read of a claim, a script run in Redis (`EVAL`, atomic): `{0}` when the
+/// key is absent, `{1, type}` for a value that is not a string, `{2, size}` for one over
+/// the limit, and `{3, value}` otherwise. Small enough to send with every read.
+#[cfg(feature = "redis")]
+const BOUNDED_GET: &str = r"local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return {0, ''} end
+if kind ~= 'string' then return {1, kind} end
+local size = redis.call('STRLEN', KEYS[1])
+if size > tonumber(ARGV[1]) then return {2, size} end
+return {3, redis.call('GET', KEYS[1])}";
 
 /// The claim store a setting names, as `KEST_CLAIM_STORE` and configuration files spell
 /// it: `memory`, or a `redis://` (or `rediss://`) URL, which needs the `redis` feature.

@@ -206,7 +206,7 @@ impl PassportCodec {
         let mut missing = None;
         let claimed = match (&inbound.claim_check, &self.store) {
             (Some(id), Some(store)) => {
-                let found = store.get(&claim_store_key(id)).await;
+                let found = store.get(&claim_store_key(id), self.limits.max_bytes).await;
                 crate::metrics::claim_check(
                     "get",
                     match &found {
@@ -215,7 +215,15 @@ impl PassportCodec {
                         Err(_) => "error",
                     },
                 );
-                let found = found?;
+                let found = found.inspect_err(|error| {
+                    if matches!(
+                        error,
+                        PropagationError::ClaimTooLarge { .. }
+                            | PropagationError::ClaimUnreadable { .. }
+                    ) {
+                        crate::metrics::verification_failed(error.kind());
+                    }
+                })?;
                 if found.is_none() {
                     missing = Some(kest_canon::escape_untrusted(id, 80));
                 }

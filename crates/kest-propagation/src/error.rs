@@ -89,6 +89,39 @@ pub enum PropagationError {
         /// The claim id.
         id: String,
     },
+    /// A claim check whose stored value is larger than a passport may be. It was
+    /// measured in the store and never read.
+    #[error("claim `{claim}` holds {size} bytes, over the limit of {limit}; it was not read")]
+    ClaimTooLarge {
+        /// The claim's store key, escaped.
+        claim: String,
+        /// The stored value's size in bytes.
+        size: u64,
+        /// The largest passport accepted.
+        limit: usize,
+    },
+    /// A claim check whose stored value cannot be a passport's text: not a string, or not
+    /// UTF-8.
+    #[error("claim `{claim}` does not hold a passport: {reason}")]
+    ClaimUnreadable {
+        /// The claim's store key, escaped.
+        claim: String,
+        /// What it holds instead.
+        reason: String,
+    },
+    /// An internal service received a request that carries no passport: it is refused
+    /// before anything runs (see [`crate::Boundary::Internal`]).
+    #[error(
+        "no lineage: this service is internal and accepts only requests that carry a verified passport"
+    )]
+    NoLineage,
+    /// A `baggage` header whose value is not visible ASCII (W3C baggage percent-encodes
+    /// everything else).
+    #[error("`baggage` header {index} is not visible ASCII text")]
+    HeaderNotText {
+        /// Which `baggage` header (0 for the first).
+        index: usize,
+    },
     /// A claim-check store failed.
     #[error("claim-check store failed: {reason}")]
     Store {
@@ -137,6 +170,10 @@ impl PropagationError {
             Self::NoClaimStore { .. } => "no_claim_store",
             Self::ClaimNotFound { .. } => "claim_not_found",
             Self::Store { .. } => "claim_store",
+            Self::ClaimTooLarge { .. } => "claim_too_large",
+            Self::ClaimUnreadable { .. } => "claim_unreadable",
+            Self::NoLineage => "no_lineage",
+            Self::HeaderNotText { .. } => "header_not_text",
             Self::InvalidSetting { .. } => "invalid_setting",
             Self::InsecureIngress | Self::Insecure => "insecure",
         }
@@ -149,7 +186,10 @@ impl PropagationError {
     pub const fn is_untrusted(&self) -> bool {
         matches!(
             self,
-            Self::Passport { .. } | Self::TipMismatch { .. } | Self::ConflictingMembers { .. }
+            Self::Passport { .. }
+                | Self::TipMismatch { .. }
+                | Self::ConflictingMembers { .. }
+                | Self::NoLineage
         )
     }
 

@@ -8,6 +8,8 @@ use kest_passport::{
     Limits, Passport, Strictness, UnverifiedPassport, VerificationReport, VerifiedEntries, Verifier,
 };
 
+use kest_trust::{OriginMap, TrustError, TrustScore};
+
 use crate::PropagationError;
 use crate::tiers::InboundPassport;
 
@@ -21,7 +23,9 @@ pub const ENV_INSECURE_UNVERIFIED_LINEAGE: &str = "KEST_INSECURE_UNVERIFIED_LINE
 /// the label audit) against the keys of a [`KeyResolver`]: static JWKs, peers' JWK Sets
 /// fetched from their URLs, the SPIFFE trust bundle, or a chain of them. The default
 /// resolver knows no key, so a service that has not said whom it trusts refuses every
-/// passport it is sent; requests without one start a new chain as usual.
+/// passport it is sent. What a request *without* a passport means is the service's
+/// [`Boundary`]: a new chain held to `user_input` trust at an edge (the default), a refusal
+/// at an internal service.
 ///
 /// Verified entries are remembered in a bounded [`VerifiedEntries`] cache, so a prefix
 /// seen before costs a hash lookup per entry rather than a signature check.
@@ -43,6 +47,77 @@ pub const ENV_INSECURE_UNVERIFIED_LINEAGE: &str = "KEST_INSECURE_UNVERIFIED_LINE
 #[derive(Clone)]
 pub struct Ingress {
     mode: Mode,
+    boundary: Boundary,
+}
+
+/// What a request that carries no passport means to a service.
+///
+/// The absence of lineage is never full trust. An **edge** service (a gateway, a public
+/// API) takes requests from outside: one without a passport starts a new chain, and the
+/// chain's first entry is held to the trust of the configured origin (`user_input`, 40, by
+/// default), as if its input came from there. An **internal** service is only ever
+/// called by its peers: a request without a verified passport is refused with 403 ("no
+/// lineage") before anything runs, so stripping the `baggage` header cannot skip the
+/// steps (a sanitizer, say) that came before.
+///
+/// ```
+/// use kest_propagation::Boundary;
+/// use kest_trust::OriginMap;
+///
+/// let edge = Boundary::default();
+/// assert_eq!(edge.start_trust().map(|t| t.get()), Some(40));
+/// let partner = Boundary::edge("third_party_api", &OriginMap::new())?;
+/// assert_eq!(partner.start_trust().map(|t| t.get()), Some(60));
+/// assert!(Boundary::edge("untrsuted", &OriginMap::new()).is_err());
+/// assert_eq!(Boundary::Internal.start_trust(), None);
+/// # Ok::<(), kest_trust::TrustError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Boundary {
+    /// A request without lineage starts a new chain whose data came from `origin`.
+    Edge {
+        /// The origin's name.
+        origin: String,
+        /// Its trust score: the ceiling of the new chain's first entry.
+        trust: TrustScore,
+    },
+    /// A request without a verified passport is refused before anything runs.
+    Internal,
+}
+
+/// The origin an edge service's new chains start from unless configured otherwise.
+pub const DEFAULT_EDGE_ORIGIN: &str = "user_input";
+
+impl Default for Boundary {
+    /// An edge whose new chains start at `user_input`.
+    fn default() -> Self {
+        Self::Edge {
+            origin: DEFAULT_EDGE_ORIGIN.to_owned(),
+            trust: TrustScore::new(40).unwrap_or(TrustScore::MIN),
+        }
+    }
+}
+
+impl Boundary {
+    /// An edge whose new chains start at `origin`, scored by `origins`.
+    ///
+    /// # Errors
+    /// [`TrustError`] when `origins` does not know `origin`: a typo must not mean 100.
+    pub fn edge(origin: &str, origins: &OriginMap) -> Result<Self, TrustError> {
+        Ok(Self::Edge {
+            origin: origin.to_owned(),
+            trust: origins.score(origin)?,
+        })
+    }
+
+    /// The trust a new chain starts under, for an edge; `None` for an internal service.
+    #[must_use]
+    pub const fn start_trust(&self) -> Option<TrustScore> {
+        match self {
+            Self::Edge { trust, .. } => Some(*trust),
+            Self::Internal => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -64,9 +139,14 @@ impl fmt::Debug for Ingress {
                 .debug_struct("Ingress")
                 .field("verify", &true)
                 .field("strictness", strictness)
+                .field("boundary", &self.boundary)
                 .field("cache", cache)
                 .finish_non_exhaustive(),
-            Mode::Unverified => f.debug_struct("Ingress").field("verify", &false).finish(),
+            Mode::Unverified => f
+                .debug_struct("Ingress")
+                .field("verify", &false)
+                .field("boundary", &self.boundary)
+                .finish(),
         }
     }
 }
@@ -94,7 +174,22 @@ impl Ingress {
                 cache: Arc::new(VerifiedEntries::default()),
                 strictness: Strictness::Auto,
             },
+            boundary: Boundary::default(),
         }
+    }
+
+    /// What a request without a passport means ([`Boundary::default`]: an edge at
+    /// `user_input`).
+    #[must_use]
+    pub fn boundary(mut self, boundary: Boundary) -> Self {
+        self.boundary = boundary;
+        self
+    }
+
+    /// The service's boundary.
+    #[must_use]
+    pub const fn boundary_config(&self) -> &Boundary {
+        &self.boundary
     }
 
     /// Remembers verified entries in `cache` (shared, say, by the lineage layer and the
@@ -136,6 +231,7 @@ impl Ingress {
         );
         Ok(Self {
             mode: Mode::Unverified,
+            boundary: Boundary::default(),
         })
     }
 

@@ -55,7 +55,7 @@ pub use claims::RedisClaimStore;
 pub use claims::{ClaimStore, DEFAULT_CLAIM_TTL, MemoryClaimStore, claim_store_from_setting};
 pub use codec::{BaggageTier, PassportCodec};
 pub use error::PropagationError;
-pub use ingress::Ingress;
+pub use ingress::{Boundary, DEFAULT_EDGE_ORIGIN, Ingress};
 
 /// The environment variables this crate reads.
 pub mod env {
@@ -67,7 +67,8 @@ pub mod env {
 pub use middleware::PropagateLineage;
 #[cfg(feature = "tower")]
 pub use middleware::{
-    ClaimNames, IdentityLayer, JWKS_PATH, LineageLayer, PublishKeysLayer, workload_jwks,
+    ClaimDefaults, ClaimNames, IdentityLayer, JWKS_PATH, LineageLayer, PublishKeysLayer,
+    workload_jwks,
 };
 pub use tiers::{
     AnnouncedTip, DEFAULT_INLINE_THRESHOLD, InboundPassport, RawPassport, TierChoice, choose_tier,

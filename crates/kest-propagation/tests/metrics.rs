@@ -133,4 +133,37 @@ async fn each_refusal_is_counted_once() {
         .await
         .unwrap_err();
     assert_eq!(failures(&log), [error.kind().to_owned()], "{error}");
+
+    // A peer's set that lists a key for another principal: the key is dropped, and
+    // counted once however often the set is fetched.
+    #[cfg(all(feature = "oidc", feature = "tower"))]
+    {
+        log.lock().unwrap().clear();
+        let mut own = python.verifying_key().to_jwk();
+        own.kid = Some("spiffe://kest.test/gateway".into());
+        let mut foreign = stranger.verifying_key().to_jwk();
+        foreign.kid = Some("spiffe://kest.test/hop1".into());
+        let body = serde_json::to_string(&kest_crypto::Jwks {
+            keys: vec![own, foreign],
+        })
+        .unwrap();
+        let app = axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let remote = kest_identity::RemoteJwks::for_peer(
+            "spiffe://kest.test/gateway".parse().unwrap(),
+            format!("http://{address}/jwks"),
+        )
+        .unwrap();
+        remote.fetch().await.unwrap();
+        remote.fetch().await.unwrap();
+        assert_eq!(failures(&log), ["key_outside_binding"]);
+    }
 }

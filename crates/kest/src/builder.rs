@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kest_crypto::{KeyResolver, ResolverChain};
+use kest_crypto::{KeyResolver, KeySources};
 use kest_identity::IdentityProvider;
 use kest_passport::Strictness;
 use kest_policy::{CachedEngine, DecisionCache, PolicyConfig, PolicyEngine};
-use kest_propagation::{ClaimStore, Ingress, MemoryClaimStore, PassportCodec};
+use kest_propagation::{
+    Boundary, ClaimStore, DEFAULT_EDGE_ORIGIN, Ingress, MemoryClaimStore, PassportCodec,
+};
 use kest_trust::{OriginMap, TrustEvaluator, WeakestLink};
 
 use crate::KestError;
@@ -31,6 +33,14 @@ pub struct KestBuilder {
     trusted: Vec<Arc<dyn KeyResolver>>,
     ingress: Option<Ingress>,
     strictness: Option<Strictness>,
+    boundary: BoundaryChoice,
+}
+
+/// What a request without lineage means, as configured (checked against the origin map
+/// when the runtime is built).
+enum BoundaryChoice {
+    Edge(String),
+    Internal,
 }
 
 enum CacheChoice {
@@ -58,6 +68,7 @@ impl Default for KestBuilder {
             trusted: Vec::new(),
             ingress: None,
             strictness: None,
+            boundary: BoundaryChoice::Edge(DEFAULT_EDGE_ORIGIN.to_owned()),
         }
     }
 }
@@ -145,11 +156,14 @@ impl KestBuilder {
         self
     }
 
-    /// Trusts the keys `keys` knows for inbound passports (repeatable: each source is
-    /// asked in turn). Static JWKs ([`kest_crypto::StaticKeyResolver`]), a JWK Set
-    /// ([`kest_crypto::JwksKeyResolver`]), peers' published sets
-    /// (`kest_identity::RemoteJwks`, or [`KestBuilder::trust_jwks_url`]), the SPIFFE trust
-    /// bundle (`kest_identity::TrustBundleResolver`).
+    /// Trusts the keys `keys` knows for inbound passports (repeatable: the sources are
+    /// united, and none can shadow another). Static JWKs
+    /// ([`kest_crypto::StaticKeyResolver`], each key for its principal), a JWK Set bound to
+    /// the principals it may speak for ([`kest_crypto::JwksKeyResolver::bound`]), peers'
+    /// published sets (`kest_identity::RemoteJwks`, or [`KestBuilder::trust_peer`]), the
+    /// SPIFFE trust bundle (`kest_identity::TrustBundleResolver`, for its trust domain).
+    /// The union trusts each source for whatever it answers: bind every source that
+    /// someone else writes.
     pub fn trust_keys(self, keys: impl KeyResolver + 'static) -> Self {
         self.trust_keys_shared(Arc::new(keys))
     }
@@ -160,16 +174,37 @@ impl KestBuilder {
         self
     }
 
-    /// Trusts the keys a peer publishes at `url` (its `/.well-known/jwks.json`), fetched
-    /// when first needed and again when a new key appears, at most once a second.
+    /// Trusts the keys the peer `peer` publishes at `url` (its `/.well-known/jwks.json`)
+    /// for that peer alone. `peer` is its principal, or a SPIFFE ID prefix
+    /// (`spiffe://domain/path/*`) for a set that serves several workloads. A key the set
+    /// lists for anyone else is never used (logged once, and counted as
+    /// `key_outside_binding`). Fetched when first needed and again when a new key appears,
+    /// at most once a second.
     ///
     /// # Errors
+    /// [`KestError::TrustedKeys`] when `peer` is not a principal or SPIFFE ID prefix,
     /// [`KestError::Identity`] when `url` is not an `https` URL (or `http` to this
     /// machine).
     #[cfg(feature = "jwks")]
-    pub fn trust_jwks_url(self, url: impl Into<String>) -> Result<Self, KestError> {
-        let keys = kest_identity::RemoteJwks::new(url)?;
+    pub fn trust_peer(self, peer: &str, url: impl Into<String>) -> Result<Self, KestError> {
+        let binding = peer.parse().map_err(KestError::TrustedKeys)?;
+        let keys = kest_identity::RemoteJwks::for_peer(binding, url)?;
         Ok(self.trust_keys(keys))
+    }
+
+    /// This service is an edge: a request that arrives without lineage starts a new
+    /// chain whose first entry is held to `origin`'s trust (`user_input` by default). The
+    /// origin must be one the runtime knows ([`KestBuilder::origins`]).
+    pub fn edge(mut self, origin: impl Into<String>) -> Self {
+        self.boundary = BoundaryChoice::Edge(origin.into());
+        self
+    }
+
+    /// This service is internal: a request that arrives without a verified passport is
+    /// refused with 403 before anything runs.
+    pub fn internal(mut self) -> Self {
+        self.boundary = BoundaryChoice::Internal;
+        self
     }
 
     /// How undeclared trust raises in inbound passports are treated (per entry by
@@ -181,7 +216,8 @@ impl KestBuilder {
 
     /// Replaces the inbound verification settings outright, e.g. with
     /// [`Ingress::insecure_unverified`]. Keys given with [`KestBuilder::trust_keys`] are
-    /// then ignored.
+    /// then ignored; the boundary ([`KestBuilder::edge`], [`KestBuilder::internal`]) still
+    /// applies.
     pub fn ingress(mut self, ingress: Ingress) -> Self {
         self.ingress = Some(ingress);
         self
@@ -190,8 +226,13 @@ impl KestBuilder {
     /// The runtime.
     ///
     /// # Errors
-    /// [`KestError::Config`] when the policy tiers are invalid.
+    /// [`KestError::Config`] when the policy tiers are invalid, [`KestError::Call`] when
+    /// the edge origin is not a known origin.
     pub fn build(self) -> Result<Kest, KestError> {
+        let boundary = match &self.boundary {
+            BoundaryChoice::Edge(origin) => Boundary::edge(origin, &self.origins)?,
+            BoundaryChoice::Internal => Boundary::Internal,
+        };
         self.policies.validate()?;
         let cache = match self.cache {
             CacheChoice::Off => None,
@@ -212,13 +253,14 @@ impl KestBuilder {
         let ingress = match self.ingress {
             Some(ingress) => ingress,
             None => {
-                let mut chain = ResolverChain::new();
+                let mut sources = KeySources::new();
                 for keys in self.trusted {
-                    chain = chain.then(keys);
+                    sources.push(keys);
                 }
-                Ingress::verify(chain)
+                Ingress::verify(sources)
             }
         };
+        let ingress = ingress.boundary(boundary);
         let ingress = match self.strictness {
             Some(strictness) => ingress.strictness(strictness),
             None => ingress,

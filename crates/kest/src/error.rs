@@ -88,6 +88,10 @@ pub enum KestError {
     /// The call's inputs were invalid: an unknown origin, an override above 100.
     #[error("invalid call: {0}")]
     Call(#[from] TrustError),
+    /// A source of trusted keys that cannot be set up: a principal binding that cannot be
+    /// read.
+    #[error("trusted keys: {0}")]
+    TrustedKeys(#[source] kest_crypto::CryptoError),
     /// A synchronous protected call was made where it cannot block: inside a
     /// current-thread Tokio runtime.
     #[error(

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use crate::builder::KestBuilder;
 use crate::env::{
-    ENV_APP, ENV_CLAIM_STORE, ENV_ENGINE, ENV_INLINE_THRESHOLD, ENV_POLICY_DIR, ENV_SERVICE_NAME,
-    ENV_TRUSTED_JWKS,
+    ENV_APP, ENV_BOUNDARY, ENV_CLAIM_STORE, ENV_EDGE_ORIGIN, ENV_ENGINE, ENV_INLINE_THRESHOLD,
+    ENV_POLICY_DIR, ENV_SERVICE_NAME, ENV_TRUSTED_JWKS, ENV_TRUSTED_PEERS,
 };
 use crate::runtime::Kest;
 use crate::{KestError, Missing};
@@ -39,6 +39,14 @@ use crate::{KestError, Missing};
 /// claim_store = "redis://127.0.0.1:6379/"   # or "memory"
 /// inline_threshold = 4096
 /// inline_tier = true         # false: small passports go compressed (peers on the Python package)
+///
+/// [ingress]
+/// boundary = "internal"      # or "edge" (the default; edge_origin = "user_input")
+/// trusted_jwks = ["ops.jwks"]   # the operator's own key files
+///
+/// [[ingress.peers]]          # a peer's published keys, for that peer only
+/// principal = "spiffe://example.org/gateway"
+/// jwks = "https://gateway.internal.example/.well-known/jwks.json"
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,14 +68,36 @@ pub(crate) struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IngressSection {
-    /// JWK Set files (relative to the file) and `https://` URLs.
+    /// The operator's JWK Set files (relative to the file): each key for the principal
+    /// its `kid` names.
     #[serde(default)]
     trusted_jwks: Vec<String>,
+    /// Peers' published key sets, each bound to the principals it may speak for.
+    #[serde(default)]
+    peers: Vec<PeerSection>,
+    /// `edge` (the default) or `internal`.
+    boundary: Option<String>,
+    /// The origin an edge's new chains start from (`user_input` by default).
+    edge_origin: Option<String>,
+    /// Whether `peers` came from the environment (for naming it in errors).
+    #[serde(skip)]
+    peers_from_env: bool,
     /// `auto`, `strict` or `lenient`.
     strictness: Option<String>,
     /// Accept inbound passports unverified (needs KEST_INSECURE_UNVERIFIED_LINEAGE=true).
     #[serde(default)]
     insecure_unverified: bool,
+}
+
+/// `[[ingress.peers]]`: one peer's published keys and whom they may speak for.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerSection {
+    /// The peer's principal, or a SPIFFE ID prefix `spiffe://domain/path/*`.
+    principal: String,
+    /// Its JWK Set: an `https://` URL (`http://` to this machine), or a file relative to
+    /// the configuration file.
+    jwks: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,12 +201,31 @@ impl FileConfig {
                 );
         }
         if let Some(list) = var(ENV_TRUSTED_JWKS) {
-            self.ingress.trusted_jwks = list
-                .split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(str::to_owned)
-                .collect();
+            self.ingress.trusted_jwks = list_items(&list).map(str::to_owned).collect();
+        }
+        if let Some(list) = var(ENV_TRUSTED_PEERS) {
+            self.ingress.peers = list_items(&list)
+                .map(|item| {
+                    let (principal, jwks) =
+                        item.split_once('=')
+                            .ok_or_else(|| KestError::InvalidValue {
+                                key: ENV_TRUSTED_PEERS,
+                                value: kest_canon::escape_untrusted(item, 80),
+                                reason: "is not PRINCIPAL=URL",
+                            })?;
+                    Ok(PeerSection {
+                        principal: principal.trim().to_owned(),
+                        jwks: jwks.trim().to_owned(),
+                    })
+                })
+                .collect::<Result<_, KestError>>()?;
+            self.ingress.peers_from_env = true;
+        }
+        if let Some(boundary) = var(ENV_BOUNDARY) {
+            self.ingress.boundary = Some(boundary);
+        }
+        if let Some(origin) = var(ENV_EDGE_ORIGIN) {
+            self.ingress.edge_origin = Some(origin);
         }
         if var(kest_propagation::env::ENV_INSECURE_UNVERIFIED_LINEAGE).is_some() {
             self.ingress.insecure_unverified = true;
@@ -275,37 +324,120 @@ impl FileConfig {
     }
 }
 
+/// The non-empty items of a comma-separated list.
+fn list_items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+fn is_url(source: &str) -> bool {
+    source.starts_with("https://") || source.starts_with("http://")
+}
+
+/// A JWK Set file of the configuration's.
+fn read_jwks_file(base: &Path, source: &str) -> Result<(PathBuf, JwksKeyResolver), KestError> {
+    let path = base.join(source);
+    let text = std::fs::read_to_string(&path).map_err(|error| KestError::io(&path, error))?;
+    let keys =
+        JwksKeyResolver::from_json(&text).map_err(|error| kest_identity::IdentityError::Key {
+            source_name: path.display().to_string(),
+            error,
+        })?;
+    Ok((path, keys))
+}
+
 impl IngressSection {
     fn apply(self, mut builder: KestBuilder, base: &Path) -> Result<KestBuilder, KestError> {
+        let peers_key = if self.peers_from_env {
+            ENV_TRUSTED_PEERS
+        } else {
+            "[[ingress.peers]] principal"
+        };
+        match self.boundary.as_deref().map(str::trim) {
+            None | Some("edge") => {
+                if let Some(origin) = self.edge_origin {
+                    builder = builder.edge(origin.trim());
+                }
+            }
+            Some("internal") => {
+                if let Some(origin) = &self.edge_origin {
+                    return Err(KestError::InvalidValue {
+                        key: "[ingress] edge_origin",
+                        value: kest_canon::escape_untrusted(origin, 40),
+                        reason: "is set, but the service is internal: it starts no chain",
+                    });
+                }
+                builder = builder.internal();
+            }
+            Some(other) => {
+                return Err(KestError::InvalidValue {
+                    key: "[ingress] boundary",
+                    value: kest_canon::escape_untrusted(other, 40),
+                    reason: "must be edge or internal",
+                });
+            }
+        }
         if self.insecure_unverified {
             let setting =
                 std::env::var(kest_propagation::env::ENV_INSECURE_UNVERIFIED_LINEAGE).ok();
             return Ok(builder.ingress(Ingress::insecure_unverified(setting.as_deref())?));
         }
         for source in self.trusted_jwks {
-            if source.starts_with("https://") || source.starts_with("http://") {
+            if is_url(&source) {
+                return Err(KestError::InvalidValue {
+                    key: ENV_TRUSTED_JWKS,
+                    value: kest_canon::escape_untrusted(&source, 80),
+                    reason: "is a URL: a peer's published keys are trusted for that peer only, \
+                             with [[ingress.peers]] (or KEST_TRUSTED_PEERS=PRINCIPAL=URL)",
+                });
+            }
+            // The operator's own file: whoever wrote it says whom each key speaks for.
+            let (_, keys) = read_jwks_file(base, &source)?;
+            builder = builder.trust_keys(keys);
+        }
+        for peer in self.peers {
+            let binding: kest_crypto::PrincipalBinding =
+                peer.principal
+                    .parse()
+                    .map_err(|error: kest_crypto::CryptoError| KestError::InvalidValue {
+                        key: peers_key,
+                        value: kest_canon::escape_untrusted(&peer.principal, 80),
+                        reason: match error {
+                            kest_crypto::CryptoError::InvalidBinding { reason, .. } => reason,
+                            _ => "is not a principal or a SPIFFE ID prefix",
+                        },
+                    })?;
+            if is_url(&peer.jwks) {
                 #[cfg(feature = "jwks")]
                 {
-                    builder = builder.trust_jwks_url(source)?;
+                    builder = builder
+                        .trust_keys(kest_identity::RemoteJwks::for_peer(binding, peer.jwks)?);
                 }
                 #[cfg(not(feature = "jwks"))]
                 {
+                    let _ = binding;
                     return Err(KestError::InvalidValue {
-                        key: ENV_TRUSTED_JWKS,
-                        value: kest_canon::escape_untrusted(&source, 80),
+                        key: peers_key,
+                        value: kest_canon::escape_untrusted(&peer.jwks, 80),
                         reason: "is a URL; fetching it needs kest's `jwks` feature",
                     });
                 }
             } else {
-                let path = base.join(&source);
-                let text =
-                    std::fs::read_to_string(&path).map_err(|error| KestError::io(&path, error))?;
-                let keys = JwksKeyResolver::from_json(&text).map_err(|error| {
-                    kest_identity::IdentityError::Key {
-                        source_name: path.display().to_string(),
-                        error,
-                    }
-                })?;
+                let (path, keys) = read_jwks_file(base, &peer.jwks)?;
+                let keys =
+                    keys.bound(binding)
+                        .map_err(|error| kest_identity::IdentityError::Key {
+                            source_name: path.display().to_string(),
+                            error,
+                        })?;
+                for kid in keys.outside_binding() {
+                    tracing::warn!(
+                        file = %path.display(),
+                        %kid,
+                        "kest: a peer's key file lists a key for a principal outside its binding; the key is never used"
+                    );
+                }
                 builder = builder.trust_keys(keys);
             }
         }

@@ -514,7 +514,7 @@ impl Protected {
         let parent_scores: Vec<TrustScore> = heads.iter().map(Head::trust).collect();
         let trust = kest_trust::derive_trust(
             evaluator.as_ref(),
-            self.origin_score,
+            self.origin_score_in(&flow, heads.is_empty()),
             &parent_scores,
             self.trust_override,
         );
@@ -604,6 +604,17 @@ impl Protected {
     /// The flow for a call made outside any: restored from `kest.*` members of the
     /// OpenTelemetry baggage when there are some (failing closed if they cannot be read),
     /// otherwise a new root.
+    /// The call's origin score, for an entry that is a root (`is_root`) or not. A root in
+    /// a flow opened at an edge without lineage is held to the edge's origin: input from
+    /// outside never starts at full trust.
+    fn origin_score_in(&self, flow: &Flow, is_root: bool) -> TrustScore {
+        if !is_root {
+            return self.origin_score;
+        }
+        flow.start_trust()
+            .map_or(self.origin_score, |ceiling| self.origin_score.min(ceiling))
+    }
+
     async fn flow_from_baggage(&self) -> Result<Flow, KestError> {
         if let Some(baggage) = telemetry::kest_baggage() {
             let (passport, caller) = self.kest.inner.codec.read(&baggage).await?;
@@ -643,9 +654,17 @@ impl Protected {
             .evaluator
             .as_ref()
             .unwrap_or(&self.kest.inner.evaluator);
+        // The entry follows whatever the operation itself appended to the flow (nested
+        // protected calls), so it is built on the heads as they are now.
+        let now = flow.passport();
+        let passport = if now.tip_hash() == before.tip_hash() {
+            &before
+        } else {
+            &now
+        };
         let mut builder = EntryBuilder::new(call.operation.clone())
             .principal(info.workload_id.clone())
-            .origin_score(self.origin_score)
+            .origin_score(self.origin_score_in(&flow, passport.is_empty()))
             .added_taints(call.added_taints.iter().cloned())
             .removed_taints(call.removed_taints.iter().cloned())
             .policy_context(outcome.policy_context)
@@ -671,14 +690,6 @@ impl Protected {
                 builder = builder.label(label, value.clone());
             }
         }
-        // The entry follows whatever the operation itself appended to the flow (nested
-        // protected calls), so it is built on the heads as they are now.
-        let now = flow.passport();
-        let passport = if now.tip_hash() == before.tip_hash() {
-            &before
-        } else {
-            &now
-        };
         let signed = passport
             .sign_next(builder, evaluator.as_ref(), |entry| async {
                 let signed = identity.sign_entry_as(&info, entry).await;

@@ -168,9 +168,20 @@ pub mod env {
     pub const ENV_INLINE_THRESHOLD: &str = "KEST_BAGGAGE_THRESHOLD";
     /// A TOML file with the whole configuration.
     pub const ENV_CONFIG: &str = "KEST_CONFIG";
-    /// The keys inbound passports are verified against: a comma-separated list of JWK Set
-    /// files and `https://` URLs (peers' `/.well-known/jwks.json`).
+    /// The operator's own key files inbound passports are verified against: a
+    /// comma-separated list of JWK Set files, each key trusted for the principal its `kid`
+    /// names. A URL is refused: a peer's published set is trusted through
+    /// [`ENV_TRUSTED_PEERS`], for that peer only.
     pub const ENV_TRUSTED_JWKS: &str = "KEST_TRUSTED_JWKS";
+    /// Peers whose published keys inbound passports are verified against, each bound to
+    /// the principals it may speak for: a comma-separated list of `PRINCIPAL=URL` (or
+    /// `spiffe://domain/path/*=URL`, or `PRINCIPAL=FILE`), split at the first `=`.
+    pub const ENV_TRUSTED_PEERS: &str = "KEST_TRUSTED_PEERS";
+    /// What a request without lineage means: `edge` (a new chain, held to the edge
+    /// origin's trust) or `internal` (refused with 403).
+    pub const ENV_BOUNDARY: &str = "KEST_BOUNDARY";
+    /// The origin an edge service's new chains start from (`user_input` by default).
+    pub const ENV_EDGE_ORIGIN: &str = "KEST_EDGE_ORIGIN";
 }
 
 // The layers, each the public API of its crate: a user of `kest` never names them.

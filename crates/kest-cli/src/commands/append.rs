@@ -1,6 +1,6 @@
 //! `kest append`: sign one more entry onto a passport.
 
-use kest_crypto::{KeySigner, ResolverChain, SigningKey, StaticKeyResolver};
+use kest_crypto::{KeySigner, KeySources, SigningKey, StaticKeyResolver};
 use kest_passport::{EntryBuilder, Passport, PolicyContext, UnverifiedPassport, Verifier};
 use kest_trust::{OriginMap, TrustScore, WeakestLink};
 
@@ -90,9 +90,9 @@ pub fn run(args: &AppendArgs) -> Result<(), CliError> {
                     .dangerous_assume_verified()
             } else {
                 let own = StaticKeyResolver::new().with_key(args.principal.clone(), own_key);
-                let mut resolver = ResolverChain::new().then(own);
+                let mut resolver = KeySources::new().with(own);
                 if !trusted.is_empty() || !args.jwks.is_empty() {
-                    resolver = resolver.then(verify::resolver(&trusted, &args.jwks)?);
+                    resolver.push(verify::resolver(&trusted, &args.jwks)?);
                 }
                 Verifier::new(&resolver)
                     .limits(limits)

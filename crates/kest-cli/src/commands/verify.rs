@@ -1,7 +1,7 @@
 //! `kest verify`: check a passport, a baggage header or one JWS against trusted keys.
 
 use kest_canon::{Sha256Digest, Untrusted};
-use kest_crypto::{Jwk, JwksKeyResolver, PrivateJwk, ResolverChain, StaticKeyResolver};
+use kest_crypto::{Jwk, JwksKeyResolver, KeySources, PrivateJwk, StaticKeyResolver};
 use kest_passport::{PassportError, Strictness, VerificationReport, Verifier};
 use kest_propagation::{AnnouncedTip, InboundPassport, PropagationError};
 use serde_json::json;
@@ -31,7 +31,7 @@ pub struct VerifyArgs {
 ///
 /// # Errors
 /// [`CliError::Input`] for unreadable or invalid key files, or when no key is given.
-pub fn resolver(keys: &[String], jwks: &[String]) -> Result<ResolverChain, CliError> {
+pub fn resolver(keys: &[String], jwks: &[String]) -> Result<KeySources, CliError> {
     if keys.is_empty() && jwks.is_empty() {
         return Err(CliError::input(
             "no trusted keys: pass --key PRINCIPAL=JWKFILE or --jwks FILE",
@@ -59,14 +59,17 @@ pub fn resolver(keys: &[String], jwks: &[String]) -> Result<ResolverChain, CliEr
             .insert_jwk(principal, &jwk)
             .map_err(|error| CliError::input(format!("{path}: {error}")))?;
     }
-    let mut chain = ResolverChain::new().then(fixed);
+    // The auditor's own files: each `--jwks` key speaks for the principal its `kid` names.
+    // United, so that a principal holding an Ed25519 key in one and a P-256 key in another
+    // (a migration to KMS) is verified with the key of each entry's algorithm.
+    let mut sources = KeySources::new().with(fixed);
     for path in jwks {
         let text = input::read(Some(path))?;
         let set = JwksKeyResolver::from_json(&text)
             .map_err(|error| CliError::input(format!("{path}: {error}")))?;
-        chain = chain.then(set);
+        sources.push(set);
     }
-    Ok(chain)
+    Ok(sources)
 }
 
 /// Runs `kest verify`.

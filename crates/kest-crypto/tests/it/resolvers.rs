@@ -9,8 +9,8 @@
 )]
 
 use kest_crypto::{
-    Algorithm, CryptoError, Jwks, JwksKeyResolver, KeyQuery, KeyResolver, ResolverChain,
-    SigningKey, StaticKeyResolver,
+    Algorithm, CryptoError, Jwk, Jwks, JwksKeyResolver, KeyQuery, KeyResolver, KeySources,
+    PrincipalBinding, SigningKey, StaticKeyResolver,
 };
 
 fn query<'a>(principal: &'a str, kid: Option<&'a str>) -> KeyQuery<'a> {
@@ -114,7 +114,8 @@ fn jwks_resolver_bound_to_one_principal() {
     };
     let resolver = JwksKeyResolver::from_jwks(&jwks)
         .unwrap()
-        .bound_to("arn:aws:iam::1:role/r");
+        .bound_to("arn:aws:iam::1:role/r")
+        .unwrap();
     let t2 = k2.verifying_key().thumbprint();
     let q = KeyQuery::new("arn:aws:iam::1:role/r", Some(&t2), Algorithm::ES256);
     assert_eq!(&resolver.resolve(&q).unwrap(), k2.verifying_key());
@@ -128,26 +129,194 @@ fn jwks_resolver_bound_to_one_principal() {
     ));
 }
 
+fn jwk_for(key: &SigningKey, kid: &str) -> Jwk {
+    let mut jwk = key.verifying_key().to_jwk();
+    jwk.kid = Some(kid.into());
+    jwk
+}
+
+const GATEWAY: &str = "spiffe://example.org/gateway";
+const HOP1: &str = "spiffe://example.org/hop1";
+const HOP3: &str = "spiffe://example.org/hop3";
+
+/// Finding 1: the gateway's published set lists an extra key under hop1's (and hop3's)
+/// workload id. Bound to the gateway, the set never speaks for them.
 #[test]
-fn chain_does_not_widen_a_known_principal() {
+fn a_peer_set_never_speaks_for_another_principal() {
+    let gateway = SigningKey::generate_ed25519().unwrap();
+    let attacker = SigningKey::generate_ed25519().unwrap();
+    let set = Jwks {
+        keys: vec![
+            jwk_for(&gateway, GATEWAY),
+            jwk_for(&attacker, HOP1),
+            jwk_for(&attacker, HOP3),
+        ],
+    };
+    // Read unbound, as before, the set speaks for hop1: the hole.
+    let unbound = JwksKeyResolver::from_jwks(&set).unwrap();
+    assert_eq!(
+        &unbound.resolve(&query(HOP1, None)).unwrap(),
+        attacker.verifying_key()
+    );
+
+    let bound = JwksKeyResolver::from_jwks(&set)
+        .unwrap()
+        .bound(GATEWAY.parse().unwrap())
+        .unwrap();
+    assert_eq!(bound.outside_binding(), [HOP1, HOP3]);
+    for principal in [HOP1, HOP3] {
+        assert!(matches!(
+            bound.resolve(&query(principal, Some(principal))),
+            Err(CryptoError::UnknownPrincipal { .. })
+        ));
+    }
+    // The attacker's key does not even count as a gateway key.
+    let thumb = attacker.verifying_key().thumbprint();
+    assert!(bound.resolve(&query(GATEWAY, Some(&thumb))).is_err());
+    assert_eq!(
+        &bound.resolve(&query(GATEWAY, Some(GATEWAY))).unwrap(),
+        gateway.verifying_key()
+    );
+}
+
+#[test]
+fn a_prefix_bound_set_speaks_for_the_ids_under_it_by_kid() {
     let a = SigningKey::generate_ed25519().unwrap();
     let b = SigningKey::generate_ed25519().unwrap();
-    let first = StaticKeyResolver::new().with_key("w", a.verifying_key().clone());
-    let second = StaticKeyResolver::new()
-        .with_key("w", b.verifying_key().clone())
-        .with_key("v", b.verifying_key().clone());
-    let chain = ResolverChain::new().then(first).then(second);
+    let c = SigningKey::generate_ed25519().unwrap();
+    let set = Jwks {
+        keys: vec![
+            jwk_for(&a, "spiffe://example.org/team/a"),
+            jwk_for(&b, "spiffe://example.org/teamX/b"),
+            jwk_for(&c, "key-without-a-principal"),
+        ],
+    };
+    let bound = JwksKeyResolver::from_jwks(&set)
+        .unwrap()
+        .bound("spiffe://example.org/team/*".parse().unwrap())
+        .unwrap();
     assert_eq!(
-        &chain.resolve(&query("v", None)).unwrap(),
-        b.verifying_key()
+        bound.outside_binding(),
+        ["spiffe://example.org/teamX/b", "key-without-a-principal"]
     );
-    let b_thumb = b.verifying_key().thumbprint();
+    assert_eq!(
+        &bound
+            .resolve(&query("spiffe://example.org/team/a", None))
+            .unwrap(),
+        a.verifying_key()
+    );
+    assert!(
+        bound
+            .resolve(&query("spiffe://example.org/teamX/b", None))
+            .is_err()
+    );
+    // Every key outside: the set is refused outright.
+    let error = JwksKeyResolver::from_jwks(&set)
+        .unwrap()
+        .bound("spiffe://other.org/*".parse().unwrap())
+        .unwrap_err();
+    assert!(matches!(error, CryptoError::NoKeyInBinding { ref outside, .. } if outside.len() == 3));
+}
+
+#[test]
+fn bindings_refuse_what_they_cannot_mean() {
+    for text in [
+        "",
+        "spiffe://example.org/*/x",
+        "spiffe://example.org/a*",
+        "spiffe://*",
+        "https://example.org/*",
+        "spiffe://example.org/../*",
+        "spiffe://example.org/**",
+        "line\nbreak",
+        "tab\there",
+        "a*b",
+    ] {
+        assert!(
+            matches!(
+                text.parse::<PrincipalBinding>(),
+                Err(CryptoError::InvalidBinding { .. })
+            ),
+            "{text:?} parsed"
+        );
+    }
+    let long = "x".repeat(4096);
+    assert!(long.parse::<PrincipalBinding>().is_err());
+    let domain: PrincipalBinding = "spiffe://example.org/*".parse().unwrap();
+    assert!(domain.permits("spiffe://example.org/anything/below"));
+    assert!(!domain.permits("spiffe://example.org/"));
+    assert!(!domain.permits("spiffe://example.org.evil/x"));
+}
+
+/// Finding 2: one source cannot lock another out, whatever it says of the principal.
+#[test]
+fn no_source_shadows_or_locks_out_another() {
+    let real = SigningKey::generate_ed25519().unwrap();
+    let wrong = SigningKey::generate_ed25519().unwrap();
+    let hop1_own = StaticKeyResolver::new().with_key(HOP1, real.verifying_key().clone());
+    // A first source that knows hop1 with a wrong key, then one with nine keys.
+    let liar = StaticKeyResolver::new().with_key(HOP1, wrong.verifying_key().clone());
+    let mut crowded = StaticKeyResolver::new();
+    for _ in 0..9 {
+        crowded.insert(
+            HOP1,
+            SigningKey::generate_ed25519()
+                .unwrap()
+                .verifying_key()
+                .clone(),
+        );
+    }
     assert!(matches!(
-        chain.resolve(&query("w", Some(&b_thumb))),
-        Err(CryptoError::UnknownKeyId { .. })
+        crowded.candidates(&query(HOP1, None)),
+        Err(CryptoError::AmbiguousKey { count: 9, .. })
     ));
+    let sources = KeySources::new().with(liar).with(crowded).with(hop1_own);
+    let candidates = sources.candidates(&query(HOP1, None)).unwrap();
+    assert!(candidates.contains(real.verifying_key()));
+    assert!(candidates.contains(wrong.verifying_key()));
+    // A kid only one source knows is found there.
+    let thumb = real.verifying_key().thumbprint();
+    assert_eq!(
+        sources.candidates(&query(HOP1, Some(&thumb))).unwrap(),
+        vec![real.verifying_key().clone()]
+    );
     assert!(matches!(
-        chain.resolve(&query("z", None)),
+        sources.resolve(&query("z", None)),
         Err(CryptoError::UnknownPrincipal { .. })
     ));
+    // When no source has the key, the most telling error is kept.
+    let stranger = SigningKey::generate_ed25519()
+        .unwrap()
+        .verifying_key()
+        .thumbprint();
+    assert!(matches!(
+        sources.resolve(&query(HOP1, Some(&stranger))),
+        Err(CryptoError::UnknownKeyId { .. })
+    ));
+}
+
+/// Finding 7: an Ed25519 key from one source and a P-256 key from another, for one
+/// principal migrating to KMS: each answers entries of its own algorithm.
+#[test]
+fn keys_are_chosen_by_algorithm_across_sources() {
+    let ed = SigningKey::generate_ed25519().unwrap();
+    let ec = SigningKey::generate_p256().unwrap();
+    let sources = KeySources::new()
+        .with(StaticKeyResolver::new().with_key("w", ed.verifying_key().clone()))
+        .with(
+            JwksKeyResolver::from_jwks(&Jwks {
+                keys: vec![jwk_for(&ec, "w")],
+            })
+            .unwrap(),
+        );
+    let es = KeyQuery::new("w", Some("w"), Algorithm::ES256);
+    assert_eq!(&sources.resolve(&es).unwrap(), ec.verifying_key());
+    assert_eq!(
+        &sources.resolve(&query("w", Some("w"))).unwrap(),
+        ed.verifying_key()
+    );
+    // Only an Ed25519 key known: handed back so that verification names the mismatch.
+    let only_ed =
+        KeySources::new().with(StaticKeyResolver::new().with_key("w", ed.verifying_key().clone()));
+    assert_eq!(&only_ed.resolve(&es).unwrap(), ed.verifying_key());
 }

@@ -36,6 +36,18 @@ impl Default for ClaimNames {
     }
 }
 
+/// Values for the caller when the validated token lacks the claim: a service whose tokens
+/// carry no `scope` may name the task it serves, say. Never taken from baggage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimDefaults {
+    /// `kest.user` when the token has no user claim.
+    pub user: Option<String>,
+    /// `kest.agent` when the token has no agent claim.
+    pub agent: Option<String>,
+    /// `kest.task` when the token has no task claim.
+    pub task: Option<String>,
+}
+
 #[derive(Debug)]
 enum Verification {
     #[cfg(feature = "oidc")]
@@ -45,7 +57,14 @@ enum Verification {
 
 /// Validates the caller's bearer token and sets who the request's flow acts for: the
 /// mapped claims become `kest.user`, `kest.agent` and `kest.task` and the token
-/// `kest.jwt`, overriding whatever came in baggage from upstream.
+/// `kest.jwt`.
+///
+/// The caller comes from the validated token alone. `kest.user`, `kest.agent` and
+/// `kest.task` in baggage are unauthenticated: they are kept only where they equal what
+/// the token says. A claim the token lacks is absent (or its [`ClaimDefaults`] value); it
+/// is never taken from baggage. Baggage that names another caller than the token (a
+/// different value, or one the token does not have) is refused with 401 naming the
+/// claim, before anything runs.
 ///
 /// Tokens are checked against the issuer's JWKS (signature, expiry, issuer, audience;
 /// keys fetched, cached and fetched again for an unknown `kid`) with `jsonwebtoken`
@@ -58,6 +77,7 @@ enum Verification {
 pub struct IdentityLayer {
     verification: Arc<Verification>,
     claims: ClaimNames,
+    defaults: ClaimDefaults,
 }
 
 impl IdentityLayer {
@@ -68,6 +88,7 @@ impl IdentityLayer {
         Self {
             verification: Arc::new(Verification::Jwks(validator)),
             claims: ClaimNames::default(),
+            defaults: ClaimDefaults::default(),
         }
     }
 
@@ -94,6 +115,7 @@ impl IdentityLayer {
         Ok(Self {
             verification: Arc::new(Verification::Insecure),
             claims: ClaimNames::default(),
+            defaults: ClaimDefaults::default(),
         })
     }
 
@@ -101,6 +123,13 @@ impl IdentityLayer {
     #[must_use]
     pub fn claims(mut self, claims: ClaimNames) -> Self {
         self.claims = claims;
+        self
+    }
+
+    /// The caller's values when the token lacks a claim (none by default).
+    #[must_use]
+    pub fn defaults(mut self, defaults: ClaimDefaults) -> Self {
+        self.defaults = defaults;
         self
     }
 }
@@ -112,7 +141,7 @@ impl<S> tower::Layer<S> for IdentityLayer {
         Identity {
             inner,
             verification: Arc::clone(&self.verification),
-            claims: self.claims.clone(),
+            claims: Arc::new((self.claims.clone(), self.defaults.clone())),
         }
     }
 }
@@ -122,7 +151,7 @@ impl<S> tower::Layer<S> for IdentityLayer {
 pub struct Identity<S> {
     inner: S,
     verification: Arc<Verification>,
-    claims: ClaimNames,
+    claims: Arc<(ClaimNames, ClaimDefaults)>,
 }
 
 impl<S, B, R> tower::Service<Request<B>> for Identity<S>
@@ -144,7 +173,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verification = Arc::clone(&self.verification);
-        let names = self.claims.clone();
+        let claims_config = Arc::clone(&self.claims);
         Box::pin(async move {
             let Some(flow) = request.extensions().get::<Flow>().cloned() else {
                 tracing::error!(
@@ -174,24 +203,90 @@ where
                     ));
                 }
             };
-            let text = |name: &str| match claims.get(name) {
-                Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
-                Some(Value::Array(items)) => {
-                    let joined: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-                    (!joined.is_empty()).then(|| joined.join(" "))
-                }
-                _ => None,
-            };
-            let verified = Caller {
-                user: text(&names.user),
-                agent: text(&names.agent),
-                task: text(&names.task),
-                jwt: Some(token),
-            };
-            flow.set_caller(flow.caller().overridden_by(&verified));
+            let (names, defaults) = claims_config.as_ref();
+            let verified = caller_from_claims(&claims, names, defaults, token);
+            if let Err(disagreement) = agrees(&flow.caller(), &verified, names) {
+                tracing::warn!(
+                    %disagreement,
+                    "kest: refusing a request whose baggage names another caller than its bearer token"
+                );
+                return Ok(refuse(StatusCode::UNAUTHORIZED, disagreement));
+            }
+            flow.set_caller(verified);
             inner.call(request).await
         })
     }
+}
+
+/// A claim as text: a non-empty string, or the strings of an array joined by spaces
+/// (`scope` is sometimes a list). Anything else is absent.
+fn claim_text(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    match claims.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+        Some(Value::Array(items)) => {
+            let joined: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+            (!joined.is_empty()).then(|| joined.join(" "))
+        }
+        _ => None,
+    }
+}
+
+/// Who the request acts for, from the validated token's claims (and the defaults for
+/// claims it lacks), and nothing else.
+fn caller_from_claims(
+    claims: &Map<String, Value>,
+    names: &ClaimNames,
+    defaults: &ClaimDefaults,
+    token: String,
+) -> Caller {
+    Caller {
+        user: claim_text(claims, &names.user).or_else(|| defaults.user.clone()),
+        agent: claim_text(claims, &names.agent).or_else(|| defaults.agent.clone()),
+        task: claim_text(claims, &names.task).or_else(|| defaults.task.clone()),
+        jwt: Some(token),
+    }
+}
+
+/// Checks that what baggage claims about the caller is what the token says: a member the
+/// baggage carries must equal the token's value. The message names the member and the
+/// claim, not the values.
+fn agrees(from_baggage: &Caller, verified: &Caller, names: &ClaimNames) -> Result<(), String> {
+    let pairs = [
+        (
+            crate::keys::USER,
+            &names.user,
+            &from_baggage.user,
+            &verified.user,
+        ),
+        (
+            crate::keys::AGENT,
+            &names.agent,
+            &from_baggage.agent,
+            &verified.agent,
+        ),
+        (
+            crate::keys::TASK,
+            &names.task,
+            &from_baggage.task,
+            &verified.task,
+        ),
+    ];
+    for (member, claim, claimed, known) in pairs {
+        if let Some(claimed) = claimed
+            && Some(claimed) != known.as_ref()
+        {
+            let claim = kest_canon::escape_untrusted(claim, 40);
+            return Err(match known {
+                Some(_) => {
+                    format!("baggage `{member}` disagrees with the bearer token's `{claim}` claim")
+                }
+                None => format!(
+                    "baggage `{member}` names a caller, but the bearer token has no `{claim}` claim"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn bearer<B>(request: &Request<B>) -> Option<String> {

@@ -22,8 +22,13 @@ use crate::{Baggage, BaggageLimits, Flow, PassportCodec, PropagationError};
 /// | lineage | answer |
 /// |---|---|
 /// | does not verify: forged, re-signed by an unknown key, edited, an undeclared trust raise, a dropped taint, truncated, members that conflict | 403, one line naming the member, entry and cause |
-/// | cannot be read: malformed baggage, a chain tip without a passport, a malformed chain tip, a claim check that cannot be redeemed | 400 |
-/// | the claim-check store fails | 503 |
+/// | none at an internal service ([`crate::Boundary::Internal`]): no passport, or an empty one | 403, "no lineage" |
+/// | cannot be read: malformed baggage (bytes that are not visible ASCII, bad percent-encoding, bad members), a chain tip without a passport, a malformed chain tip, a claim check that cannot be redeemed, is too large or holds no passport's text | 400 |
+/// | the claim-check store fails or does not answer in time | 503 |
+///
+/// A request without lineage at an edge service (the default [`crate::Boundary`]) starts a
+/// new chain held to the edge's origin (`user_input` unless configured), never at full
+/// trust.
 ///
 /// Each refusal is logged with the cause, the entry's index and its `entry_id`. The
 /// chain never silently restarts, and never continues from lineage nobody checked.
@@ -93,29 +98,61 @@ where
         let codec = Arc::clone(&self.codec);
         let limits = self.limits;
         Box::pin(async move {
-            let header = request
-                .headers()
-                .get_all(http::header::HeaderName::from_static("baggage"))
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(",");
-            let (restored, raw_json) = match Baggage::parse(&header, &limits) {
-                Ok(baggage) => (codec.read(&baggage).await, baggage.has_raw_json_passport()),
-                Err(error) => (Err(error), false),
+            let baggage = match baggage_header(&request)
+                .and_then(|header| Baggage::parse(&header, &limits))
+            {
+                Ok(baggage) => baggage,
+                Err(error) => {
+                    // Refused before the codec saw it; the codec counts what it refuses.
+                    crate::metrics::verification_failed(error.kind());
+                    return Ok(refusal(&error));
+                }
             };
-            let (passport, caller) = match restored {
+            let raw_json = baggage.has_raw_json_passport();
+            let (passport, caller) = match codec.read(&baggage).await {
                 Ok(restored) => restored,
                 Err(error) => return Ok(refusal(&error)),
             };
             if raw_json {
                 note_raw_json_peer(passport.as_ref());
             }
-            let flow = Flow::with_passport(passport.unwrap_or_default(), caller);
+            let flow = match passport.filter(|passport| !passport.is_empty()) {
+                Some(passport) => Flow::with_passport(passport, caller),
+                None => match codec.ingress_config().boundary_config().start_trust() {
+                    Some(start) => Flow::at_edge(start, caller),
+                    None => {
+                        let error = PropagationError::NoLineage;
+                        crate::metrics::verification_failed(error.kind());
+                        return Ok(refusal(&error));
+                    }
+                },
+            };
             request.extensions_mut().insert(flow.clone());
             flow.scope(async move { inner.call(request).await }).await
         })
     }
+}
+
+/// Every `baggage` header of the request, joined as one list (RFC 9110 allows a list
+/// header to be split). A header that is not visible ASCII is malformed, never skipped:
+/// W3C baggage percent-encodes everything else.
+fn baggage_header<B>(request: &Request<B>) -> Result<String, PropagationError> {
+    let mut joined = String::new();
+    for (index, value) in request
+        .headers()
+        .get_all(http::header::HeaderName::from_static("baggage"))
+        .iter()
+        .enumerate()
+    {
+        let text = value
+            .to_str()
+            .map_err(|_| PropagationError::HeaderNotText { index })?;
+        if index > 0 {
+            joined.push(',');
+        }
+        joined.push_str(text);
+    }
+    Ok(joined)
 }
 
 /// Peers already told about, so that each is logged once.

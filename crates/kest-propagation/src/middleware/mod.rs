@@ -27,7 +27,7 @@ mod lineage;
 mod outbound;
 
 #[cfg(feature = "tower")]
-pub use identity::{ClaimNames, ENV_INSECURE_NO_VERIFY, Identity, IdentityLayer};
+pub use identity::{ClaimDefaults, ClaimNames, ENV_INSECURE_NO_VERIFY, Identity, IdentityLayer};
 #[cfg(feature = "tower")]
 pub use jwks::{JWKS_PATH, PublishKeys, PublishKeysLayer, workload_jwks};
 #[cfg(feature = "tower")]

@@ -281,18 +281,18 @@ async fn the_memory_store_expires_and_is_bounded() {
         .put("a", "1", Duration::from_millis(50))
         .await
         .unwrap();
-    assert_eq!(store.get("a").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(store.get("a", 1 << 20).await.unwrap().as_deref(), Some("1"));
     tokio::time::sleep(Duration::from_millis(80)).await;
-    assert_eq!(store.get("a").await.unwrap(), None);
+    assert_eq!(store.get("a", 1 << 20).await.unwrap(), None);
     for key in ["x", "y", "z"] {
         store.put(key, key, Duration::from_secs(60)).await.unwrap();
     }
     assert_eq!(
-        store.get("x").await.unwrap(),
+        store.get("x", 1 << 20).await.unwrap(),
         None,
         "the least recently used goes first"
     );
-    assert_eq!(store.get("z").await.unwrap().as_deref(), Some("z"));
+    assert_eq!(store.get("z", 1 << 20).await.unwrap().as_deref(), Some("z"));
     assert!(format!("{store:?}").contains("entries"));
 }
 
@@ -341,11 +341,18 @@ async fn claims_travel_through_redis() {
         .await
         .unwrap();
     assert_eq!(
-        store.get("kest.claim.ttl-test").await.unwrap().as_deref(),
+        store
+            .get("kest.claim.ttl-test", 1 << 20)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("x")
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(store.get("kest.claim.ttl-test").await.unwrap(), None);
+    assert_eq!(
+        store.get("kest.claim.ttl-test", 1 << 20).await.unwrap(),
+        None
+    );
     assert!(!format!("{store:?}").contains("password"));
     let error = kest_propagation::RedisClaimStore::connect("redis://127.0.0.1:9")
         .await
@@ -369,8 +376,8 @@ impl ClaimStore for Recording {
             .push((key.to_owned(), value.to_owned()));
         self.inner.put(key, value, ttl).await
     }
-    async fn get(&self, key: &str) -> Result<Option<String>, PropagationError> {
-        self.inner.get(key).await
+    async fn get(&self, key: &str, max: usize) -> Result<Option<String>, PropagationError> {
+        self.inner.get(key, max).await
     }
 }
 

@@ -300,8 +300,13 @@ async fn published_keys_are_fetched_and_refetched_after_a_rotation() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let remote =
-        Arc::new(RemoteJwks::new(format!("http://{address}/.well-known/jwks.json")).unwrap());
+    let remote = Arc::new(
+        RemoteJwks::for_peer(
+            PEER.parse().unwrap(),
+            format!("http://{address}/.well-known/jwks.json"),
+        )
+        .unwrap(),
+    );
     let ingress = Ingress::verify_shared(remote.clone());
     let codec = PassportCodec::new().ingress(ingress);
     let baggage =
@@ -353,7 +358,13 @@ async fn published_keys_are_fetched_and_refetched_after_a_rotation() {
     }
     assert!(fetches.load(Ordering::SeqCst) <= 3);
     // Plain http to another host is refused outright.
-    assert!(RemoteJwks::new("http://peer.example.org/.well-known/jwks.json").is_err());
+    assert!(
+        RemoteJwks::for_peer(
+            PEER.parse().unwrap(),
+            "http://peer.example.org/.well-known/jwks.json"
+        )
+        .is_err()
+    );
     let query = kest_crypto::KeyQuery::new(PEER, Some(PEER), kest_crypto::Algorithm::EdDSA);
     assert_eq!(remote.candidates(&query).unwrap().len(), 2);
 }

@@ -125,5 +125,6 @@ fn debug_shows_the_mode_and_not_the_keys() {
         "no keys: {verifying}"
     );
     let faith = format!("{:?}", Ingress::insecure_unverified(Some("true")).unwrap());
-    assert_eq!(faith, "Ingress { verify: false }");
+    assert!(faith.starts_with("Ingress { verify: false"), "{faith}");
+    assert!(faith.contains("user_input"), "the boundary shows: {faith}");
 }

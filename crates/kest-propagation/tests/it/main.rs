@@ -2,6 +2,7 @@
 //! module was a test target of its own, and one binary links the dependencies once instead of
 //! once per file.
 
+mod authority;
 mod baggage;
 mod flow_and_codec;
 mod ingress;

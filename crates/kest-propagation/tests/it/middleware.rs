@@ -17,8 +17,8 @@ use kest_canon::b64url_encode;
 use kest_crypto::{KeySigner, SigningKey, StaticKeyResolver};
 use kest_passport::{EntryBuilder, Passport, SignedEntry, UnverifiedPassport};
 use kest_propagation::{
-    Caller, ClaimStore, Flow, IdentityLayer, Ingress, LineageLayer, MemoryClaimStore,
-    PassportCodec, PropagateLineage,
+    Boundary, Caller, ClaimDefaults, ClaimStore, Flow, IdentityLayer, Ingress, LineageLayer,
+    MemoryClaimStore, PassportCodec, PropagateLineage,
 };
 use kest_trust::WeakestLink;
 use serde_json::{Value, json};
@@ -77,11 +77,28 @@ fn append(operation: &str, principal: &str) -> SignedEntry {
 
 /// A service whose handler appends one entry and reports what it saw.
 async fn service(store: Arc<dyn ClaimStore>, lineage_outermost: bool) -> String {
+    service_with(
+        store,
+        lineage_outermost,
+        Boundary::default(),
+        ClaimDefaults::default(),
+    )
+    .await
+}
+
+/// [`service`], at the given boundary and with defaults for claims a token lacks.
+async fn service_with(
+    store: Arc<dyn ClaimStore>,
+    lineage_outermost: bool,
+    boundary: Boundary,
+    defaults: ClaimDefaults,
+) -> String {
     let validator =
         kest_identity::JwtValidator::with_jwks(ISSUER, AUDIENCE, &jwks(), Duration::ZERO).unwrap();
     let handler = axum::routing::post(|| async {
         let flow = Flow::current().expect("the lineage layer opened a flow");
         let before = flow.passport().len();
+        let start = flow.start_trust().map(|trust| trust.get());
         append("hop", "spiffe://kest.test/server");
         let caller = flow.caller();
         axum::Json(json!({
@@ -89,6 +106,7 @@ async fn service(store: Arc<dyn ClaimStore>, lineage_outermost: bool) -> String 
             "passport": flow.passport().to_json(),
             "user": caller.user, "agent": caller.agent, "task": caller.task,
             "jwt": caller.jwt.is_some(),
+            "start_trust": start,
         }))
     });
     let router = axum::Router::new().route("/hop", handler);
@@ -103,9 +121,9 @@ async fn service(store: Arc<dyn ClaimStore>, lineage_outermost: bool) -> String 
     let lineage = LineageLayer::new(
         PassportCodec::new()
             .store(store)
-            .ingress(Ingress::verify(trusted)),
+            .ingress(Ingress::verify(trusted).boundary(boundary)),
     );
-    let identity = IdentityLayer::new(validator);
+    let identity = IdentityLayer::new(validator).defaults(defaults);
     let router = if lineage_outermost {
         router.layer(identity).layer(lineage)
     } else {
@@ -146,10 +164,11 @@ async fn lineage_and_identity_cross_the_hop_in_every_tier() {
     let client = client(store);
     for len in [1, 12, 60] {
         let upstream = passport_of(len);
+        // Baggage that agrees with the token is kept.
         let flow = Flow::with_passport(
             upstream.clone(),
             Caller {
-                user: Some("mallory-from-baggage".into()),
+                user: Some("alice".into()),
                 ..Caller::default()
             },
         );
@@ -178,7 +197,7 @@ async fn lineage_and_identity_cross_the_hop_in_every_tier() {
             after.tip().unwrap().entry().parents().hashes(),
             [upstream.tip_hash().unwrap()]
         );
-        // The verified token overrides what upstream baggage claimed.
+        // The caller is the verified token's.
         assert_eq!(response["user"], "alice");
         assert_eq!(response["agent"], "planner");
         assert_eq!(response["task"], "read summarize");
@@ -251,6 +270,178 @@ async fn bad_tokens_are_401_and_bad_lineage_400() {
             .await
             .contains("missing bearer token")
     );
+}
+
+/// Finding 4: the caller comes from the validated token alone. Baggage that names another
+/// user (or a user the token does not name) is 401 naming the claim; a claim the token
+/// lacks is absent, or the configured default, never baggage's.
+#[tokio::test]
+async fn the_caller_comes_from_the_token_alone() {
+    let store: Arc<dyn ClaimStore> = Arc::new(MemoryClaimStore::default());
+    let url = service(store.clone(), true).await;
+    let plain = reqwest::Client::new();
+    let send = |claims: Value, baggage: &'static str| {
+        let request = plain
+            .post(&url)
+            .header("authorization", format!("Bearer {}", token(&claims)));
+        let request = if baggage.is_empty() {
+            request
+        } else {
+            request.header("baggage", baggage)
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let mut no_sub = good_claims();
+    no_sub.as_object_mut().unwrap().remove("sub");
+    let mut numeric_sub = good_claims();
+    numeric_sub["sub"] = json!(42);
+    let mut no_scope = good_claims();
+    no_scope.as_object_mut().unwrap().remove("scope");
+    for (claims, baggage, member, claim) in [
+        (good_claims(), "kest.user=mallory", "kest.user", "sub"),
+        (no_sub.clone(), "kest.user=mallory", "kest.user", "sub"),
+        (numeric_sub, "kest.user=mallory", "kest.user", "sub"),
+        (
+            no_scope.clone(),
+            "kest.task=wire-money",
+            "kest.task",
+            "scope",
+        ),
+        (
+            good_claims(),
+            "kest.agent=other-agent",
+            "kest.agent",
+            "client_id",
+        ),
+    ] {
+        let (status, body) = send(claims, baggage).await;
+        assert_eq!(status, 401, "{baggage}: {body}");
+        assert!(body.contains(member) && body.contains(claim), "{body}");
+        assert!(!body.contains("mallory"), "values are not echoed: {body}");
+    }
+    // Without baggage, a claim the token lacks is absent.
+    let (status, body) = send(no_sub, "").await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["user"], Value::Null);
+    assert_eq!(seen["agent"], "planner");
+
+    // A configured default fills a claim the token lacks; baggage still cannot.
+    let url = service_with(
+        store,
+        true,
+        Boundary::default(),
+        ClaimDefaults {
+            task: Some("support".into()),
+            ..ClaimDefaults::default()
+        },
+    )
+    .await;
+    let response = plain
+        .post(&url)
+        .header("authorization", format!("Bearer {}", token(&no_scope)))
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["task"], "support");
+    let response = plain
+        .post(&url)
+        .header("authorization", format!("Bearer {}", token(&no_scope)))
+        .header("baggage", "kest.task=wire-money")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+}
+
+/// Finding 3: no lineage is not full trust. At an edge a request without a passport
+/// starts a chain held to `user_input`; at an internal service it is refused with 403
+/// before the handler runs; a `baggage` header holding a raw byte is 400, never dropped.
+#[tokio::test]
+async fn missing_or_unreadable_lineage_is_never_full_trust() {
+    let store: Arc<dyn ClaimStore> = Arc::new(MemoryClaimStore::default());
+    let edge = service(store.clone(), true).await;
+    let internal = service_with(
+        store.clone(),
+        true,
+        Boundary::Internal,
+        ClaimDefaults::default(),
+    )
+    .await;
+    let plain = reqwest::Client::new();
+    let bearer = format!("Bearer {}", token(&good_claims()));
+
+    let response = plain
+        .post(&edge)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["received"], 0);
+    assert_eq!(seen["start_trust"], 40);
+
+    // Internal: no baggage, unrelated baggage, an empty passport: 403, nothing runs.
+    for baggage in [
+        None,
+        Some("tenant=acme"),
+        Some("kest.passport=%5B%5D,kest.chain_tip=0"),
+    ] {
+        let mut request = plain.post(&internal).header("authorization", &bearer);
+        if let Some(baggage) = baggage {
+            request = request.header("baggage", baggage);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 403, "{baggage:?}");
+        assert!(response.text().await.unwrap().contains("no lineage"));
+    }
+    // With a verified passport the internal service serves, and nothing caps its trust.
+    let flow = Flow::with_passport(passport_of(1), Caller::default());
+    let response = flow
+        .scope(
+            client(store)
+                .post(&internal)
+                .header("authorization", &bearer)
+                .send(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["received"], 1);
+    assert_eq!(seen["start_trust"], Value::Null);
+
+    // Bytes that are not visible ASCII, at either service: 400, never ignored.
+    for url in [&edge, &internal] {
+        for raw in [&b"\xff"[..], b"kest.user=al\xc3\xa9", b"tenant=\x80abc"] {
+            let value = reqwest::header::HeaderValue::from_bytes(raw).unwrap();
+            let response = plain
+                .post(url.as_str())
+                .header("authorization", &bearer)
+                .header("baggage", value)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{raw:?} at {url}");
+            assert!(response.text().await.unwrap().contains("not visible ASCII"));
+        }
+        // Bad percent-encoding and a member without `=`: 400 too.
+        for bad in ["kest.user=%zz", "kest.user", "=x"] {
+            let response = plain
+                .post(url.as_str())
+                .header("authorization", &bearer)
+                .header("baggage", bad)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{bad} at {url}");
+        }
+    }
 }
 
 async fn response_text(url: &str, client: &reqwest::Client) -> String {

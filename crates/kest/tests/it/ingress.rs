@@ -296,3 +296,174 @@ async fn the_runtime_publishes_its_key() {
     use kest_crypto::KeyResolver as _;
     assert_eq!(set.resolve(&query).unwrap(), identity.verifying_key());
 }
+
+/// Finding 3, in the hook: a chain started by a request that reached an edge without
+/// lineage is held to the edge's origin, whatever the call's own origin; a plain flow is
+/// not.
+#[tokio::test]
+async fn a_chain_started_at_an_edge_is_held_to_the_edge_origin() {
+    let engine = CedarEngine::builder()
+        .policy_source("all", "permit(principal, action, resource);")
+        .build()
+        .unwrap();
+    let kest = Kest::builder()
+        .identity(Arc::new(MockIdentity::new(SELF).unwrap()))
+        .engine(Arc::new(engine))
+        .edge("third_party_api")
+        .build()
+        .unwrap();
+    let start = kest.ingress().boundary_config().start_trust().unwrap();
+    assert_eq!(start.get(), 60);
+    for (origin, plain, at_edge) in [(None, 100, 60), (Some("internet"), 10, 10)] {
+        let mut call = Call::new("ingest").policy("all");
+        if let Some(origin) = origin {
+            call = call.origin(origin);
+        }
+        let hook = kest.protect(call).unwrap();
+        for (flow, expected) in [
+            (kest_propagation::Flow::new(), plain),
+            (
+                kest_propagation::Flow::at_edge(start, kest_propagation::Caller::default()),
+                at_edge,
+            ),
+        ] {
+            flow.scope(hook.run(Values::new(), async {})).await.unwrap();
+            let tip = flow.passport().tip().unwrap().entry().trust_score().get();
+            assert_eq!(tip, expected, "{origin:?}");
+            // The next entry in the flow has a parent; the edge no longer applies.
+            flow.scope(hook.run(Values::new(), async {})).await.unwrap();
+            assert_eq!(flow.passport().len(), 2);
+        }
+    }
+    // A typo in the edge origin fails when the runtime is built, never means 100.
+    let error = Kest::builder().edge("usr_input").build().unwrap_err();
+    assert!(matches!(error, KestError::Call(_)), "{error}");
+}
+
+/// The zero-trust page's TOML builds as it says: an internal service, the operator's key
+/// file for the principals its `kid`s name, and peers' sets each for its binding.
+#[tokio::test]
+async fn zero_trust_page_configuration_builds() {
+    use kest_crypto::KeyResolver as _;
+    let page = include_str!("../../../../docs/src/zero-trust.md");
+    let toml = page
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    assert!(toml.contains("[[ingress.peers]]"), "{toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let ops = SigningKey::from_ed25519_seed(&[41; 32]).unwrap();
+    let ledger = SigningKey::from_ed25519_seed(&[42; 32]).unwrap();
+    let intruder = SigningKey::from_ed25519_seed(&[43; 32]).unwrap();
+    let write = |name: &str, keys: Vec<(&SigningKey, &str)>| {
+        let keys = keys
+            .into_iter()
+            .map(|(key, kid)| {
+                let mut jwk = key.verifying_key().to_jwk();
+                jwk.kid = Some(kid.into());
+                jwk
+            })
+            .collect();
+        let set = kest_crypto::Jwks { keys };
+        std::fs::write(dir.path().join(name), serde_json::to_string(&set).unwrap()).unwrap();
+    };
+    write("ops.jwks", vec![(&ops, "spiffe://example.org/ops")]);
+    write(
+        "payments.jwks",
+        vec![
+            (&ledger, "spiffe://example.org/payments/ledger"),
+            (&intruder, "spiffe://example.org/orders"),
+        ],
+    );
+    let kest = Kest::from_toml_str(toml, dir.path()).await.unwrap();
+    assert_eq!(
+        kest.ingress().boundary_config(),
+        &kest_propagation::Boundary::Internal
+    );
+    let keys = kest.ingress().keys().unwrap();
+    let resolve = |principal: &str| {
+        let query =
+            kest_crypto::KeyQuery::new(principal, Some(principal), kest_crypto::Algorithm::EdDSA);
+        keys.resolve(&query)
+    };
+    assert_eq!(
+        &resolve("spiffe://example.org/ops").unwrap(),
+        ops.verifying_key()
+    );
+    assert_eq!(
+        &resolve("spiffe://example.org/payments/ledger").unwrap(),
+        ledger.verifying_key()
+    );
+    // The payments set listed a key for `orders`, outside its binding: never used.
+    assert!(resolve("spiffe://example.org/orders").is_err());
+}
+
+/// What the authority settings refuse at startup, each naming the setting.
+#[tokio::test]
+async fn authority_settings_refuse_what_they_cannot_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, says) in [
+        (
+            "[ingress]\ntrusted_jwks = [\"https://peer.example/.well-known/jwks.json\"]\n",
+            "[[ingress.peers]]",
+        ),
+        ("[ingress]\nboundary = \"perimeter\"\n", "edge or internal"),
+        ("[ingress]\nedge_origin = \"usr_input\"\n", "usr_input"),
+        (
+            "[ingress]\nboundary = \"internal\"\nedge_origin = \"user_input\"\n",
+            "internal",
+        ),
+        (
+            "[[ingress.peers]]\nprincipal = \"spiffe://example.org/*/x\"\njwks = \"https://x.example/j\"\n",
+            "last segment",
+        ),
+        (
+            "[[ingress.peers]]\nprincipal = \"spiffe://example.org/x\"\njwks = \"http://x.example/j\"\n",
+            "http",
+        ),
+        (
+            "[[ingress.peers]]\nprincipal = \"spiffe://example.org/x\"\n",
+            "jwks",
+        ),
+    ] {
+        let error = Kest::from_toml_str(toml, dir.path()).await.unwrap_err();
+        assert!(error.to_string().contains(says), "{toml}: {error}");
+    }
+    // The environment: peers as PRINCIPAL=URL, and the boundary.
+    let kest = Kest::from_vars(|name| match name {
+        "KEST_TRUSTED_PEERS" => Some(
+            "spiffe://example.org/gateway=http://127.0.0.1:9/.well-known/jwks.json, spiffe://example.org/team/*=http://127.0.0.1:9/team".into(),
+        ),
+        "KEST_BOUNDARY" => Some("internal".into()),
+        "KEST_IDENTITY" => Some("local".into()),
+        _ => None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        kest.ingress().boundary_config(),
+        &kest_propagation::Boundary::Internal
+    );
+    let error = Kest::from_vars(|name| match name {
+        "KEST_TRUSTED_PEERS" => Some("https://no-principal.example/jwks".into()),
+        _ => None,
+    })
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("KEST_TRUSTED_PEERS"), "{error}");
+    let error = Kest::from_vars(|name| match name {
+        "KEST_TRUSTED_JWKS" => Some("https://peer.example/jwks".into()),
+        _ => None,
+    })
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("[[ingress.peers]]"), "{error}");
+    let error = Kest::from_vars(|name| match name {
+        "KEST_EDGE_ORIGIN" => Some("usr_input".into()),
+        _ => None,
+    })
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("usr_input"), "{error}");
+}
