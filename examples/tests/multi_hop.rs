@@ -291,6 +291,45 @@ async fn every_hop_refuses_forged_lineage_and_runs_nothing() {
     deployment.shutdown();
 }
 
+/// Finding 3 of the authority report: stripping lineage skips nothing. A valid token and
+/// no passport sent straight to any hop behind the gateway is refused with 403 before
+/// anything runs; a `baggage` header that is not text is 400 everywhere; at the gateway,
+/// the edge, a request without lineage starts at `user_input` trust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hops_behind_the_gateway_refuse_requests_without_lineage() {
+    let deployment = Deployment::start(Options::default()).await.unwrap();
+    let token = deployment.token("alice", "bot", "refunds").unwrap();
+    for hop in 1..4 {
+        for baggage in [None, Some("tenant=acme")] {
+            let (status, body) = deployment.call_hop(hop, &token, baggage).await.unwrap();
+            assert_eq!(status, 403, "hop {hop}, {baggage:?}: {body}");
+            assert!(body.contains("no lineage"), "{body}");
+        }
+    }
+    for index in 0..4 {
+        assert_eq!(deployment.runs(index), 0, "service {index} ran");
+    }
+    let url = &deployment.urls()[3];
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("authorization", format!("Bearer {token}"))
+        .header(
+            "baggage",
+            reqwest::header::HeaderValue::from_bytes(b"\xff").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(deployment.runs(3), 0);
+    // The honest story: the gateway's entry starts at the edge's user_input (40).
+    let (status, body) = deployment.call(&token).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let passport = deployment.check(&body, "alice").unwrap();
+    assert_eq!(passport.entries()[0].entry().trust_score().get(), 40);
+    deployment.shutdown();
+}
+
 /// With verification off (the explicit insecure setting), the same forgery gets through:
 /// the test above is not passing for some other reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -416,3 +416,73 @@ fn hostile_sources_are_escaped_and_bounded() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Finding 5 of the authority report: an export holding an honest flow and a forged
+/// passport whose spans claim (`kest.chain_tip`, `kest.passport_len`) to be an earlier
+/// call of the honest flow. Every distinct passport is audited: the forged one is found
+/// and fails; what a span says about itself decides nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_passport_cannot_hide_behind_an_honest_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("spans.jsonl");
+    record(Exporter::JsonLines(export.clone())).await;
+    let honest = std::fs::read_to_string(&export).unwrap();
+    let spans: Vec<Value> = honest
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // The honest flow's first call: its passport of one entry and that entry's hash.
+    let first = spans
+        .iter()
+        .find(|span| span["attributes"]["kest.passport_len"] == 1)
+        .unwrap();
+    let first_tip = first["attributes"]["kest.chain_tip"].as_str().unwrap();
+    // A forged passport of one entry, signed by a key nobody trusts, in W's name.
+    let forger = kest::crypto::KeySigner::new(SigningKey::from_ed25519_seed(&[66; 32]).unwrap(), W);
+    let mut forged = kest::passport::Passport::new();
+    forged
+        .append(
+            kest::passport::EntryBuilder::new("wire_money").principal(W),
+            &forger,
+            &kest::trust::WeakestLink,
+        )
+        .unwrap();
+    let mut lie = first.clone();
+    lie["trace_id"] = json!("f".repeat(32));
+    lie["attributes"]["kest.passport"] = json!(forged.to_json());
+    lie["attributes"]["kest.chain_tip"] = json!(first_tip);
+    lie["attributes"]["kest.passport_len"] = json!(1);
+    std::fs::write(&export, format!("{honest}{lie}\n")).unwrap();
+    let jwk = dir.path().join("ours.jwk");
+    std::fs::write(
+        &jwk,
+        serde_json::to_string(&key().verifying_key().to_jwk()).unwrap(),
+    )
+    .unwrap();
+    let key_arg = format!("{W}={}", jwk.display());
+    let export_arg = export.display().to_string();
+    let out = kest_cli(&[
+        "audit",
+        export_arg.as_str(),
+        "--key",
+        key_arg.as_str(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the forged passport fails the audit"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let passports = report["passports"].as_array().unwrap();
+    assert_eq!(passports.len(), 2, "{passports:#?}");
+    let verified: Vec<bool> = passports
+        .iter()
+        .map(|p| p["verified"].as_bool().unwrap())
+        .collect();
+    assert!(
+        verified.contains(&true) && verified.contains(&false),
+        "{verified:?}"
+    );
+}

@@ -360,6 +360,133 @@ async fn claims_travel_through_redis() {
     assert!(matches!(error, PropagationError::Store { .. }), "{error}");
 }
 
+/// Finding 6 of the authority report: a claim larger than a passport may be is refused
+/// by its size, without being read or copied; the refusal names the claim and is a 4xx
+/// (not a store failure).
+#[tokio::test]
+async fn an_oversized_claim_is_refused_by_its_size() {
+    let store = Arc::new(MemoryClaimStore::default());
+    let codec = PassportCodec::new()
+        .store(store.clone())
+        .limits(kest_passport::Limits {
+            max_bytes: 1000,
+            ..Default::default()
+        })
+        .ingress(trusting());
+    store
+        .put("kest.claim.big", &"x".repeat(1001), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut baggage = Baggage::new();
+    baggage.set("kest.claim_check", "big").unwrap();
+    let error = codec.read(&baggage).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PropagationError::ClaimTooLarge {
+                size: 1001,
+                limit: 1000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("kest.claim.big"), "{error}");
+    assert!(!error.is_untrusted());
+    assert!(!matches!(error, PropagationError::Store { .. }));
+}
+
+/// Finding 6 against a real Redis: a 20 MiB value, a value of another Redis type and one
+/// that is not UTF-8 are each refused with an error naming the claim, checked inside
+/// Redis so the big value never crosses the connection; the store stays usable.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn hostile_claims_in_redis_are_refused_without_being_read() {
+    if !kest_testkit::live() {
+        return;
+    }
+    let url = kest_testkit::live_env("KEST_REDIS_URL");
+    let store = kest_propagation::RedisClaimStore::connect(&url)
+        .await
+        .unwrap();
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let id = uuid::Uuid::new_v4();
+    let key = |what: &str| format!("kest.claim.{what}-{id}");
+    let big = vec![b'['; 20 << 20];
+    redis::cmd("SET")
+        .arg(key("big"))
+        .arg(big)
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    redis::cmd("HSET")
+        .arg(key("hash"))
+        .arg("a")
+        .arg("b")
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(key("bytes"))
+        .arg(&b"[\xff\xfe]"[..])
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+    let limit = kest_passport::Limits::default().max_bytes;
+    let error = store.get(&key("big"), limit).await.unwrap_err();
+    assert!(
+        matches!(error, PropagationError::ClaimTooLarge { size, .. } if size == 20 << 20),
+        "{error}"
+    );
+    for (what, says) in [("hash", "hash"), ("bytes", "UTF-8")] {
+        let error = store.get(&key(what), limit).await.unwrap_err();
+        assert!(
+            matches!(error, PropagationError::ClaimUnreadable { .. }),
+            "{what}: {error}"
+        );
+        assert!(error.to_string().contains(says), "{error}");
+        assert!(error.to_string().contains(&key(what)), "{error}");
+    }
+    assert_eq!(store.get(&key("absent"), limit).await.unwrap(), None);
+    store
+        .put(&key("fine"), "[]", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&key("fine"), limit).await.unwrap().as_deref(),
+        Some("[]")
+    );
+    // Through the codec, as the lineage layer reads it: a 4xx cause, not a store failure.
+    let codec = PassportCodec::new()
+        .store(Arc::new(store))
+        .ingress(trusting());
+    let mut baggage = Baggage::new();
+    baggage
+        .set("kest.claim_check", format!("hash-{id}"))
+        .unwrap();
+    let error = codec.read(&baggage).await.unwrap_err();
+    assert!(
+        matches!(error, PropagationError::ClaimUnreadable { .. }),
+        "{error}"
+    );
+    redis::cmd("DEL")
+        .arg(key("big"))
+        .arg(key("hash"))
+        .arg(key("bytes"))
+        .arg(key("fine"))
+        .query_async::<()>(&mut raw)
+        .await
+        .unwrap();
+}
+
 /// A store that remembers what was put, so the test can hand it to Python.
 #[derive(Debug, Default)]
 struct Recording {

@@ -348,14 +348,38 @@ fn sqlite_spans(path: &Path) -> Result<Vec<Span>, CliError> {
     )))
 }
 
+/// A digest of each prefix of the passport `text` (of its first entry, its first two, …),
+/// each folding in the one before, so that two passports share a digest exactly when one
+/// is the first entries of the other, entry for entry as written. `None` when `text` is
+/// not a passport.
+fn prefix_digests(text: &str) -> Option<Vec<Sha256Digest>> {
+    let list = kest_passport::parse_entry_list(text, &input::limits()).ok()?;
+    let mut running = kest_canon::sha256(b"kest audit prefix");
+    Some(
+        list.iter()
+            .map(|jws| {
+                let entry = kest_canon::sha256(jws.as_bytes());
+                let mut both = Vec::with_capacity(64);
+                both.extend_from_slice(running.as_bytes());
+                both.extend_from_slice(entry.as_bytes());
+                running = kest_canon::sha256(&both);
+                running
+            })
+            .collect(),
+    )
+}
+
 fn text_attribute<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
     span.attributes.get(key).and_then(Value::as_str)
 }
 
-/// Reads the passports and denials out of one file's spans. A passport that another one
-/// in the file extends (the same flow, recorded at an earlier call) is not audited twice:
-/// only passports no other contains are kept. Denials go with the passport of their
-/// trace, or stand alone.
+/// Reads the passports and denials out of one file's spans.
+///
+/// Every distinct passport is audited. What a span says about itself (`kest.chain_tip`,
+/// `kest.passport_len`) decides nothing here: a forged span can claim anything. A passport
+/// is left out only when its entries, as written, are exactly the first entries of a
+/// passport already kept (the same flow, recorded at an earlier call), which verifying
+/// the longer one checks too. Denials go with the passport of their trace, or stand alone.
 fn add_spans(name: &str, spans: Vec<Span>, discovery: &mut Discovery) -> bool {
     let kest: Vec<Span> = spans
         .into_iter()
@@ -371,7 +395,7 @@ fn add_spans(name: &str, spans: Vec<Span>, discovery: &mut Discovery) -> bool {
             .unwrap_or(0)
     };
     let mut denials: BTreeMap<String, Vec<DeniedCall>> = BTreeMap::new();
-    let mut attached: Vec<&Span> = Vec::new();
+    let mut attached: Vec<(&Span, Option<Vec<Sha256Digest>>)> = Vec::new();
     let mut detached = 0_usize;
     let mut longest_detached = 0_u64;
     for span in &kest {
@@ -396,28 +420,31 @@ fn add_spans(name: &str, spans: Vec<Span>, discovery: &mut Discovery) -> bool {
                         .unwrap_or_default()
                         .to_owned(),
                 });
-        } else if span.attributes.contains_key("kest.passport") {
-            attached.push(span);
+        } else if let Some(text) = text_attribute(span, "kest.passport") {
+            attached.push((span, prefix_digests(text)));
         } else {
             detached += 1;
             longest_detached = longest_detached.max(length(span));
         }
     }
-    // Longest first, so that a passport is kept before the prefixes it contains.
-    attached.sort_by_key(|span| std::cmp::Reverse((length(span), span.end)));
-    let mut held = std::collections::HashSet::new();
-    for span in attached {
+    // Longest (by the entries the text holds) first, so that a passport is kept before
+    // the prefixes of it; text that does not parse is always kept, and fails.
+    attached.sort_by_key(|(span, digests)| {
+        std::cmp::Reverse((digests.as_ref().map_or(usize::MAX, Vec::len), span.end))
+    });
+    let mut kept_prefixes = std::collections::HashSet::new();
+    for (span, digests) in attached {
+        if let Some(digests) = &digests {
+            if digests
+                .last()
+                .is_some_and(|whole| kept_prefixes.contains(whole))
+            {
+                continue;
+            }
+            kept_prefixes.extend(digests.iter().copied());
+        }
         let text = text_attribute(span, "kest.passport").unwrap_or_default();
         let tip = text_attribute(span, "kest.chain_tip");
-        if tip.is_some_and(|tip| held.contains(tip)) {
-            continue;
-        }
-        if let Ok(list) = kest_passport::parse_entry_list(text, &input::limits()) {
-            held.extend(
-                list.iter()
-                    .map(|jws| kest_canon::sha256_hex(jws.as_bytes())),
-            );
-        }
         discovery.found.push(Found {
             source: format!(
                 "{name} trace {}",
