@@ -55,4 +55,4 @@ pub use fast::{compact_bytes, is_canonical_as_is, keys_are_canonical};
 pub use jcs::{Canonicalizer, NumberMode, canonicalize, canonicalize_text, jcs_bytes, parse};
 pub use limits::{MAX_DEPTH, MAX_SAFE_INTEGER};
 pub use python::{PythonSeparators, python_dumps};
-pub use text::{DEFAULT_SHOWN_CHARS, Untrusted, check_nesting, escape_untrusted};
+pub use text::{DEFAULT_SHOWN_CHARS, Untrusted, check_nesting, escape_untrusted, neutralize};

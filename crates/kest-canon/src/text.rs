@@ -86,6 +86,31 @@ fn needs_escape(ch: char) -> bool {
         )
 }
 
+/// `text` with only the characters that change how text is displayed (controls, line
+/// and bidirectional marks, invisible characters) escaped as `\u{..}`, and everything else,
+/// backslashes included, as it is: for a message that may already hold escaped text and
+/// must not be escaped twice.
+///
+/// ```
+/// assert_eq!(kest_canon::neutralize("a\u{1b}[2Jb \\n"), "a\\u{1b}[2Jb \\n");
+/// assert!(matches!(kest_canon::neutralize("plain"), std::borrow::Cow::Borrowed(_)));
+/// ```
+#[must_use]
+pub fn neutralize(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        if needs_escape(ch) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
+        } else {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `text` escaped and cut as [`Untrusted`] shows it, with at most `max_chars` characters.
 #[must_use]
 pub fn escape_untrusted(text: &str, max_chars: usize) -> String {

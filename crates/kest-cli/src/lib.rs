@@ -310,6 +310,17 @@ fn help(path: &[String]) -> Result<(), CliError> {
     output::line(text.to_string().trim_end())
 }
 
+/// An error message as it may reach a terminal: in each line, the characters that change
+/// how text is displayed are escaped (a file name in it may hold them), the lines kept,
+/// and text the message already escaped is left as it is.
+fn printable(message: &str) -> String {
+    message
+        .lines()
+        .map(kest_canon::neutralize)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Parses the process arguments, runs, prints any error as `kest: <message>` on stderr,
 /// and returns the exit code.
 #[must_use]
@@ -332,7 +343,7 @@ pub fn main_with_args() -> ExitCode {
                 reason = "the CLI reports its one error line on stderr"
             )]
             {
-                eprintln!("kest: {error}");
+                eprintln!("kest: {}", printable(&error.to_string()));
             }
             ExitCode::from(error.exit_code())
         }

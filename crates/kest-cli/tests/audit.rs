@@ -397,6 +397,20 @@ fn hostile_sources_are_escaped_and_bounded() {
         "control characters reached the terminal: {text:?}"
     );
     assert!(text.contains("1 denials"), "{text}");
+    // Named on the command line, a hostile file name of no known form reaches the
+    // terminal escaped in the error too.
+    let bell = dir.path().join("bell\u{7}\u{1b}]0;pwned\u{7}.md");
+    std::fs::write(&bell, "not a passport\n").unwrap();
+    let bell_arg = bell.display().to_string();
+    let out = kest_cli(&["audit", bell_arg.as_str(), "--key", key.as_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+        "control characters reached the terminal: {stderr:?}"
+    );
+    assert!(stderr.contains("pwned"), "{stderr}");
+    std::fs::remove_file(&bell).unwrap();
     // A line over the input limit is refused, not read into memory whole.
     let huge = dir.path().join("huge.jsonl");
     let file = std::fs::File::create(&huge).unwrap();
@@ -485,4 +499,74 @@ async fn a_forged_passport_cannot_hide_behind_an_honest_flow() {
         verified.contains(&true) && verified.contains(&false),
         "{verified:?}"
     );
+}
+
+/// Findings 7c and 7d: a FIFO in an audited directory is skipped with a note and never
+/// opened; a FIFO named on the command line that nobody writes to is skipped after a
+/// bounded wait; a pipe that delivers (`kest audit <(cat p.json)`) is read once, whole.
+#[cfg(unix)]
+#[test]
+fn pipes_never_block_the_audit_and_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = vectors("chain_3.json");
+    let passport = chain["serialized"].as_str().unwrap().to_owned();
+    std::fs::write(dir.path().join("p.json"), &passport).unwrap();
+    let fifo = dir.path().join("silent.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let python = vectors("key.json");
+    let jwk = dir.path().join("k.jwk");
+    std::fs::write(&jwk, python["public_key_jwk"].to_string()).unwrap();
+    let key = format!(
+        "{}={}",
+        python["principal"].as_str().unwrap(),
+        jwk.display()
+    );
+    let started = std::time::Instant::now();
+    let root = dir.path().display().to_string();
+    let out = kest_cli(&["audit", root.as_str(), "--key", key.as_str()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("silent.fifo: not a regular file"), "{text}");
+    assert!(text.contains("1 passports: 1 verified"), "{text}");
+    // Named, with nobody writing: skipped after the wait, not a hang.
+    let fifo_arg = fifo.display().to_string();
+    let p_arg = dir.path().join("p.json").display().to_string();
+    let out = kest_cli(&[
+        "audit",
+        fifo_arg.as_str(),
+        p_arg.as_str(),
+        "--key",
+        key.as_str(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("nothing was written to it"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    // A pipe with a writer, as the shell's `<(cat p.json)` makes: read once, whole.
+    let script = format!(
+        "exec {} audit <(cat {}) --key {} --format json",
+        env!("CARGO_BIN_EXE_kest"),
+        p_arg,
+        key
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["passports"][0]["verified"], true, "{report}");
+    assert_eq!(report["passports"][0]["entries"], 3, "{report}");
 }

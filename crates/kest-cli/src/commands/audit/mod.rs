@@ -314,8 +314,10 @@ pub fn run(args: &AuditArgs) -> Result<(), CliError> {
         .collect();
     let summary = Summary::build(&checked, &discovery.loose_denials);
     let report = match args.format {
-        AuditFormat::Text => text_report(&checked, &summary, &discovery.ignored),
-        AuditFormat::Json => json_report(&checked, &summary).to_string(),
+        AuditFormat::Text => {
+            text_report(&checked, &summary, &discovery.ignored, &discovery.skipped)
+        }
+        AuditFormat::Json => json_report(&checked, &summary, &discovery.skipped).to_string(),
         AuditFormat::Html => html_report(&checked, &summary),
     };
     output::write_public(args.out.as_deref(), report.trim_end())?;
@@ -329,7 +331,7 @@ pub fn run(args: &AuditArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn json_report(checked: &[Checked], summary: &Summary) -> Value {
+fn json_report(checked: &[Checked], summary: &Summary, skipped: &[String]) -> Value {
     let passports: Vec<Value> = checked
         .iter()
         .map(|item| match &item.outcome {
@@ -358,14 +360,19 @@ fn json_report(checked: &[Checked], summary: &Summary) -> Value {
             }),
         })
         .collect();
-    json!({ "passports": passports, "summary": summary.json() })
+    json!({ "passports": passports, "summary": summary.json(), "skipped": skipped })
 }
 
 fn shown(text: &str) -> String {
     Untrusted::new(text).max_chars(80).to_string()
 }
 
-fn text_report(checked: &[Checked], summary: &Summary, ignored: &[String]) -> String {
+fn text_report(
+    checked: &[Checked],
+    summary: &Summary,
+    ignored: &[String],
+    skipped: &[String],
+) -> String {
     let mut out = Vec::new();
     for item in checked {
         let source = shown(&item.found.source);
@@ -392,6 +399,12 @@ fn text_report(checked: &[Checked], summary: &Summary, ignored: &[String]) -> St
         out.push(format!(
             "ignored      {}: no passport or spans",
             shown(file)
+        ));
+    }
+    for note in skipped {
+        out.push(format!(
+            "skipped      {}",
+            Untrusted::new(note).max_chars(200)
         ));
     }
     out.push(String::new());

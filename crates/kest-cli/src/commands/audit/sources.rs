@@ -2,7 +2,7 @@
 //! the span exports Kest writes (JSON lines, SQLite) or any OTLP JSON file.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 
 use kest_canon::{Sha256Digest, Untrusted};
@@ -58,9 +58,21 @@ pub(crate) struct Discovery {
     pub(crate) loose_denials: Vec<DeniedCall>,
     /// Files in directories that hold none of the known forms.
     pub(crate) ignored: Vec<String>,
+    /// What was not read, and why: pipes and devices in directories, a named pipe nobody
+    /// wrote to.
+    pub(crate) skipped: Vec<String>,
 }
 
-/// Walks `paths` (files and directories, recursively) and reads every file.
+/// How long `kest audit` waits for a named pipe or device to deliver its input.
+const SPECIAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Walks `paths` (files and directories, recursively) and reads every file, each opened
+/// once.
+///
+/// Inside a directory, only regular files are read: pipes, devices and sockets are skipped
+/// with a note and never opened, so nothing can make the audit wait on them. A pipe named
+/// on the command line (`kest audit <(…)`) is read once, whole, if its writer delivers
+/// within 5 s; one nobody writes to is skipped with a note.
 ///
 /// # Errors
 /// [`CliError::Input`] for a path that does not exist, a named file of no known form, or
@@ -69,32 +81,78 @@ pub(crate) fn discover(paths: &[String]) -> Result<Discovery, CliError> {
     let mut discovery = Discovery::default();
     for path in paths {
         let root = PathBuf::from(path);
-        let meta = std::fs::metadata(&root).map_err(|error| CliError::io(path, error))?;
-        if meta.is_dir() {
+        // Shown raw here: reports escape what they print, and so does the error line.
+        let shown = path.clone();
+        let meta = std::fs::metadata(&root).map_err(|error| CliError::io(&shown, error))?;
+        let known = if meta.is_dir() {
             let mut files = Vec::new();
-            walk(&root, &mut files)?;
+            walk(&root, &mut files, &mut discovery.skipped)?;
             files.sort();
             for file in files {
                 if !read_file(&file, &mut discovery)? {
                     discovery.ignored.push(file.display().to_string());
                 }
             }
-        } else if !read_file(&root, &mut discovery)? {
+            true
+        } else if meta.is_file() {
+            read_file(&root, &mut discovery)?
+        } else {
+            match read_special(&root, &shown)? {
+                Some(bytes) => {
+                    let text = String::from_utf8(bytes)
+                        .map_err(|_| CliError::input(format!("{shown}: input is not UTF-8")))?;
+                    read_source(&shown, BufReader::new(text.as_bytes()), &mut discovery)?
+                }
+                None => {
+                    discovery.skipped.push(format!(
+                        "{shown}: nothing was written to it within {} s",
+                        SPECIAL_WAIT.as_secs()
+                    ));
+                    true
+                }
+            }
+        };
+        if !known {
             return Err(CliError::input(format!(
-                "{path}: neither a passport, baggage header values, a JWS, nor a span export"
+                "{shown}: neither a passport, baggage header values, a JWS, nor a span export"
             )));
         }
     }
     Ok(discovery)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), CliError> {
+/// The whole of a pipe or device named on the command line, read once (within the input
+/// limit) on a thread of its own; `None` when it delivers nothing within
+/// [`SPECIAL_WAIT`] (a FIFO nobody writes to blocks even its opening).
+fn read_special(path: &Path, shown: &str) -> Result<Option<Vec<u8>>, CliError> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let owned = path.to_path_buf();
+    std::thread::spawn(move || {
+        let limit = u64::try_from(MAX_INPUT_BYTES).unwrap_or(u64::MAX) + 1;
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(owned)
+            .and_then(|file| file.take(limit).read_to_end(&mut bytes))
+            .map(|_| bytes);
+        // The receiver may have stopped waiting; then nobody needs the bytes.
+        let _ = sender.send(read);
+    });
+    match receiver.recv_timeout(SPECIAL_WAIT) {
+        Ok(Ok(bytes)) if bytes.len() > MAX_INPUT_BYTES => Err(CliError::input(format!(
+            "{shown}: input is larger than {MAX_INPUT_BYTES} bytes"
+        ))),
+        Ok(Ok(bytes)) => Ok(Some(bytes)),
+        Ok(Err(error)) => Err(CliError::io(shown, error)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, skipped: &mut Vec<String>) -> Result<(), CliError> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|error| CliError::io(&dir.display().to_string(), error))?;
+        let shown = || dir.display().to_string();
+        let entries = std::fs::read_dir(&dir).map_err(|error| CliError::io(&shown(), error))?;
         for entry in entries {
-            let entry = entry.map_err(|error| CliError::io(&dir.display().to_string(), error))?;
+            let entry = entry.map_err(|error| CliError::io(&shown(), error))?;
             let kind = entry
                 .file_type()
                 .map_err(|error| CliError::io(&entry.path().display().to_string(), error))?;
@@ -103,11 +161,14 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), CliError> {
                 stack.push(entry.path());
             } else if kind.is_file() {
                 files.push(entry.path());
+            } else if !kind.is_symlink() && skipped.len() < MAX_FILES {
+                // A pipe, device or socket: opening it could wait forever.
+                skipped.push(format!("{}: not a regular file", entry.path().display()));
             }
             if files.len() > MAX_FILES {
                 return Err(CliError::input(format!(
                     "{}: more than {MAX_FILES} files",
-                    dir.display()
+                    shown()
                 )));
             }
         }
@@ -115,25 +176,54 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads one file into `discovery`; `false` when it holds none of the known forms.
+/// Reads one regular file into `discovery`, opening it once; `false` when it holds none
+/// of the known forms.
 fn read_file(path: &Path, discovery: &mut Discovery) -> Result<bool, CliError> {
     let name = path.display().to_string();
-    let mut head = [0_u8; 16];
-    let read = std::fs::File::open(path)
-        .and_then(|mut file| file.read(&mut head))
+    let file = std::fs::File::open(path).map_err(|error| CliError::io(&name, error))?;
+    let mut reader = BufReader::new(file);
+    let head = reader
+        .fill_buf()
         .map_err(|error| CliError::io(&name, error))?;
-    if head.get(..read) == Some(b"SQLite format 3\0".as_slice()) {
+    if head.starts_with(b"SQLite format 3\0") {
         let spans = sqlite_spans(path)?;
         return Ok(add_spans(&name, spans, discovery));
     }
-    let file = std::fs::File::open(path).map_err(|error| CliError::io(&name, error))?;
-    let mut lines = BufReader::new(file);
+    read_source(&name, reader, discovery)
+}
+
+/// The rest of `reader` after `first`, as one text within the input limit.
+fn whole(first: &str, reader: &mut impl BufRead, name: &str) -> Result<String, CliError> {
+    let limit = u64::try_from(MAX_INPUT_BYTES.saturating_sub(first.len())).unwrap_or(0) + 1;
+    let mut rest = Vec::new();
+    reader
+        .take(limit)
+        .read_to_end(&mut rest)
+        .map_err(|error| CliError::io(name, error))?;
+    if first.len() + rest.len() > MAX_INPUT_BYTES {
+        return Err(CliError::input(format!(
+            "{name}: input is larger than {MAX_INPUT_BYTES} bytes"
+        )));
+    }
+    let rest = String::from_utf8(rest)
+        .map_err(|_| CliError::input(format!("{name}: input is not UTF-8")))?;
+    Ok(format!("{first}{rest}"))
+}
+
+/// Reads passports, header values, JWS or spans from `lines` into `discovery`; `false`
+/// when it holds none of the known forms.
+fn read_source(
+    name: &str,
+    mut lines: impl BufRead,
+    discovery: &mut Discovery,
+) -> Result<bool, CliError> {
+    let name = name.to_owned();
     let mut first = String::new();
     read_line(&mut lines, &mut first, &name)?;
     let start = first.trim_start();
     if start.starts_with('[') {
         // A passport: read it whole, within the input limit.
-        let text = input::read(Some(&name))?;
+        let text = whole(&first, &mut lines, &name)?;
         discovery.found.push(Found {
             source: name,
             candidate: Candidate::Json {
@@ -155,7 +245,7 @@ fn read_file(path: &Path, discovery: &mut Discovery) -> Result<bool, CliError> {
             spans
         } else {
             // One JSON document over several lines: an OTLP file, pretty-printed.
-            let text = input::read(Some(&name))?;
+            let text = whole(&first, &mut lines, &name)?;
             serde_json::from_str::<Value>(&text)
                 .map(|value| otlp_spans(&value))
                 .unwrap_or_default()
@@ -196,14 +286,9 @@ fn read_file(path: &Path, discovery: &mut Discovery) -> Result<bool, CliError> {
 }
 
 /// Reads one line, refusing lines over the input limit. `false` at the end.
-fn read_line(
-    reader: &mut BufReader<std::fs::File>,
-    line: &mut String,
-    name: &str,
-) -> Result<bool, CliError> {
+fn read_line(reader: &mut impl BufRead, line: &mut String, name: &str) -> Result<bool, CliError> {
     let limit = u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX) + 1;
     let read = reader
-        .by_ref()
         .take(limit)
         .read_line(line)
         .map_err(|error| CliError::io(name, error))?;
