@@ -13,6 +13,13 @@
     return node;
   }
 
+  // A verified entry's time is any integer up to 2^53 - 1 and more than a Date can hold:
+  // show the number when it is not a date, never throw.
+  function when(ms) {
+    var date = new Date(ms);
+    return isFinite(date.getTime()) ? date.toISOString() : String(ms) + " ms (not a representable date)";
+  }
+
   function render(section, data) {
     var entries = data.entries, n = entries.length;
     var canvas = section.querySelector(".kest-canvas");
@@ -76,7 +83,7 @@
         parents.appendChild(document.createElement("br"));
       });
       row(dl, "parents", parents);
-      row(dl, "time", new Date(e.payload.timestamp_ms).toISOString());
+      row(dl, "time", when(e.payload.timestamp_ms));
       row(dl, "runtime", (e.payload.runtime || {}).name + " " + (e.payload.runtime || {}).version);
       row(dl, "labels", el("pre", "kest-labels", JSON.stringify(e.payload.labels, null, 1)));
       row(dl, "policy context", el("pre", "kest-policy", JSON.stringify(e.payload.policy_context, null, 1)));
@@ -173,7 +180,13 @@
     if (n > 0) show(entries[n - 1]);
   }
 
+  // One passport that cannot be drawn never keeps the others from being drawn.
   document.querySelectorAll("script.kest-data").forEach(function (script) {
-    render(script.parentNode, JSON.parse(script.textContent));
+    try {
+      render(script.parentNode, JSON.parse(script.textContent));
+    } catch (error) {
+      var note = el("p", "kest-draw-error", "this passport could not be drawn: " + error);
+      script.parentNode.appendChild(note);
+    }
   });
 })();

@@ -282,3 +282,90 @@ pre.textContent = before + ' ' + after; document.body.appendChild(pre);
     );
     assert_eq!(counts[1], 1000, "clicking the run shows the rest");
 }
+
+/// Finding 7a: an entry whose `timestamp_ms` is 2^53 - 1 (valid, and beyond what a
+/// JavaScript `Date` holds) stopped the page drawing; in `kest audit --format html` the
+/// passports after it were not drawn. Every node and its details are drawn now, in every
+/// section.
+#[test]
+fn extreme_values_of_a_verified_entry_never_stop_the_drawing() {
+    if !kest_testkit::live() {
+        return;
+    }
+    let chromium = chromium().expect("KEST_LIVE=1 but no `chromium`: run `cargo xtask services`");
+    let key = SigningKey::from_ed25519_seed(&[7; 32]).unwrap();
+    let signer = KeySigner::new(key, W);
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (name, ms) in [("a", (1_u64 << 53) - 1), ("b", 0), ("c", 1_700_000_000_000)] {
+        let mut passport = Passport::new();
+        for i in 0..3 {
+            passport
+                .append(
+                    EntryBuilder::new(format!("{name}{i}"))
+                        .principal(W)
+                        .timestamp_ms(ms)
+                        .label("n", "\u{202e}reversed"),
+                    &signer,
+                    &WeakestLink,
+                )
+                .unwrap();
+        }
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, passport.to_json()).unwrap();
+        paths.push(path);
+    }
+    let jwk = dir.path().join("k.jwk");
+    std::fs::write(
+        &jwk,
+        serde_json::to_string(&signer.key().verifying_key().to_jwk()).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(["audit", "--format", "html", "--key"])
+        .arg(format!("{W}={}", jwk.display()))
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = String::from_utf8(out.stdout).unwrap();
+    let probe = r#"<script>
+var sections = document.querySelectorAll('script.kest-data').length;
+var nodes = document.querySelectorAll('.kest-node').length;
+var details = Array.prototype.map.call(document.querySelectorAll('.kest-entry-details'),
+  function (d) { return d.textContent; });
+var errors = document.querySelectorAll('.kest-draw-error').length;
+var pre = document.createElement('pre'); pre.id = 'kest-probe';
+pre.textContent = JSON.stringify({sections: sections, nodes: nodes, details: details, errors: errors});
+document.body.appendChild(pre);
+</script>"#;
+    let path = dir.path().join("audit.html");
+    std::fs::write(&path, page.replace("</body>", &format!("{probe}\n</body>"))).unwrap();
+    let dom = browser(
+        &chromium,
+        &["--dump-dom", "--virtual-time-budget=5000"],
+        &path,
+    );
+    let start = dom
+        .find("<pre id=\"kest-probe\">")
+        .expect("the probe did not run")
+        + 21;
+    let text = dom[start..start + dom[start..].find("</pre>").unwrap()]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let probe: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(probe["sections"], 3, "{probe}");
+    assert_eq!(probe["nodes"], 9, "every node of every passport: {probe}");
+    assert_eq!(probe["errors"], 0, "{probe}");
+    let details = probe["details"].as_array().unwrap();
+    assert_eq!(details.len(), 3, "a details panel per passport: {probe}");
+    let shows = |text: &str| details.iter().any(|d| d.as_str().unwrap().contains(text));
+    assert!(shows("9007199254740991"), "{probe}");
+    assert!(shows("1970-01-01T00:00:00.000Z"), "{probe}");
+    assert!(shows("2023-11-14T22:13:20.000Z"), "{probe}");
+}

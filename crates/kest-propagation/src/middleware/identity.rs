@@ -317,3 +317,19 @@ fn unverified_claims(token: &str) -> Result<Map<String, Value>, String> {
         kest_canon::b64url_decode_unpadded(payload, "token payload").map_err(|e| e.to_string())?;
     serde_json::from_slice(&bytes).map_err(|e| format!("claims are not a JSON object: {e}"))
 }
+
+/// What the identity layer decides for a token read without verification (as under
+/// `KEST_INSECURE_NO_VERIFY`) and the caller baggage claims: the caller the flow acts for,
+/// or the refusal's message. For the fuzz targets; not part of the API.
+#[doc(hidden)]
+pub fn decide_caller(
+    token: &str,
+    from_baggage: &Caller,
+    names: &ClaimNames,
+    defaults: &ClaimDefaults,
+) -> Result<Caller, String> {
+    let claims = unverified_claims(token)?;
+    let verified = caller_from_claims(&claims, names, defaults, token.to_owned());
+    agrees(from_baggage, &verified, names)?;
+    Ok(verified)
+}

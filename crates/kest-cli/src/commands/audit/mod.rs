@@ -3,6 +3,9 @@
 
 mod sources;
 
+#[doc(hidden)]
+pub use self::sources::fuzz_read;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use clap::ValueEnum;

@@ -557,3 +557,21 @@ fn add_spans(name: &str, spans: Vec<Span>, discovery: &mut Discovery) -> bool {
         .extend(denials.into_values().flatten());
     true
 }
+
+/// Reads `text` as `kest audit` reads a file of it, and returns each passport text found
+/// (span exports, passports, header values and JWS are told apart as for files). For the
+/// fuzz targets; not part of the API.
+#[doc(hidden)]
+pub fn fuzz_read(text: &str) -> Result<Vec<String>, String> {
+    let mut discovery = Discovery::default();
+    read_source("fuzz", BufReader::new(text.as_bytes()), &mut discovery)
+        .map_err(|error| error.to_string())?;
+    Ok(discovery
+        .found
+        .into_iter()
+        .filter_map(|found| match found.candidate {
+            Candidate::Json { text, .. } => Some(text),
+            Candidate::Input(_) | Candidate::Unavailable(_) => None,
+        })
+        .collect())
+}
