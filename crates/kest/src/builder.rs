@@ -33,7 +33,7 @@ pub struct KestBuilder {
     trusted: Vec<Arc<dyn KeyResolver>>,
     ingress: Option<Ingress>,
     strictness: Option<Strictness>,
-    boundary: BoundaryChoice,
+    boundary: Option<BoundaryChoice>,
 }
 
 /// What a request without lineage means, as configured (checked against the origin map
@@ -68,7 +68,7 @@ impl Default for KestBuilder {
             trusted: Vec::new(),
             ingress: None,
             strictness: None,
-            boundary: BoundaryChoice::Edge(DEFAULT_EDGE_ORIGIN.to_owned()),
+            boundary: None,
         }
     }
 }
@@ -196,14 +196,14 @@ impl KestBuilder {
     /// chain whose first entry is held to `origin`'s trust (`user_input` by default). The
     /// origin must be one the runtime knows ([`KestBuilder::origins`]).
     pub fn edge(mut self, origin: impl Into<String>) -> Self {
-        self.boundary = BoundaryChoice::Edge(origin.into());
+        self.boundary = Some(BoundaryChoice::Edge(origin.into()));
         self
     }
 
     /// This service is internal: a request that arrives without a verified passport is
     /// refused with 403 before anything runs.
     pub fn internal(mut self) -> Self {
-        self.boundary = BoundaryChoice::Internal;
+        self.boundary = Some(BoundaryChoice::Internal);
         self
     }
 
@@ -216,8 +216,8 @@ impl KestBuilder {
 
     /// Replaces the inbound verification settings outright, e.g. with
     /// [`Ingress::insecure_unverified`]. Keys given with [`KestBuilder::trust_keys`] are
-    /// then ignored; the boundary ([`KestBuilder::edge`], [`KestBuilder::internal`]) still
-    /// applies.
+    /// then ignored. Its boundary is kept unless [`KestBuilder::edge`] or
+    /// [`KestBuilder::internal`] says otherwise.
     pub fn ingress(mut self, ingress: Ingress) -> Self {
         self.ingress = Some(ingress);
         self
@@ -229,9 +229,14 @@ impl KestBuilder {
     /// [`KestError::Config`] when the policy tiers are invalid, [`KestError::Call`] when
     /// the edge origin is not a known origin.
     pub fn build(self) -> Result<Kest, KestError> {
+        // Unset, an edge at `user_input` (or the boundary of an `Ingress` given whole).
         let boundary = match &self.boundary {
-            BoundaryChoice::Edge(origin) => Boundary::edge(origin, &self.origins)?,
-            BoundaryChoice::Internal => Boundary::Internal,
+            Some(BoundaryChoice::Edge(origin)) => Some(Boundary::edge(origin, &self.origins)?),
+            Some(BoundaryChoice::Internal) => Some(Boundary::Internal),
+            None if self.ingress.is_none() => {
+                Some(Boundary::edge(DEFAULT_EDGE_ORIGIN, &self.origins)?)
+            }
+            None => None,
         };
         self.policies.validate()?;
         let cache = match self.cache {
@@ -260,7 +265,10 @@ impl KestBuilder {
                 Ingress::verify(sources)
             }
         };
-        let ingress = ingress.boundary(boundary);
+        let ingress = match boundary {
+            Some(boundary) => ingress.boundary(boundary),
+            None => ingress,
+        };
         let ingress = match self.strictness {
             Some(strictness) => ingress.strictness(strictness),
             None => ingress,

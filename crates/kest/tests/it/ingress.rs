@@ -338,6 +338,32 @@ async fn a_chain_started_at_an_edge_is_held_to_the_edge_origin() {
     // A typo in the edge origin fails when the runtime is built, never means 100.
     let error = Kest::builder().edge("usr_input").build().unwrap_err();
     assert!(matches!(error, KestError::Call(_)), "{error}");
+    // An `Ingress` given whole keeps its own boundary; the builder's word wins when said.
+    let internal =
+        Ingress::verify(StaticKeyResolver::new()).boundary(kest_propagation::Boundary::Internal);
+    let kept = Kest::builder().ingress(internal.clone()).build().unwrap();
+    assert_eq!(
+        kept.ingress().boundary_config(),
+        &kest_propagation::Boundary::Internal
+    );
+    let edged = Kest::builder()
+        .ingress(internal)
+        .edge("user_input")
+        .build()
+        .unwrap();
+    assert_eq!(
+        edged
+            .ingress()
+            .boundary_config()
+            .start_trust()
+            .map(TrustScore::get),
+        Some(40)
+    );
+    let default = Kest::builder().build().unwrap();
+    assert_eq!(
+        default.ingress().boundary_config(),
+        &kest_propagation::Boundary::default()
+    );
 }
 
 /// The zero-trust page's TOML builds as it says: an internal service, the operator's key
