@@ -437,6 +437,7 @@ impl IngressSection {
                         %kid,
                         "kest: a peer's key file lists a key for a principal outside its binding; the key is never used"
                     );
+                    kest_passport::metrics::verification_failed("key_outside_binding");
                 }
                 builder = builder.trust_keys(keys);
             }

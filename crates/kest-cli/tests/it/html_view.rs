@@ -80,6 +80,26 @@ fn browser(chromium: &Path, args: &[&str], page: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Loads `page` with `probe` (a script that writes its findings into `pre#kest-probe`)
+/// appended, in the browser, and returns what the probe wrote.
+fn run_probe(chromium: &Path, dir: &Path, name: &str, page: &str, probe: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, page.replace("</body>", &format!("{probe}\n</body>"))).unwrap();
+    let dom = browser(
+        chromium,
+        &["--dump-dom", "--virtual-time-budget=5000"],
+        &path,
+    );
+    let start = dom
+        .find("<pre id=\"kest-probe\">")
+        .expect("the probe did not run")
+        + 21;
+    dom[start..start + dom[start..].find("</pre>").unwrap()]
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// What the page shows after it loaded and entry 7 was clicked, read back by a script the
 /// test appends to a copy of the page.
 const PROBE: &str = r#"<script>
@@ -149,26 +169,7 @@ fn the_html_view_draws_50_entries_and_shows_details_on_click() {
         "the hostile label is in the page unescaped"
     );
 
-    let probed = dir.path().join("probed.html");
-    std::fs::write(
-        &probed,
-        page.replace("</body>", &format!("{PROBE}\n</body>")),
-    )
-    .unwrap();
-    let dom = browser(
-        &chromium,
-        &["--dump-dom", "--virtual-time-budget=5000"],
-        &probed,
-    );
-    let start = dom
-        .find("<pre id=\"kest-probe\">")
-        .expect("the probe did not run")
-        + 21;
-    let end = start + dom[start..].find("</pre>").unwrap();
-    let text = dom[start..end]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
+    let text = run_probe(&chromium, dir.path(), "probed.html", &page, PROBE);
     let probe: Value = serde_json::from_str(&text).unwrap();
 
     assert_eq!(probe["nodes"], 50, "{probe}");
@@ -261,18 +262,7 @@ var after = document.querySelectorAll('.kest-node').length;
 var pre = document.createElement('pre'); pre.id = 'kest-probe';
 pre.textContent = before + ' ' + after; document.body.appendChild(pre);
 </script>"#;
-    let path = dir.path().join("long.html");
-    std::fs::write(&path, page.replace("</body>", &format!("{probe}\n</body>"))).unwrap();
-    let dom = browser(
-        &chromium,
-        &["--dump-dom", "--virtual-time-budget=5000"],
-        &path,
-    );
-    let start = dom
-        .find("<pre id=\"kest-probe\">")
-        .expect("the probe did not run")
-        + 21;
-    let counts: Vec<usize> = dom[start..start + dom[start..].find("</pre>").unwrap()]
+    let counts: Vec<usize> = run_probe(&chromium, dir.path(), "long.html", &page, probe)
         .split(' ')
         .map(|n| n.parse().unwrap())
         .collect();
@@ -343,21 +333,7 @@ var pre = document.createElement('pre'); pre.id = 'kest-probe';
 pre.textContent = JSON.stringify({sections: sections, nodes: nodes, details: details, errors: errors});
 document.body.appendChild(pre);
 </script>"#;
-    let path = dir.path().join("audit.html");
-    std::fs::write(&path, page.replace("</body>", &format!("{probe}\n</body>"))).unwrap();
-    let dom = browser(
-        &chromium,
-        &["--dump-dom", "--virtual-time-budget=5000"],
-        &path,
-    );
-    let start = dom
-        .find("<pre id=\"kest-probe\">")
-        .expect("the probe did not run")
-        + 21;
-    let text = dom[start..start + dom[start..].find("</pre>").unwrap()]
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
+    let text = run_probe(&chromium, dir.path(), "audit.html", &page, probe);
     let probe: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(probe["sections"], 3, "{probe}");
     assert_eq!(probe["nodes"], 9, "every node of every passport: {probe}");

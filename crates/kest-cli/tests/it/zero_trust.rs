@@ -280,3 +280,71 @@ fn untrusted_text_is_escaped_on_the_terminal() {
     );
     assert!(error.len() < 400, "{} bytes: {error}", error.len());
 }
+
+/// Finding 7e of the authority report: a principal trusted with an Ed25519 key (`--key`)
+/// and a P-256 key (`--jwks`), as while a workload moves from a local key to KMS: each
+/// entry verifies with the key of its own algorithm, in either order of the options.
+#[test]
+fn a_principal_may_hold_keys_of_both_algorithms_in_different_sources() {
+    use kest_crypto::{Jwks, KeySigner, SigningKey};
+    use kest_passport::{EntryBuilder, Passport};
+    const W: &str = "spiffe://kest.test/migrating";
+    let dir = tempfile::tempdir().unwrap();
+    let ed = SigningKey::from_ed25519_seed(&[5; 32]).unwrap();
+    let ec = SigningKey::generate_p256().unwrap();
+    let ed_public = ed.verifying_key().to_jwk();
+    let mut ec_public = ec.verifying_key().to_jwk();
+    ec_public.kid = Some(W.into());
+    std::fs::write(
+        dir.path().join("ed.jwk"),
+        serde_json::to_string(&ed_public).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("kms.jwks"),
+        serde_json::to_string(&Jwks {
+            keys: vec![ec_public],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let mut passport = Passport::new();
+    for (operation, key) in [("before", ed), ("after", ec)] {
+        passport
+            .append(
+                EntryBuilder::new(operation).principal(W),
+                &KeySigner::new(key, W),
+                &kest_trust::WeakestLink,
+            )
+            .unwrap();
+    }
+    std::fs::write(dir.path().join("p.json"), passport.to_json()).unwrap();
+    let key = format!("{W}=ed.jwk");
+    for args in [
+        [
+            "verify",
+            "p.json",
+            "--key",
+            key.as_str(),
+            "--jwks",
+            "kms.jwks",
+        ],
+        [
+            "verify",
+            "p.json",
+            "--jwks",
+            "kms.jwks",
+            "--key",
+            key.as_str(),
+        ],
+    ] {
+        let out = ok(&kest(dir.path(), &args, None));
+        assert!(out.contains("2 entries"), "{out}");
+    }
+    // Either key alone verifies only its own entries.
+    let only_ed = failed(
+        &kest(dir.path(), &["verify", "p.json", "--key", &key], None),
+        1,
+    );
+    assert!(only_ed.contains("entry 1"), "{only_ed}");
+}

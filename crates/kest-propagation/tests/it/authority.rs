@@ -73,24 +73,27 @@ async fn hop3(gateway_set: &str, hop1_set: &str) -> (String, Arc<AtomicU64>) {
     (format!("http://{address}/"), runs)
 }
 
+/// A passport of one entry per `(operation, principal, key)`, in order.
+fn signed_by(steps: Vec<(&str, &str, SigningKey)>) -> Passport {
+    let mut passport = Passport::new();
+    for (operation, principal, key) in steps {
+        passport
+            .append(
+                EntryBuilder::new(operation).principal(principal),
+                &KeySigner::new(key, principal),
+                &WeakestLink,
+            )
+            .unwrap();
+    }
+    passport
+}
+
 /// A gateway entry, then an entry signed by `hop1_key` in hop1's name.
 fn story(gateway_key: SigningKey, hop1_key: SigningKey) -> Passport {
-    let mut passport = Passport::new();
-    passport
-        .append(
-            EntryBuilder::new("ingest").principal(GATEWAY),
-            &KeySigner::new(gateway_key, GATEWAY),
-            &WeakestLink,
-        )
-        .unwrap();
-    passport
-        .append(
-            EntryBuilder::new("sanitize").principal(HOP1),
-            &KeySigner::new(hop1_key, HOP1),
-            &WeakestLink,
-        )
-        .unwrap();
-    passport
+    signed_by(vec![
+        ("ingest", GATEWAY, gateway_key),
+        ("sanitize", HOP1, hop1_key),
+    ])
 }
 
 async fn send(url: &str, passport: &Passport) -> (u16, String) {
@@ -134,14 +137,7 @@ async fn a_compromised_peer_cannot_sign_for_the_services_behind_it() {
     assert!(body.contains("entry 1"), "{body}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     // Signing as hop3 itself fails the same way.
-    let mut as_hop3 = Passport::new();
-    as_hop3
-        .append(
-            EntryBuilder::new("guarded").principal(HOP3),
-            &KeySigner::new(attacker, HOP3),
-            &WeakestLink,
-        )
-        .unwrap();
+    let as_hop3 = signed_by(vec![("guarded", HOP3, attacker)]);
     let (status, _) = send(&url, &as_hop3).await;
     assert_eq!(status, 403);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
