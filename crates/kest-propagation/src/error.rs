@@ -194,8 +194,9 @@ impl PropagationError {
     }
 
     /// Whether a member may have failed only because its signer's key is not known yet:
-    /// an unknown principal or key id, or a signature that none of the principal's known
-    /// keys verifies (it may have rotated to a new one). A resolver that fetches keys
+    /// an unknown principal or key id, a source that holds too many keys to choose from
+    /// (another source, not fetched yet, may hold the one), or a signature that none of the
+    /// principal's known keys verifies (it may have rotated to a new one). A resolver that fetches keys
     /// from elsewhere may know better after a refresh, which it rate-limits.
     #[must_use]
     pub const fn wants_keys(&self) -> bool {
@@ -204,7 +205,9 @@ impl PropagationError {
             Self::Passport {
                 source: PassportError::Entry {
                     fault: EntryFault::Key(
-                        CryptoError::UnknownPrincipal { .. } | CryptoError::UnknownKeyId { .. }
+                        CryptoError::UnknownPrincipal { .. }
+                            | CryptoError::UnknownKeyId { .. }
+                            | CryptoError::AmbiguousKey { .. }
                     ) | EntryFault::Signature(
                         CryptoError::BadSignature | CryptoError::AlgorithmMismatch { .. }
                     ),

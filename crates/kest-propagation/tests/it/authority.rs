@@ -52,7 +52,16 @@ async fn publish(set: Jwks) -> String {
 /// hop3: an internal service trusting the gateway's and hop1's published sets, each for
 /// its own principal. Returns its URL and a count of handler runs.
 async fn hop3(gateway_set: &str, hop1_set: &str) -> (String, Arc<AtomicU64>) {
-    let keys = KeySources::new()
+    hop3_with(KeySources::new(), gateway_set, hop1_set).await
+}
+
+/// [`hop3`], with `sources` asked too.
+async fn hop3_with(
+    sources: KeySources,
+    gateway_set: &str,
+    hop1_set: &str,
+) -> (String, Arc<AtomicU64>) {
+    let keys = sources
         .with(RemoteJwks::for_peer(GATEWAY.parse().unwrap(), gateway_set).unwrap())
         .with(RemoteJwks::for_peer(HOP1.parse().unwrap(), hop1_set).unwrap());
     let ingress = Ingress::verify(keys).boundary(Boundary::Internal);
@@ -157,5 +166,28 @@ async fn one_peer_cannot_lock_another_out() {
     let (url, runs) = hop3(&gateway_set, &hop1_set).await;
     let (status, body) = send(&url, &story(key(1), key(2))).await;
     assert_eq!((status, body.as_str()), (200, "2"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// A source that holds more keys for hop1 than it may offer answers "ambiguous"; that
+/// must not keep hop1's own published set, not fetched yet, from being fetched and used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowded_source_does_not_keep_a_peer_set_from_being_fetched() {
+    let mut crowded = kest_crypto::StaticKeyResolver::new();
+    for i in 0..9 {
+        crowded.insert(HOP1, key(150 + i).verifying_key().clone());
+    }
+    let gateway_set = publish(Jwks {
+        keys: vec![jwk(&key(1), GATEWAY)],
+    })
+    .await;
+    let hop1_set = publish(Jwks {
+        keys: vec![jwk(&key(2), HOP1)],
+    })
+    .await;
+    let (url, runs) = hop3_with(KeySources::new().with(crowded), &gateway_set, &hop1_set).await;
+    // hop1's entry alone: only the crowded source and the sets not fetched yet can answer.
+    let (status, body) = send(&url, &signed_by(vec![("sanitize", HOP1, key(2))])).await;
+    assert_eq!((status, body.as_str()), (200, "1"));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
