@@ -29,6 +29,7 @@ mod outbound;
 #[cfg(feature = "tower")]
 #[doc(hidden)]
 pub use identity::decide_caller;
+#[cfg(feature = "tower")]
 pub use identity::{ClaimDefaults, ClaimNames, ENV_INSECURE_NO_VERIFY, Identity, IdentityLayer};
 #[cfg(feature = "tower")]
 pub use jwks::{JWKS_PATH, PublishKeys, PublishKeysLayer, workload_jwks};
