@@ -34,9 +34,11 @@ const SERVICE: &str = "peer JWK Set";
 /// ```
 /// use kest_identity::RemoteJwks;
 ///
+/// // A peer on this machine (plain `http` is allowed to loopback only; `https` URLs need
+/// // the `tls` feature).
 /// let gateway = RemoteJwks::for_peer(
 ///     "spiffe://example.org/gateway".parse()?,
-///     "https://gateway.internal.example/.well-known/jwks.json",
+///     "http://127.0.0.1:8443/.well-known/jwks.json",
 /// )?;
 /// assert_eq!(gateway.binding().to_string(), "spiffe://example.org/gateway");
 /// assert!(RemoteJwks::for_peer("spiffe://example.org/x".parse()?, "http://peer.example/jwks").is_err());
