@@ -320,3 +320,53 @@ fn keys_are_chosen_by_algorithm_across_sources() {
         KeySources::new().with(StaticKeyResolver::new().with_key("w", ed.verifying_key().clone()));
     assert_eq!(&only_ed.resolve(&es).unwrap(), ed.verifying_key());
 }
+
+/// Bound to one principal, a set keeps keys named as keys (a plain key id, a thumbprint,
+/// none) as that principal's, and drops only those whose `kid` names someone else.
+#[test]
+fn a_set_bound_to_one_principal_keeps_its_own_key_names() {
+    let named = SigningKey::generate_ed25519().unwrap();
+    let by_thumbprint = SigningKey::generate_ed25519().unwrap();
+    let foreign = SigningKey::generate_ed25519().unwrap();
+    let thumb = by_thumbprint.verifying_key().thumbprint();
+    let set = Jwks {
+        keys: vec![
+            jwk_for(&named, "key-2026"),
+            jwk_for(&by_thumbprint, &thumb),
+            jwk_for(&foreign, "urn:example:other"),
+        ],
+    };
+    let bound = JwksKeyResolver::from_jwks(&set)
+        .unwrap()
+        .bound(GATEWAY.parse().unwrap())
+        .unwrap();
+    assert_eq!(bound.outside_binding(), ["urn:example:other"]);
+    assert_eq!(
+        &bound.resolve(&query(GATEWAY, Some("key-2026"))).unwrap(),
+        named.verifying_key()
+    );
+    assert_eq!(
+        &bound.resolve(&query(GATEWAY, Some(&thumb))).unwrap(),
+        by_thumbprint.verifying_key()
+    );
+    assert_eq!(bound.binding().unwrap().to_string(), GATEWAY);
+}
+
+#[test]
+fn bindings_show_what_they_bind_escaped() {
+    let prefix: PrincipalBinding = "spiffe://example.org/team/*".parse().unwrap();
+    assert_eq!(prefix.to_string(), "spiffe://example.org/team/*");
+    assert_eq!(
+        format!("{prefix:?}"),
+        "PrincipalBinding(spiffe://example.org/team/*)"
+    );
+    // A bidi override is no control character, so it may be bound; it is shown escaped.
+    let sneaky: PrincipalBinding = "spiffe://example.org/a\u{202e}b".parse().unwrap();
+    assert!(!sneaky.to_string().contains('\u{202e}'), "{sneaky}");
+    assert!(sneaky.to_string().contains("202e"), "{sneaky}");
+    // The length limit is 2048 bytes, inclusive.
+    let longest = format!("spiffe://example.org/{}", "x".repeat(2048 - 21));
+    assert_eq!(longest.len(), 2048);
+    assert!(longest.parse::<PrincipalBinding>().is_ok());
+    assert!(format!("{longest}y").parse::<PrincipalBinding>().is_err());
+}
