@@ -370,3 +370,82 @@ fn bindings_show_what_they_bind_escaped() {
     assert!(longest.parse::<PrincipalBinding>().is_ok());
     assert!(format!("{longest}y").parse::<PrincipalBinding>().is_err());
 }
+
+/// A source that knows no one, and says whether its keys changed when refreshed.
+struct Refreshing(bool);
+
+impl KeyResolver for Refreshing {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<kest_crypto::VerifyingKey, CryptoError> {
+        Err(CryptoError::UnknownPrincipal {
+            principal: query.principal.to_owned(),
+        })
+    }
+    fn refresh(&self) -> kest_crypto::Refresh<'_> {
+        Box::pin(std::future::ready(self.0))
+    }
+}
+
+fn refreshed(sources: &KeySources) -> bool {
+    let mut future = sources.refresh();
+    match future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(changed) => changed,
+        std::task::Poll::Pending => panic!("the sources' refresh did not complete"),
+    }
+}
+
+/// The union reports the most telling error of its sources, whatever their order, and
+/// refreshes every source.
+#[test]
+fn key_sources_report_the_most_telling_error_and_refresh_all() {
+    let known = SigningKey::generate_ed25519().unwrap();
+    let knows_w = || StaticKeyResolver::new().with_key("w", known.verifying_key().clone());
+    let mut crowded = StaticKeyResolver::new();
+    for _ in 0..9 {
+        crowded.insert(
+            "w",
+            SigningKey::generate_ed25519()
+                .unwrap()
+                .verifying_key()
+                .clone(),
+        );
+    }
+    let stranger = SigningKey::generate_ed25519()
+        .unwrap()
+        .verifying_key()
+        .thumbprint();
+    let nobody = || StaticKeyResolver::new().with_key("v", known.verifying_key().clone());
+    // "Unknown principal" says least: a source that knows `w` wins, in either order.
+    for sources in [
+        KeySources::new().with(nobody()).with(knows_w()),
+        KeySources::new().with(knows_w()).with(nobody()),
+    ] {
+        assert!(matches!(
+            sources.candidates(&query("w", Some(&stranger))),
+            Err(CryptoError::UnknownKeyId { .. })
+        ));
+    }
+    // Between two telling errors, the first is kept.
+    let sources = KeySources::new().with(knows_w()).with(crowded);
+    assert!(matches!(
+        sources.candidates(&query("w", Some(&stranger))),
+        Err(CryptoError::UnknownKeyId { .. })
+    ));
+    assert!(matches!(
+        sources.candidates(&query("w", None)),
+        Ok(keys) if keys == vec![known.verifying_key().clone()]
+    ));
+    // Refreshing asks every source; any change is reported.
+    let sources = KeySources::new()
+        .with(Refreshing(false))
+        .with(Refreshing(true))
+        .with(Refreshing(false));
+    assert!(refreshed(&sources));
+    assert!(!refreshed(&KeySources::new().with(Refreshing(false))));
+    assert_eq!((sources.len(), sources.is_empty()), (3, false));
+    assert!(KeySources::new().is_empty());
+    assert_eq!(KeySources::new().len(), 0);
+    assert_eq!(format!("{sources:?}"), "KeySources { sources: 3 }");
+}
