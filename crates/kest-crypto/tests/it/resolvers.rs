@@ -385,6 +385,15 @@ impl KeyResolver for Refreshing {
     }
 }
 
+/// A source that answers every query with the error `error` makes.
+struct Says(fn(&str) -> CryptoError);
+
+impl KeyResolver for Says {
+    fn resolve(&self, query: &KeyQuery<'_>) -> Result<kest_crypto::VerifyingKey, CryptoError> {
+        Err((self.0)(query.principal))
+    }
+}
+
 fn refreshed(sources: &KeySources) -> bool {
     let mut future = sources.refresh();
     match future
@@ -436,6 +445,16 @@ fn key_sources_report_the_most_telling_error_and_refresh_all() {
     assert!(matches!(
         sources.candidates(&query("w", None)),
         Ok(keys) if keys == vec![known.verifying_key().clone()]
+    ));
+    // A later telling error never replaces an earlier one.
+    let ambiguous = Says(|principal| CryptoError::AmbiguousKey {
+        principal: principal.to_owned(),
+        count: 9,
+    });
+    let sources = KeySources::new().with(knows_w()).with(ambiguous);
+    assert!(matches!(
+        sources.candidates(&query("w", Some(&stranger))),
+        Err(CryptoError::UnknownKeyId { .. })
     ));
     // Refreshing asks every source; any change is reported.
     let sources = KeySources::new()
