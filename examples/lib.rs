@@ -7,5 +7,8 @@
 #[cfg(feature = "multi-hop")]
 pub mod hops;
 
+#[cfg(feature = "mcp")]
+pub mod mcp;
+
 #[cfg(feature = "chaos")]
 pub mod drive;

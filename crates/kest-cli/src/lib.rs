@@ -150,6 +150,9 @@ pub enum Command {
     /// Evaluate policies with the in-process engines.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Put Kest in front of Model Context Protocol servers.
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Show the workload identity this environment signs as: the provider detected (SPIFFE
     /// socket, Bedrock agent, AWS KMS key, OIDC token, or a local key), the workload id,
     /// the algorithm, the key id and the public JWK.
@@ -167,6 +170,35 @@ pub enum Command {
     Help {
         /// The subcommand to describe, and its own subcommand (`kest help policy eval`).
         #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+}
+
+/// `kest mcp` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Front an MCP server over stdio: start COMMAND, speak MCP to it on its stdin and
+    /// stdout, and to the client on this process's. Every tools/call, resources/read and
+    /// prompts/get is decided by policy before it reaches the server and recorded as a
+    /// signed entry after it answers; the session's passport goes back in the result's
+    /// _meta.baggage. A refused call is a JSON-RPC error and never reaches the server.
+    /// Everything else passes unchanged.
+    ///
+    /// The configuration is a Kest TOML file: [identity], [policy] and [ingress] as for
+    /// any service, plus [mcp] (server, unlisted = "deny" | "guard", max_message_bytes)
+    /// and [mcp.tools.NAME] (policy, origin, added_taints, removed_taints,
+    /// trust_override, classification). Exits 2 when the configuration or a policy cannot
+    /// be used, or COMMAND cannot be started; otherwise with 0 when the server exits.
+    Proxy {
+        /// The Kest TOML configuration.
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        /// Rewrite FILE (atomically) after every recorded call with the session's
+        /// passport as JSON, the list of JWS `kest verify` reads.
+        #[arg(long, value_name = "FILE")]
+        passport_out: Option<String>,
+        /// The server to start, and its arguments (after `--`).
+        #[arg(value_name = "COMMAND", required = true, last = true)]
         command: Vec<String>,
     },
 }
@@ -281,6 +313,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }),
         Command::Policy(PolicyCommand::Test { dir }) => commands::policy::test(&dir),
         Command::Whoami { json } => commands::whoami::run(json),
+        Command::Mcp(McpCommand::Proxy {
+            config,
+            passport_out,
+            command,
+        }) => commands::mcp::proxy(&config, passport_out.as_deref(), &command),
         Command::Append(args) => commands::append::run(&args),
         Command::Help { command } => help(&command),
     }

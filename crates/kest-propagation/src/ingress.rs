@@ -178,6 +178,21 @@ impl Ingress {
         }
     }
 
+    /// The same ingress, trusting the keys of `also` besides its own (a service's own
+    /// key, say, so that lineage it signed earlier and gets back verifies). The sources
+    /// are united as [`kest_crypto::KeySources`] does: neither can shadow the other.
+    /// Unchanged when not verifying.
+    #[must_use]
+    pub fn also_trusting(mut self, also: impl KeyResolver + 'static) -> Self {
+        if let Mode::Verify { keys, .. } = &mut self.mode {
+            let united = kest_crypto::KeySources::new()
+                .with(Arc::clone(keys))
+                .with(also);
+            *keys = Arc::new(united);
+        }
+        self
+    }
+
     /// What a request without a passport means ([`Boundary::default`]: an edge at
     /// `user_input`).
     #[must_use]

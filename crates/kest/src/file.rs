@@ -61,6 +61,10 @@ pub(crate) struct FileConfig {
     propagation: PropagationSection,
     #[serde(default)]
     ingress: IngressSection,
+    /// `[mcp]`: read by `kest-mcp` (the MCP boundary and `kest mcp proxy`), which checks
+    /// it against its own schema; the runtime itself has no use for it.
+    #[serde(default, rename = "mcp")]
+    _mcp: Option<toml::Table>,
     #[serde(skip)]
     base: PathBuf,
 }

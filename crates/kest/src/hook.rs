@@ -152,6 +152,18 @@ pub struct Values {
     resource_id: Option<String>,
     resource_attributes: Map<String, Value>,
     input_hash: Option<Sha256Digest>,
+    /// Caller-supplied values at the top level of the evaluation context.
+    context: Vec<(String, Value)>,
+    /// Labels written into the signed entry.
+    labels: Vec<(String, String)>,
+}
+
+/// Label names the hook writes itself: a caller's [`Values::label`] may not use them.
+const RESERVED_LABELS: [&str; 5] = ["principal", "trace_id", "user", "agent", "task"];
+
+/// Whether `name` is a label the hook (or the wire format) owns.
+fn is_reserved_label(name: &str) -> bool {
+    RESERVED_LABELS.contains(&name) || name.starts_with("kest.")
 }
 
 impl std::fmt::Debug for Values {
@@ -166,6 +178,14 @@ impl std::fmt::Debug for Values {
                 &self.resource_attributes.keys().collect::<Vec<_>>(),
             )
             .field("input_hash", &self.input_hash.map(|h| h.to_hex()))
+            .field(
+                "context",
+                &self.context.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field(
+                "labels",
+                &self.labels.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -221,9 +241,40 @@ impl Values {
         }
     }
 
+    /// A caller-supplied value at the top level of the evaluation context
+    /// (`context.<key>` in Cedar, `input.<key>` in Rego). A key the context already has
+    /// (`subject`, `trust_score`, ...) refuses the call before it runs.
+    pub fn context(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.context.push((key.into(), value.into()));
+        self
+    }
+
+    /// A label written into the signed entry (`labels.<name>`), such as where a request
+    /// came from. Kest's own labels (`principal`, `trace_id`, `user`, `agent`, `task` and
+    /// every `kest.*`) cannot be set this way: the call is refused before it runs.
+    pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.push((name.into(), value.into()));
+        self
+    }
+
     fn or(self, defaults: &Self) -> Self {
         let mut attributes = defaults.resource_attributes.clone();
         attributes.extend(self.resource_attributes);
+        // The call's own values win over the call site's defaults, key by key.
+        let mut context: Vec<(String, Value)> = defaults
+            .context
+            .iter()
+            .filter(|(key, _)| !self.context.iter().any(|(own, _)| own == key))
+            .cloned()
+            .collect();
+        context.extend(self.context);
+        let mut labels: Vec<(String, String)> = defaults
+            .labels
+            .iter()
+            .filter(|(name, _)| !self.labels.iter().any(|(own, _)| own == name))
+            .cloned()
+            .collect();
+        labels.extend(self.labels);
         Self {
             user: self.user.or_else(|| defaults.user.clone()),
             agent: self.agent.or_else(|| defaults.agent.clone()),
@@ -231,6 +282,8 @@ impl Values {
             resource_id: self.resource_id.or_else(|| defaults.resource_id.clone()),
             resource_attributes: attributes,
             input_hash: self.input_hash.or(defaults.input_hash),
+            context,
+            labels,
         }
     }
 }
@@ -284,6 +337,8 @@ struct Authorized {
     caller: Caller,
     outcome: TierOutcome,
     input_hash: Option<Sha256Digest>,
+    /// The caller's labels for the entry.
+    labels: Vec<(String, String)>,
     /// The hook's time authorizing, and the engine that decided (for the metrics).
     authorized_in: std::time::Duration,
     engine: &'static str,
@@ -498,7 +553,18 @@ impl Protected {
             Some(flow) => flow,
             None => self.flow_from_baggage().await?,
         };
-        let values = values.or(&call.defaults);
+        let mut values = values.or(&call.defaults);
+        if let Some((name, _)) = values
+            .labels
+            .iter()
+            .find(|(name, _)| is_reserved_label(name))
+        {
+            return Err(KestError::InvalidValue {
+                key: "Values::label",
+                value: kest_canon::escape_untrusted(name, 80),
+                reason: "is a label Kest writes itself (principal, trace_id, user, agent, task, kest.*)",
+            });
+        }
         let ambient = flow.caller();
         let caller = ambient.overridden_by(&Caller {
             user: values.user.clone(),
@@ -558,6 +624,9 @@ impl Protected {
         if let Some(jwt) = &caller.jwt {
             context = context.jwt(jwt.clone());
         }
+        for (key, value) in std::mem::take(&mut values.context) {
+            context = context.value(key, value);
+        }
         let context = context.build()?;
         match self.tiers.evaluate(engine.as_ref(), &context).await {
             Ok(outcome) => Ok(Authorized {
@@ -569,6 +638,7 @@ impl Protected {
                 caller,
                 outcome,
                 input_hash: values.input_hash,
+                labels: values.labels,
                 authorized_in: started.elapsed(),
                 engine: engine.name(),
             }),
@@ -647,6 +717,7 @@ impl Protected {
             caller,
             outcome,
             input_hash,
+            labels,
             authorized_in,
             engine,
         } = authorized;
@@ -669,6 +740,9 @@ impl Protected {
             .removed_taints(call.removed_taints.iter().cloned())
             .policy_context(outcome.policy_context)
             .entry_id(entry_id);
+        for (name, value) in labels {
+            builder = builder.label(name, value);
+        }
         if let Some(score) = self.trust_override {
             builder = builder.trust_override(score);
         }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod canon;
 pub mod inspect;
 pub mod keygen;
+pub mod mcp;
 pub mod policy;
 pub mod tree;
 pub mod verify;

@@ -1,0 +1,101 @@
+//! `kest mcp proxy`: the hook in front of an MCP server over stdio.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use kest_mcp::{McpConfig, McpGuard, Proxy};
+
+use crate::error::CliError;
+
+/// Runs the proxy until the server exits (or the client closes and the server then
+/// exits).
+///
+/// # Errors
+/// [`CliError::Input`] (exit 2) when the configuration or a policy cannot be used or the
+/// server cannot be started; [`CliError::Failed`] when the relay itself fails.
+pub fn proxy(config: &str, passport_out: Option<&str>, command: &[String]) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| CliError::Failed(format!("cannot start the async runtime: {error}")))?;
+    runtime.block_on(run(Path::new(config), passport_out, command))
+}
+
+async fn run(
+    config: &Path,
+    passport_out: Option<&str>,
+    command: &[String],
+) -> Result<(), CliError> {
+    let shown = |error: &dyn std::error::Error| kest_canon::neutralize(&chain(error)).into_owned();
+    let kest = kest::Kest::from_toml_file(config)
+        .await
+        .map_err(|error| CliError::input(shown(&error)))?;
+    let rules =
+        McpConfig::from_toml_file(config).map_err(|error| CliError::input(shown(&error)))?;
+    let guard = McpGuard::new(kest, rules)
+        .await
+        .map_err(|error| CliError::input(shown(&error)))?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| CliError::input("no server command after `--`"))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| {
+            CliError::input(format!(
+                "cannot start `{}`: {error}",
+                kest_canon::escape_untrusted(program, 200)
+            ))
+        })?;
+    let (Some(to_server), Some(from_server)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(CliError::Failed(
+            "the server's stdio is not piped".to_owned(),
+        ));
+    };
+    let mut proxy = Proxy::new(guard);
+    if let Some(path) = passport_out {
+        proxy = proxy.passport_out(path);
+    }
+    let relayed = proxy
+        .run(
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            from_server,
+            to_server,
+        )
+        .await;
+    // The server has had its stdin closed; give it a moment to finish, then stop it.
+    if tokio::time::timeout(std::time::Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+    let report = relayed.map_err(|error| CliError::Failed(shown(&error)))?;
+    tracing::info!(
+        recorded = report.recorded,
+        refused = report.refused,
+        "kest mcp proxy: session over"
+    );
+    Ok(())
+}
+
+/// An error and its causes on one line, each said once.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}

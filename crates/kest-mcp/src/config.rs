@@ -1,0 +1,363 @@
+//! What each tool, resource read and prompt means to Kest: the `[mcp]` table.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::McpError;
+
+/// How a tool call, a resource read or a prompt is guarded: which policies decide it,
+/// where its output comes from, and what it does to taints and trust.
+///
+/// ```
+/// use kest_mcp::Rule;
+///
+/// let fetch = Rule::new().origin("internet").added_taints(["untrusted_content"]);
+/// let summarize = Rule::new().removed_taints(["untrusted_content"]).trust_override(70);
+/// assert_eq!(fetch.policies_for("fetch_page"), vec!["fetch_page".to_owned()]);
+/// assert_eq!(summarize.policies_for("summarize"), vec!["summarize".to_owned()]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[must_use]
+pub struct Rule {
+    /// The policies that decide the call (default: one named after the tool).
+    #[serde(default, deserialize_with = "one_or_many")]
+    policy: Vec<String>,
+    /// Where the output comes from, an origin of the trust map (default `internal`).
+    origin: Option<String>,
+    /// Taints the output carries.
+    #[serde(default)]
+    added_taints: Vec<String>,
+    /// Taints the tool clears: a declared sanitizer.
+    #[serde(default)]
+    removed_taints: Vec<String>,
+    /// The trust the output is given, whatever came before (a sanitizer).
+    trust_override: Option<u8>,
+    /// The data classification (`system` by default).
+    classification: Option<String>,
+}
+
+impl Rule {
+    /// Decided by the policy named after the tool; origin `internal`; no taints.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a policy that decides the call (every one must allow).
+    pub fn policy(mut self, policy: impl Into<String>) -> Self {
+        self.policy.push(policy.into());
+        self
+    }
+
+    /// Where the output comes from.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Taints the output carries.
+    pub fn added_taints<T: Into<String>>(mut self, taints: impl IntoIterator<Item = T>) -> Self {
+        self.added_taints.extend(taints.into_iter().map(Into::into));
+        self
+    }
+
+    /// Taints the tool clears (a sanitizer). Recorded in the signed entry.
+    pub fn removed_taints<T: Into<String>>(mut self, taints: impl IntoIterator<Item = T>) -> Self {
+        self.removed_taints
+            .extend(taints.into_iter().map(Into::into));
+        self
+    }
+
+    /// The trust the output is given (0..=100), recorded in the signed entry.
+    pub const fn trust_override(mut self, score: u8) -> Self {
+        self.trust_override = Some(score);
+        self
+    }
+
+    /// The data classification.
+    pub fn classification(mut self, classification: impl Into<String>) -> Self {
+        self.classification = Some(classification.into());
+        self
+    }
+
+    /// The policies that decide a call named `name` under this rule.
+    #[must_use]
+    pub fn policies_for(&self, name: &str) -> Vec<String> {
+        if self.policy.is_empty() {
+            vec![name.to_owned()]
+        } else {
+            self.policy.clone()
+        }
+    }
+
+    /// The hook's call for an operation named `operation`, decided by the policies for
+    /// `name`.
+    pub(crate) fn call(&self, operation: &str, name: &str) -> kest::Call {
+        let mut call = kest::Call::new(operation)
+            .policies(self.policies_for(name))
+            .added_taints(self.added_taints.iter().cloned())
+            .removed_taints(self.removed_taints.iter().cloned());
+        if let Some(origin) = &self.origin {
+            call = call.origin(origin.clone());
+        }
+        if let Some(score) = self.trust_override {
+            call = call.trust_override(score);
+        }
+        if let Some(classification) = &self.classification {
+            call = call.classification(classification.clone());
+        }
+        call
+    }
+}
+
+/// What happens to a tool the configuration does not list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlisted {
+    /// Refused before it reaches the server (the default).
+    #[default]
+    Deny,
+    /// Decided by the policy named after the tool, recorded like a listed one with
+    /// origin `internal` and no taints.
+    Guard,
+}
+
+/// The `[mcp]` table: the server's name in policies, the rules per tool, and what
+/// unlisted tools get.
+///
+/// ```
+/// use kest_mcp::{McpConfig, Rule, Unlisted};
+///
+/// let config = McpConfig::from_toml_str(r#"
+///     [mcp]
+///     server = "mail"
+///     unlisted = "deny"
+///
+///     [mcp.tools.fetch_page]
+///     origin = "internet"
+///     added_taints = ["untrusted_content"]
+///
+///     [mcp.tools.send_email]
+///     policy = "send_email"
+/// "#)?;
+/// assert_eq!(config.server(), Some("mail"));
+/// assert_eq!(config.unlisted(), Unlisted::Deny);
+/// assert!(config.tool("fetch_page").is_some());
+/// assert!(config.tool("delete_everything").is_none());
+/// # Ok::<(), kest_mcp::McpError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[must_use]
+pub struct McpConfig {
+    /// The server's name, as policies see it (`tool.server`). Default: the name the
+    /// server gives in `initialize`, or the command's.
+    server: Option<String>,
+    /// What tools not under `[mcp.tools]` get.
+    #[serde(default)]
+    unlisted: Unlisted,
+    /// The rule for each tool by name.
+    #[serde(default)]
+    tools: BTreeMap<String, Rule>,
+    /// `resources/read`: governed by this rule, or as an unlisted tool when absent.
+    resources: Option<Rule>,
+    /// `prompts/get`: as `resources`.
+    prompts: Option<Rule>,
+    /// The largest JSON-RPC message the proxy reads, in bytes (default 16 MiB).
+    max_message_bytes: Option<usize>,
+}
+
+/// The largest message the proxy reads unless configured.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct File {
+    #[serde(default)]
+    mcp: Option<McpConfig>,
+}
+
+impl McpConfig {
+    /// No tool listed; unlisted tools refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the `[mcp]` table of a Kest TOML file (the rest is the runtime's,
+    /// [`kest::Kest::from_toml_file`]). A file without one lists no tool.
+    ///
+    /// # Errors
+    /// [`McpError::Config`] when the file cannot be read or the table has unknown keys or
+    /// values of the wrong type.
+    pub fn from_toml_file(path: &Path) -> Result<Self, McpError> {
+        let text = std::fs::read_to_string(path).map_err(|error| McpError::Config {
+            origin: path.display().to_string(),
+            reason: error.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// As [`McpConfig::from_toml_file`], from the text.
+    ///
+    /// # Errors
+    /// As [`McpConfig::from_toml_file`].
+    pub fn from_toml_str(text: &str) -> Result<Self, McpError> {
+        Self::parse(text, "TOML text")
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Self, McpError> {
+        // The rest of the file is the runtime's, checked there; only `[mcp]` is read here.
+        let table: toml::Table = toml::from_str(text).map_err(|error| McpError::Config {
+            origin: origin.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let mcp = table
+            .get("mcp")
+            .cloned()
+            .map(|value| {
+                let mut only = toml::Table::new();
+                only.insert("mcp".to_owned(), value);
+                only
+            })
+            .unwrap_or_default();
+        let file: File = mcp
+            .try_into()
+            .map_err(|error: toml::de::Error| McpError::Config {
+                origin: origin.to_owned(),
+                reason: format!("[mcp]: {error}"),
+            })?;
+        Ok(file.mcp.unwrap_or_default())
+    }
+
+    /// Names the server in policies (`tool.server`).
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server = Some(name.into());
+        self
+    }
+
+    /// Lists `name` with its rule.
+    pub fn with_tool(mut self, name: impl Into<String>, rule: Rule) -> Self {
+        self.tools.insert(name.into(), rule);
+        self
+    }
+
+    /// What unlisted tools get.
+    pub const fn with_unlisted(mut self, unlisted: Unlisted) -> Self {
+        self.unlisted = unlisted;
+        self
+    }
+
+    /// The rule for `resources/read`.
+    pub fn with_resources(mut self, rule: Rule) -> Self {
+        self.resources = Some(rule);
+        self
+    }
+
+    /// The rule for `prompts/get`.
+    pub fn with_prompts(mut self, rule: Rule) -> Self {
+        self.prompts = Some(rule);
+        self
+    }
+
+    /// The configured server name.
+    #[must_use]
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
+    /// What unlisted tools get.
+    #[must_use]
+    pub const fn unlisted(&self) -> Unlisted {
+        self.unlisted
+    }
+
+    /// The rule of a listed tool.
+    #[must_use]
+    pub fn tool(&self, name: &str) -> Option<&Rule> {
+        self.tools.get(name)
+    }
+
+    /// Every listed tool's name.
+    pub fn tool_names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+
+    /// The rule for `resources/read`, if any.
+    #[must_use]
+    pub const fn resources(&self) -> Option<&Rule> {
+        self.resources.as_ref()
+    }
+
+    /// The rule for `prompts/get`, if any.
+    #[must_use]
+    pub const fn prompts(&self) -> Option<&Rule> {
+        self.prompts.as_ref()
+    }
+
+    /// The largest JSON-RPC message the proxy reads.
+    #[must_use]
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+}
+
+/// `policy = "name"` or `policy = ["a", "b"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn the_table_reads_every_setting_and_refuses_unknown_keys() {
+        let config = McpConfig::from_toml_str(
+            r#"
+            service_name = "proxy"
+            [identity]
+            provider = "local"
+            [mcp]
+            unlisted = "guard"
+            max_message_bytes = 1024
+            [mcp.tools.summarize]
+            policy = ["summarize", "sanitizers"]
+            removed_taints = ["untrusted_content"]
+            trust_override = 70
+            classification = "internal"
+            [mcp.resources]
+            origin = "verified_rag"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.unlisted(), Unlisted::Guard);
+        assert_eq!(config.max_message_bytes(), 1024);
+        let rule = config.tool("summarize").unwrap();
+        assert_eq!(rule.policies_for("summarize"), ["summarize", "sanitizers"]);
+        assert_eq!(rule.trust_override, Some(70));
+        assert_eq!(
+            config.resources().unwrap().origin.as_deref(),
+            Some("verified_rag")
+        );
+        assert!(config.prompts().is_none());
+
+        let typo = McpConfig::from_toml_str("[mcp.tools.x]\norgin = \"internet\"").unwrap_err();
+        assert!(typo.to_string().contains("orgin"), "{typo}");
+        let bad_mode = McpConfig::from_toml_str("[mcp]\nunlisted = \"allow\"").unwrap_err();
+        assert!(bad_mode.to_string().contains("allow"), "{bad_mode}");
+        let too_high = McpConfig::from_toml_str("[mcp.tools.x]\ntrust_override = 300");
+        assert!(too_high.is_err());
+        assert_eq!(McpConfig::from_toml_str("").unwrap(), McpConfig::new());
+    }
+}

@@ -1,0 +1,608 @@
+//! `kest mcp proxy`: the hook in front of an MCP server nobody can change, over stdio.
+//!
+//! The proxy relays newline-delimited JSON-RPC between the client and the server. It
+//! reads every message the client sends; `tools/call`, `resources/read` and `prompts/get`
+//! go through the hook (decided before they are forwarded, recorded when the server's
+//! answer comes back, the passport added to the result's `_meta.baggage`). Every other
+//! message (initialize, lists, notifications, cancellation, progress, errors, the
+//! server's own requests) is forwarded byte for byte.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{INVALID_REQUEST, McpError, PARSE_ERROR, RpcError};
+use crate::guard::{CallError, Kind, McpGuard, Request, Session};
+use crate::json::parse_strict;
+
+/// Messages queued for one peer before the sender waits.
+const QUEUE: usize = 256;
+/// Pages of `tools/list` read when checking the configuration against the server.
+const MAX_LIST_PAGES: usize = 100;
+
+/// What a proxy run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyReport {
+    /// Calls that ran and were recorded.
+    pub recorded: usize,
+    /// Calls refused before they reached the server.
+    pub refused: usize,
+}
+
+/// The stdio proxy: one client, one server, one session.
+///
+/// ```no_run
+/// use kest_mcp::{McpConfig, McpGuard, Proxy};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::path::Path::new("kest.toml");
+/// let kest = kest::Kest::from_toml_file(path).await?;
+/// let guard = McpGuard::new(kest, McpConfig::from_toml_file(path)?).await?;
+/// let mut child = tokio::process::Command::new("python3")
+///     .args(["server.py"])
+///     .stdin(std::process::Stdio::piped())
+///     .stdout(std::process::Stdio::piped())
+///     .spawn()?;
+/// let (to_server, from_server) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+/// let report = Proxy::new(guard)
+///     .passport_out("passport.json")
+///     .run(tokio::io::stdin(), tokio::io::stdout(), from_server, to_server)
+///     .await?;
+/// eprintln!("{} recorded, {} refused", report.recorded, report.refused);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Proxy {
+    guard: McpGuard,
+    passport_out: Option<PathBuf>,
+}
+
+/// A guarded request waiting for the server's answer.
+type Waiting = oneshot::Sender<Value>;
+
+struct Shared {
+    session: Session,
+    to_client: mpsc::Sender<String>,
+    to_server: mpsc::Sender<String>,
+    /// Guarded and internal requests in flight, by their id's JSON text.
+    waiting: Mutex<HashMap<String, Waiting>>,
+    /// `initialize` requests in flight, whose answers name the server.
+    initializing: Mutex<Vec<String>>,
+    passport_out: Option<PathBuf>,
+    /// Serializes rewrites of the passport file.
+    file: tokio::sync::Mutex<()>,
+    report: Mutex<ProxyReport>,
+    /// The prefix of the proxy's own request ids.
+    own_ids: String,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Proxy {
+    /// A proxy for a new session of `guard`.
+    #[must_use]
+    pub const fn new(guard: McpGuard) -> Self {
+        Self {
+            guard,
+            passport_out: None,
+        }
+    }
+
+    /// Rewrites `path` (atomically: a temporary file, then a rename) after every recorded
+    /// call, with the session's passport as JSON, the list of JWS `kest verify` reads.
+    #[must_use]
+    pub fn passport_out(mut self, path: impl Into<PathBuf>) -> Self {
+        self.passport_out = Some(path.into());
+        self
+    }
+
+    /// Relays until either side closes: the client's messages from `client_in` to the
+    /// server's `server_out` (its stdin), the server's from `server_in` (its stdout) to
+    /// `client_out`.
+    ///
+    /// # Errors
+    /// [`McpError::Io`] when a side cannot be read or written.
+    pub async fn run<CI, CO, SI, SO>(
+        self,
+        client_in: CI,
+        client_out: CO,
+        server_in: SI,
+        server_out: SO,
+    ) -> Result<ProxyReport, McpError>
+    where
+        CI: AsyncRead + Unpin + Send + 'static,
+        CO: AsyncWrite + Unpin + Send + 'static,
+        SI: AsyncRead + Unpin + Send + 'static,
+        SO: AsyncWrite + Unpin + Send + 'static,
+    {
+        let max = self.guard.config().max_message_bytes();
+        let (to_client, client_queue) = mpsc::channel(QUEUE);
+        let (to_server, server_queue) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared {
+            session: self.guard.session(),
+            to_client,
+            to_server,
+            waiting: Mutex::new(HashMap::new()),
+            initializing: Mutex::new(Vec::new()),
+            passport_out: self.passport_out,
+            file: tokio::sync::Mutex::new(()),
+            report: Mutex::new(ProxyReport::default()),
+            own_ids: format!("kest-proxy:{}:", uuid::Uuid::new_v4()),
+        });
+        let stop_server = Arc::new(tokio::sync::Notify::new());
+        let client_writer = tokio::spawn(write_lines(client_queue, client_out, "the client", None));
+        let server_writer = tokio::spawn(write_lines(
+            server_queue,
+            server_out,
+            "the server",
+            Some(Arc::clone(&stop_server)),
+        ));
+        let mut from_server = tokio::spawn(from_server(
+            Arc::clone(&shared),
+            BufReader::new(server_in),
+            max,
+        ));
+        let from_client = from_client(Arc::clone(&shared), BufReader::new(client_in), max);
+        tokio::pin!(from_client);
+        // The proxy lives as long as the server. When the client closes, the server's
+        // stdin is closed and it finishes what it has; when the server exits, the proxy
+        // stops reading the client.
+        let (client_result, server_result) = tokio::select! {
+            result = &mut from_client => {
+                stop_server.notify_one();
+                (Some(result), (&mut from_server).await)
+            }
+            result = &mut from_server => {
+                stop_server.notify_one();
+                (None, result)
+            }
+        };
+        let report = *lock(&shared.report);
+        drop(shared);
+        let _ = server_writer.await;
+        // What is queued for the client is written; calls still waiting have ended.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), client_writer).await;
+        if let Some(Err(error)) = client_result {
+            return Err(error);
+        }
+        match server_result {
+            Ok(Err(error)) => Err(error),
+            _ => Ok(report),
+        }
+    }
+}
+
+/// Writes each queued message as one line.
+async fn write_lines<W: AsyncWrite + Unpin>(
+    mut queue: mpsc::Receiver<String>,
+    mut out: W,
+    peer: &'static str,
+    stop: Option<Arc<tokio::sync::Notify>>,
+) -> Result<(), McpError> {
+    loop {
+        let next = match &stop {
+            Some(stop) => tokio::select! {
+                biased;
+                line = queue.recv() => line,
+                () = stop.notified() => None,
+            },
+            None => queue.recv().await,
+        };
+        let Some(line) = next else {
+            break;
+        };
+        let io = |source| McpError::Io {
+            what: format!("writing to {peer}"),
+            source,
+        };
+        out.write_all(line.as_bytes()).await.map_err(io)?;
+        out.write_all(b"\n").await.map_err(io)?;
+        out.flush().await.map_err(io)?;
+    }
+    let _ = out.shutdown().await;
+    Ok(())
+}
+
+/// One line of at most `max` bytes, without its newline; `Ok(None)` at the end.
+/// A longer line is read to its end and reported as `Err(len)`, never held whole.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    peer: &'static str,
+) -> Result<Option<Result<String, usize>>, McpError> {
+    let mut line = Vec::new();
+    let mut total = 0_usize;
+    let mut overflow = false;
+    loop {
+        let chunk = reader.fill_buf().await.map_err(|source| McpError::Io {
+            what: format!("reading from {peer}"),
+            source,
+        })?;
+        if chunk.is_empty() {
+            if total == 0 {
+                return Ok(None);
+            }
+            break;
+        }
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(end) => (chunk.get(..end).unwrap_or_default(), Some(end + 1)),
+            None => (chunk, None),
+        };
+        total = total.saturating_add(part.len());
+        if total > max {
+            overflow = true;
+            line.clear();
+        } else if !overflow {
+            line.extend_from_slice(part);
+        }
+        let used = done.unwrap_or(chunk.len());
+        reader.consume(used);
+        if done.is_some() {
+            break;
+        }
+    }
+    if overflow {
+        return Ok(Some(Err(total)));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    Ok(Some(
+        String::from_utf8(line).map_err(|error| error.into_bytes().len()),
+    ))
+}
+
+/// Reads the client's messages and routes each.
+async fn from_client<R: AsyncBufRead + Unpin>(
+    shared: Arc<Shared>,
+    mut reader: R,
+    max: usize,
+) -> Result<(), McpError> {
+    while let Some(line) = read_line(&mut reader, max, "the client").await? {
+        let text = match line {
+            Ok(text) => text,
+            Err(len) => {
+                let error = rpc(
+                    INVALID_REQUEST,
+                    &format!(
+                        "kest: a message of {len} bytes is not UTF-8 or exceeds the limit of {max} bytes"
+                    ),
+                );
+                send(&shared.to_client, error.response(&Value::Null)).await;
+                continue;
+            }
+        };
+        if text.trim().is_empty() {
+            continue;
+        }
+        let message = match parse_strict(&text) {
+            Ok(message) => message,
+            Err(error) => {
+                let error = rpc(
+                    PARSE_ERROR,
+                    &format!("kest: the message is not JSON the proxy accepts: {error}"),
+                );
+                send(&shared.to_client, error.response(&Value::Null)).await;
+                continue;
+            }
+        };
+        let Value::Object(object) = &message else {
+            // A batch could hide a tools/call from the guard: refused whole.
+            let error = rpc(
+                INVALID_REQUEST,
+                "kest: the proxy takes one JSON-RPC message per line; batches are refused",
+            );
+            send(&shared.to_client, error.response(&Value::Null)).await;
+            continue;
+        };
+        let method = object.get("method").and_then(Value::as_str);
+        let id = object.get("id");
+        match (method, id) {
+            (Some(method), Some(id)) => {
+                if let Some(kind) = Kind::of_method(method) {
+                    let shared = Arc::clone(&shared);
+                    let (id, object) = (id.clone(), object.clone());
+                    tokio::spawn(async move { guarded(shared, kind, id, object, text).await });
+                    continue;
+                }
+                if method == "initialize" {
+                    if let Some(info) = object.get("params").and_then(|p| p.get("clientInfo")) {
+                        shared.session.client_said(info);
+                    }
+                    lock(&shared.initializing).push(id.to_string());
+                }
+                forward(&shared.to_server, text).await?;
+            }
+            (Some(method), None) => {
+                if method == "notifications/cancelled" {
+                    let request = object
+                        .get("params")
+                        .and_then(|params| params.get("requestId"))
+                        .map(Value::to_string);
+                    if let Some(request) = request {
+                        // The waiting call ends unrecorded; the server answers nothing.
+                        lock(&shared.waiting).remove(&request);
+                    }
+                }
+                let initialized = method == "notifications/initialized";
+                forward(&shared.to_server, text).await?;
+                if initialized {
+                    tokio::spawn(check_tools(Arc::clone(&shared)));
+                }
+            }
+            // Answers to the server's own requests, and anything else: unchanged.
+            _ => forward(&shared.to_server, text).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Reads the server's messages: answers to guarded requests go back through the hook,
+/// everything else to the client unchanged.
+async fn from_server<R: AsyncBufRead + Unpin>(
+    shared: Arc<Shared>,
+    mut reader: R,
+    max: usize,
+) -> Result<(), McpError> {
+    while let Some(line) = read_line(&mut reader, max, "the server").await? {
+        let Ok(text) = line else {
+            tracing::error!(
+                max,
+                "kest-mcp: the server sent a message over the size limit or not UTF-8; dropped"
+            );
+            continue;
+        };
+        let answer = parse_strict(&text).ok().and_then(|message| {
+            let is_answer = message.get("method").is_none()
+                && (message.get("result").is_some() || message.get("error").is_some());
+            let id = message.get("id").map(Value::to_string)?;
+            is_answer.then_some((id, message))
+        });
+        if let Some((id, message)) = answer {
+            let waiting = lock(&shared.waiting).remove(&id);
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(message);
+                continue;
+            }
+            let initializing = {
+                let mut pending = lock(&shared.initializing);
+                let found = pending.iter().position(|pending| *pending == id);
+                found.map(|at| pending.swap_remove(at)).is_some()
+            };
+            if initializing
+                && let Some(name) = message
+                    .get("result")
+                    .and_then(|r| r.get("serverInfo"))
+                    .and_then(|info| info.get("name"))
+                    .and_then(Value::as_str)
+            {
+                shared.session.server_said(name);
+            }
+        }
+        if shared.to_client.send(text).await.is_err() {
+            break;
+        }
+    }
+    // The server is gone: every call still waiting ends unrecorded.
+    lock(&shared.waiting).clear();
+    Ok(())
+}
+
+/// The server's answer to a guarded request, or why there is none.
+#[derive(Debug)]
+enum Answer {
+    Error(Value),
+    Cancelled,
+}
+
+/// One guarded request: the hook, the server as the operation, the answer with lineage.
+async fn guarded(
+    shared: Arc<Shared>,
+    kind: Kind,
+    id: Value,
+    object: Map<String, Value>,
+    text: String,
+) {
+    let response = match guarded_answer(&shared, kind, &id, &object, text).await {
+        Ok(Some(response)) => response,
+        Ok(None) => return,
+        Err(error) => {
+            if error.is_refused() {
+                lock(&shared.report).refused += 1;
+            }
+            error.log(kind);
+            error.to_rpc_error().response(&id)
+        }
+    };
+    send(&shared.to_client, response).await;
+}
+
+async fn guarded_answer(
+    shared: &Arc<Shared>,
+    kind: Kind,
+    id: &Value,
+    object: &Map<String, Value>,
+    text: String,
+) -> Result<Option<Value>, McpError> {
+    let params = object.get("params").and_then(Value::as_object);
+    let name_member = if kind == Kind::Resource {
+        "uri"
+    } else {
+        "name"
+    };
+    let invalid = |reason: &str| McpError::Meta {
+        method: kind.method(),
+        target: String::new(),
+        reason: reason.to_owned(),
+    };
+    let name = params
+        .and_then(|params| params.get(name_member))
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(&format!("params.{name_member} is missing or not a string")))?;
+    let arguments = match params.and_then(|params| params.get("arguments")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(arguments)) => Some(arguments),
+        Some(_) => return Err(invalid("params.arguments is not an object")),
+    };
+    let baggage = match params
+        .and_then(|params| params.get("_meta"))
+        .map(|meta| meta.get("baggage"))
+    {
+        None | Some(None) => None,
+        Some(Some(Value::String(baggage))) => Some(baggage.as_str()),
+        Some(Some(_)) => return Err(invalid("it is not a string")),
+    };
+    let key = id.to_string();
+    let request = Request {
+        kind,
+        name,
+        arguments,
+        baggage,
+    };
+    let run = async {
+        let (answer, waiting) = oneshot::channel();
+        {
+            let mut table = lock(&shared.waiting);
+            if table.contains_key(&key) {
+                return Err(Answer::Error(
+                    rpc(
+                        INVALID_REQUEST,
+                        "kest: a request with this id is already in flight",
+                    )
+                    .response(id),
+                ));
+            }
+            table.insert(key.clone(), answer);
+        }
+        if shared.to_server.send(text).await.is_err() {
+            lock(&shared.waiting).remove(&key);
+            return Err(Answer::Cancelled);
+        }
+        let message = waiting.await.map_err(|_| Answer::Cancelled)?;
+        if message.get("error").is_some() {
+            return Err(Answer::Error(message));
+        }
+        Ok(message)
+    };
+    let hash = |message: &Value| kest::hash_serialized(&message.get("result"));
+    match shared.session.call(request, run, hash).await {
+        Ok(recorded) => {
+            let mut message = recorded.output;
+            let meta = message
+                .get_mut("result")
+                .and_then(Value::as_object_mut)
+                .map(|result| result.entry("_meta").or_insert_with(|| json!({})));
+            match meta.and_then(Value::as_object_mut) {
+                Some(meta) => {
+                    meta.insert("baggage".to_owned(), Value::String(recorded.baggage));
+                }
+                None => {
+                    return Err(McpError::ResultMeta {
+                        method: kind.method(),
+                        target: kest::canon::escape_untrusted(name, 120),
+                    });
+                }
+            }
+            lock(&shared.report).recorded += 1;
+            shared.write_passport().await;
+            Ok(Some(message))
+        }
+        Err(CallError::Kest(error)) => Err(error),
+        Err(CallError::Server(Answer::Error(message))) => Ok(Some(message)),
+        Err(CallError::Server(Answer::Cancelled)) => Ok(None),
+    }
+}
+
+impl Shared {
+    /// Rewrites the passport file with the session's passport, atomically.
+    async fn write_passport(&self) {
+        let Some(path) = &self.passport_out else {
+            return;
+        };
+        let _one_at_a_time = self.file.lock().await;
+        let json = self.session.passport().to_json();
+        let mut temporary = path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        let written = async {
+            tokio::fs::write(&temporary, json.as_bytes()).await?;
+            tokio::fs::rename(&temporary, path).await
+        }
+        .await;
+        if let Err(error) = written {
+            tracing::error!(path = %path.display(), error = %error, "kest-mcp: cannot write the passport file");
+        }
+    }
+}
+
+/// Lists the server's tools once the session is up, and warns about every configured
+/// tool it does not offer (a typo in `[mcp.tools]` would otherwise never match).
+async fn check_tools(shared: Arc<Shared>) {
+    let mut offered = Vec::new();
+    let mut cursor: Option<Value> = None;
+    for page in 0..MAX_LIST_PAGES {
+        let id = Value::String(format!("{}{page}", shared.own_ids));
+        let (answer, waiting) = oneshot::channel();
+        lock(&shared.waiting).insert(id.to_string(), answer);
+        let params = cursor
+            .take()
+            .map_or_else(|| json!({}), |cursor| json!({"cursor": cursor}));
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});
+        if shared.to_server.send(request.to_string()).await.is_err() {
+            return;
+        }
+        let Ok(message) = waiting.await else {
+            return;
+        };
+        let result = message.get("result");
+        if let Some(tools) = result
+            .and_then(|r| r.get("tools"))
+            .and_then(Value::as_array)
+        {
+            offered.extend(
+                tools
+                    .iter()
+                    .filter_map(|tool| tool.get("name").and_then(Value::as_str))
+                    .map(str::to_owned),
+            );
+        }
+        match result.and_then(|r| r.get("nextCursor")) {
+            Some(next) if !next.is_null() => cursor = Some(next.clone()),
+            _ => break,
+        }
+    }
+    for name in shared.session.guard().config().tool_names() {
+        if !offered.iter().any(|offered| offered == name) {
+            tracing::warn!(
+                tool = %kest::canon::Untrusted::new(name),
+                "kest-mcp: [mcp.tools] names a tool the server does not list"
+            );
+        }
+    }
+}
+
+fn rpc(code: i64, message: &str) -> RpcError {
+    RpcError {
+        code,
+        message: kest::canon::escape_untrusted(message, 1000),
+        data: Value::Null,
+    }
+}
+
+async fn send(queue: &mpsc::Sender<String>, message: Value) {
+    let _ = queue.send(message.to_string()).await;
+}
+
+async fn forward(queue: &mpsc::Sender<String>, text: String) -> Result<(), McpError> {
+    queue.send(text).await.map_err(|_| McpError::Io {
+        what: "forwarding to the server".to_owned(),
+        source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
+    })
+}
