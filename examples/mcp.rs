@@ -137,7 +137,6 @@ pub fn policy_dir() -> PathBuf {
 }
 
 /// The rules of the story: what each tool means to Kest.
-#[must_use]
 pub fn rules() -> McpConfig {
     McpConfig::new()
         .server_name("mail-tools")

@@ -27,8 +27,8 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = CedarEngine::builder()
-//!     .policy_source("fetch_page", "permit(principal, action, resource);")
-//!     .policy_source("send_email", r#"permit(principal, action, resource)
+//!     .policy_source("fetch_page", r#"permit(principal, action == Action::"fetch_page", resource);"#)
+//!     .policy_source("send_email", r#"permit(principal, action == Action::"send_email", resource)
 //!         when { context.subject.trust_score >= 50 && !context.subject.taints.contains("untrusted_content") };"#)
 //!     .build()?;
 //! let kest = Kest::builder()

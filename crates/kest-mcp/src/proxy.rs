@@ -21,6 +21,8 @@ use crate::json::parse_strict;
 
 /// Messages queued for one peer before the sender waits.
 const QUEUE: usize = 256;
+/// Guarded calls waiting for the server at once; more are refused until some end.
+const MAX_IN_FLIGHT: usize = 1024;
 /// Pages of `tools/list` read when checking the configuration against the server.
 const MAX_LIST_PAGES: usize = 100;
 
@@ -71,6 +73,9 @@ struct Shared {
     to_server: mpsc::Sender<String>,
     /// Guarded and internal requests in flight, by their id's JSON text.
     waiting: Mutex<HashMap<String, Waiting>>,
+    /// Guarded calls the client cancelled: still recorded if the server answers (the
+    /// tool ran), but the answer is not sent.
+    cancelled: Mutex<std::collections::HashSet<String>>,
     /// `initialize` requests in flight, whose answers name the server.
     initializing: Mutex<Vec<String>>,
     passport_out: Option<PathBuf>,
@@ -130,6 +135,7 @@ impl Proxy {
             to_client,
             to_server,
             waiting: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(std::collections::HashSet::new()),
             initializing: Mutex::new(Vec::new()),
             passport_out: self.passport_out,
             file: tokio::sync::Mutex::new(()),
@@ -326,9 +332,12 @@ async fn from_client<R: AsyncBufRead + Unpin>(
                         .get("params")
                         .and_then(|params| params.get("requestId"))
                         .map(Value::to_string);
-                    if let Some(request) = request {
-                        // The waiting call ends unrecorded; the server answers nothing.
-                        lock(&shared.waiting).remove(&request);
+                    if let Some(request) = request
+                        && lock(&shared.waiting).contains_key(&request)
+                    {
+                        // If the server still answers, the tool ran: the call is
+                        // recorded, and the answer withheld as the client asked.
+                        lock(&shared.cancelled).insert(request);
                     }
                 }
                 let initialized = method == "notifications/initialized";
@@ -410,7 +419,11 @@ async fn guarded(
     object: Map<String, Value>,
     text: String,
 ) {
-    let response = match guarded_answer(&shared, kind, &id, &object, text).await {
+    let answer = guarded_answer(&shared, kind, &id, &object, text).await;
+    if lock(&shared.cancelled).remove(&id.to_string()) {
+        return;
+    }
+    let response = match answer {
         Ok(Some(response)) => response,
         Ok(None) => return,
         Err(error) => {
@@ -478,6 +491,11 @@ async fn guarded_answer(
                     )
                     .response(id),
                 ));
+            }
+            if table.len() >= MAX_IN_FLIGHT {
+                let message =
+                    format!("kest: {MAX_IN_FLIGHT} calls are already waiting for the server");
+                return Err(Answer::Error(rpc(INVALID_REQUEST, &message).response(id)));
             }
             table.insert(key.clone(), answer);
         }
