@@ -11,13 +11,17 @@ use xshell::{Shell, cmd};
 
 use crate::util::{Result, ensure_venv, step, target_dir};
 
-/// The Python package the interop tests run against, and what the mixed deployment
-/// test's Python service runs on (FastAPI under uvicorn, claim checks in Redis), pinned.
+/// The Python package the interop tests run against, what the mixed deployment test's
+/// Python service runs on (FastAPI under uvicorn, claim checks in Redis), and the MCP
+/// SDK of the MCP tests, pinned.
 const PYTHON_PACKAGES: &[&str] = &[
     "kest==0.3.0.post1",
     "fastapi==0.165.0",
     "uvicorn==0.54.0",
     "redis==8.1.0",
+    // The official MCP SDK: its ClientSession and MCPServer on either side of
+    // `kest mcp proxy`.
+    "mcp==2.3.0",
 ];
 
 fn venv_dir(sh: &Shell) -> Result<PathBuf> {
@@ -34,7 +38,7 @@ pub(crate) fn prepare(sh: &Shell) -> Result {
     let python = ensure_venv(
         sh,
         &venv_dir(sh)?,
-        "import kest, cryptography, fastapi, uvicorn, redis",
+        "import kest, cryptography, fastapi, uvicorn, redis, mcp.client, mcp.server",
         PYTHON_PACKAGES,
     )?;
     cmd!(sh, "{python} -c 'import kest.core.models.passport'").run()?;

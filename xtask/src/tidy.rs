@@ -12,7 +12,7 @@ use crate::util::{Result, metadata, step};
 
 /// The layers, lowest first. A crate may depend on crates of its own rank or below,
 /// never above.
-const LAYERS: [&[&str]; 9] = [
+const LAYERS: [&[&str]; 10] = [
     &["kest-canon"],
     &["kest-crypto"],
     &["kest-trust"],
@@ -21,6 +21,7 @@ const LAYERS: [&[&str]; 9] = [
     &["kest-identity"],
     &["kest-propagation"],
     &["kest-macros", "kest"],
+    &["kest-mcp"],
     &["kest-cli"],
 ];
 
@@ -131,7 +132,7 @@ pub(crate) fn layering(metadata: &Value) -> Vec<String> {
             (Some(below), Some(above)) if above > below => problems.push(format!(
                 "layering: {from} depends on {on} ({kind}), which is above it \
                  (kest-canon → kest-crypto → kest-trust → kest-passport → kest-policy → \
-                 kest-identity → kest-propagation → kest-macros / kest → kest-cli)"
+                 kest-identity → kest-propagation → kest-macros / kest → kest-mcp → kest-cli)"
             )),
             _ => {}
         }

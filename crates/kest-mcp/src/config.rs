@@ -124,6 +124,20 @@ pub enum Unlisted {
     Guard,
 }
 
+/// What a result's `_meta.baggage` carries back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnPassport {
+    /// The whole passport when the request carried lineage (the client continues from
+    /// it), the chain tip alone otherwise (the default): a client that sends no lineage
+    /// does not read it, and re-sending O(n) bytes on every call would make each call
+    /// cost more the longer the session.
+    #[default]
+    WhenSent,
+    /// The whole passport on every result.
+    Always,
+}
+
 /// The `[mcp]` table: the server's name in policies, the rules per tool, and what
 /// unlisted tools get.
 ///
@@ -167,6 +181,9 @@ pub struct McpConfig {
     prompts: Option<Rule>,
     /// The largest JSON-RPC message the proxy reads, in bytes (default 16 MiB).
     max_message_bytes: Option<usize>,
+    /// What results carry back in `_meta.baggage`.
+    #[serde(default)]
+    return_passport: ReturnPassport,
 }
 
 /// The largest message the proxy reads unless configured.
@@ -295,6 +312,18 @@ impl McpConfig {
         self.prompts.as_ref()
     }
 
+    /// What results carry back in `_meta.baggage`.
+    pub const fn with_return_passport(mut self, setting: ReturnPassport) -> Self {
+        self.return_passport = setting;
+        self
+    }
+
+    /// What results carry back in `_meta.baggage`.
+    #[must_use]
+    pub const fn return_passport(&self) -> ReturnPassport {
+        self.return_passport
+    }
+
     /// The largest JSON-RPC message the proxy reads.
     #[must_use]
     pub fn max_message_bytes(&self) -> usize {
@@ -331,6 +360,7 @@ mod tests {
             [mcp]
             unlisted = "guard"
             max_message_bytes = 1024
+            return_passport = "always"
             [mcp.tools.summarize]
             policy = ["summarize", "sanitizers"]
             removed_taints = ["untrusted_content"]
@@ -343,6 +373,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.unlisted(), Unlisted::Guard);
         assert_eq!(config.max_message_bytes(), 1024);
+        assert_eq!(config.return_passport(), ReturnPassport::Always);
         let rule = config.tool("summarize").unwrap();
         assert_eq!(rule.policies_for("summarize"), ["summarize", "sanitizers"]);
         assert_eq!(rule.trust_override, Some(70));

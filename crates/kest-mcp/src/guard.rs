@@ -10,7 +10,7 @@ use kest::propagation::{Baggage, BaggageLimits, Boundary, PassportCodec, Propaga
 use kest::{Caller, Flow, Kest, KestError, Protected, Values};
 use serde_json::{Map, Value, json};
 
-use crate::config::{McpConfig, Rule, Unlisted};
+use crate::config::{McpConfig, ReturnPassport, Rule, Unlisted};
 use crate::error::McpError;
 
 /// What a guarded request is.
@@ -76,8 +76,9 @@ pub struct Request<'a> {
 pub struct Recorded<T> {
     /// What the server returned.
     pub output: T,
-    /// The session's passport after the entry, as a W3C baggage string for the result's
-    /// `_meta.baggage`.
+    /// The result's `_meta.baggage`: the session's passport after the entry (every tier
+    /// as HTTP has) when the request carried lineage or `return_passport = "always"`,
+    /// else its chain tip alone.
     pub baggage: String,
     /// The session's passport after the entry.
     pub passport: Passport,
@@ -404,8 +405,10 @@ impl Session {
             Err(Outcome::Server(error)) => return Err(CallError::Server(error)),
         };
         let passport = self.state.flow.passport();
+        let whole = request.baggage.is_some()
+            || self.guard.inner.config.return_passport() == ReturnPassport::Always;
         let baggage = self
-            .outbound(&passport)
+            .outbound(&passport, whole)
             .await
             .map_err(|error| CallError::Kest(hook_error(KestError::Lineage(error))))?;
         Ok(Recorded {
@@ -416,8 +419,19 @@ impl Session {
     }
 
     /// The passport as a `_meta.baggage` value, remembered as the last one sent.
-    async fn outbound(&self, passport: &Passport) -> Result<String, PropagationError> {
+    /// With `whole` false, only the chain tip: a client that sent no lineage does not
+    /// continue from any, and the passport (O(n) bytes) is not re-sent on every call.
+    async fn outbound(&self, passport: &Passport, whole: bool) -> Result<String, PropagationError> {
         let mut baggage = Baggage::new();
+        if !whole {
+            let tip = passport
+                .tip_hash()
+                .map_or_else(|| "0".to_owned(), |tip| tip.to_hex());
+            baggage.set(kest::propagation::keys::CHAIN_TIP, tip)?;
+            let header = baggage.to_header();
+            *lock(&self.state.last_sent) = Some(header.clone());
+            return Ok(header);
+        }
         self.guard
             .inner
             .codec
@@ -487,6 +501,19 @@ impl Session {
                 target: target(),
                 reason: shown(&error.to_string()),
             })?;
+        if let Some(tip) = tip_alone(&baggage) {
+            // A tip without its passport continues this session only if the session has
+            // that entry (it handed the tip out); anywhere else it is refused, as over HTTP.
+            let session = self.state.flow.passport();
+            let known = session.tip_hash().is_some_and(|own| own.to_hex() == tip)
+                || session
+                    .entries()
+                    .iter()
+                    .any(|entry| entry.hash().to_hex() == tip);
+            if known {
+                return Ok(());
+            }
+        }
         // The caller is never taken from `_meta`: only an authenticated source sets it.
         let (inbound, _) = self
             .guard
@@ -538,6 +565,16 @@ impl Session {
             None => Ok(()),
         }
     }
+}
+
+/// The chain tip of baggage that carries no passport member, if that is all it has.
+fn tip_alone(baggage: &Baggage) -> Option<&str> {
+    use kest::propagation::keys;
+    let passport = [keys::PASSPORT, keys::PASSPORT_Z, keys::CLAIM_CHECK];
+    if passport.iter().any(|key| baggage.get(key).is_some()) {
+        return None;
+    }
+    baggage.get(keys::CHAIN_TIP)
 }
 
 /// The hook's error or the server's, through `run_result`.

@@ -63,7 +63,7 @@ mod proxy;
 mod server;
 
 pub use client::KestClient;
-pub use config::{DEFAULT_MAX_MESSAGE_BYTES, McpConfig, Rule, Unlisted};
+pub use config::{DEFAULT_MAX_MESSAGE_BYTES, McpConfig, ReturnPassport, Rule, Unlisted};
 pub use error::{INVALID_REQUEST, McpError, NOT_RECORDED, PARSE_ERROR, REFUSED, RpcError};
 pub use guard::{CallError, Kind, McpGuard, Recorded, Request, Session};
 pub use proxy::{Proxy, ProxyReport};

@@ -274,13 +274,31 @@ async fn other_messages_pass_byte_for_byte_and_calls_come_back_with_lineage() {
     let reply = h.reply().await;
     assert_eq!(reply["id"], 3);
     assert_eq!(reply["result"]["content"][0]["text"], "ran lookup");
-    let baggage = reply["result"]["_meta"]["baggage"].as_str().unwrap();
-    assert!(baggage.contains("kest.passport=") && baggage.contains("kest.chain_tip="));
-    // The same passport, sent back, continues the session.
+    // No lineage came in, so only the tip goes back: the session keeps the passport.
+    let baggage = reply["result"]["_meta"]["baggage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        baggage.starts_with("kest.chain_tip=") && !baggage.contains("kest.passport"),
+        "{baggage}"
+    );
+    // The tip, sent back, continues the session.
     let again = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
                        "params": {"name": "lookup", "_meta": {"baggage": baggage}}});
     h.send(&again.to_string()).await;
-    assert!(h.reply().await["result"]["_meta"]["baggage"].is_string());
+    let whole = h.reply().await;
+    // Lineage came in, so the whole passport goes back.
+    let whole = whole["result"]["_meta"]["baggage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(whole.contains("kest.passport="), "{whole}");
+    // A tip the session never had is refused, as over HTTP.
+    let stranger = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                          "params": {"name": "lookup", "_meta": {"baggage": format!("kest.chain_tip={}", "ab".repeat(32))}}});
+    h.send(&stranger.to_string()).await;
+    assert_eq!(h.reply().await["error"]["code"], REFUSED);
 
     let seen = h.seen();
     assert_eq!(seen[0], initialize, "initialize is forwarded unchanged");
@@ -325,7 +343,7 @@ async fn other_messages_pass_byte_for_byte_and_calls_come_back_with_lineage() {
         report,
         ProxyReport {
             recorded: 2,
-            refused: 0
+            refused: 1
         }
     );
 }

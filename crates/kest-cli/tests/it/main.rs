@@ -7,6 +7,7 @@ mod docs_drift;
 mod html_view;
 mod input_robustness;
 mod live_python;
+mod mcp;
 mod mixed_live;
 mod policy;
 mod whoami;

@@ -1,0 +1,256 @@
+//! `kest mcp proxy`: its startup checks, and (live tier) the agent story with the official
+//! Python SDK (`mcp` 2.x, installed by `cargo xtask ci` into the live venv): its
+//! `ClientSession` talks to the proxy over stdio, and the proxy fronts a server built on
+//! its `MCPServer`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "a test fails by panicking: unwrapping and indexing are how it asserts"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const PRINCIPAL: &str = "spiffe://example.org/mail-tools";
+
+fn story_dir() -> PathBuf {
+    kest_testkit::workspace_root().join("examples/mcp_agent")
+}
+
+/// A directory holding the story's configuration, policies and a fresh key.
+fn deployment() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = story_dir();
+    std::fs::copy(source.join("kest.toml"), dir.path().join("kest.toml")).unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    for entry in std::fs::read_dir(source.join("policies")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            dir.path().join("policies").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(["keygen", "--out", "proxy-key.jwk"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    dir
+}
+
+/// Runs `kest mcp proxy` with `config` in front of `command`, stdin closed at once.
+fn proxy(dir: &Path, command: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(["mcp", "proxy", "--config", "kest.toml", "--"])
+        .args(command)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_proxy_refuses_to_start_on_a_bad_configuration_or_server() {
+    let dir = deployment();
+    let ok = proxy(dir.path(), &["true"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let missing = proxy(dir.path(), &["/no/such/server"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot start `/no/such/server`"));
+
+    let config = dir.path().join("kest.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let cases = [
+        // A policy that does not parse.
+        (
+            "send_email",
+            good.clone(),
+            Some(("policies/send_email.cedar", "permit(principal, action")),
+        ),
+        // A typo in a tool's rule.
+        (
+            "orgin",
+            good.replace("origin = \"internet\"", "orgin = \"internet\""),
+            None,
+        ),
+        // An origin the trust map does not know.
+        (
+            "internett",
+            good.replace("origin = \"internet\"", "origin = \"internett\""),
+            None,
+        ),
+        // An unlisted mode that does not exist.
+        (
+            "allow",
+            good.replace("unlisted = \"deny\"", "unlisted = \"allow\""),
+            None,
+        ),
+    ];
+    for (named, text, file) in cases {
+        std::fs::write(&config, &text).unwrap();
+        let saved = file.map(|(path, source)| {
+            let path = dir.path().join(path);
+            let before = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, source).unwrap();
+            (path, before)
+        });
+        let out = proxy(dir.path(), &["true"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{named}: {stderr}");
+        assert!(stderr.contains(named), "{named}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing reaches the MCP channel");
+        if let Some((path, before)) = saved {
+            std::fs::write(path, before).unwrap();
+        }
+    }
+    std::fs::write(&config, good).unwrap();
+}
+
+/// The public key's hex, from the JWK `kest keygen` wrote.
+fn public_hex(dir: &Path) -> String {
+    let jwk: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("proxy-key.jwk")).unwrap()).unwrap();
+    let x = kest_canon::b64url_decode(jwk["x"].as_str().unwrap(), "x").unwrap();
+    hex::encode(x)
+}
+
+/// Runs the scripted agent (`agent.py`) through the proxy in front of `server.py`.
+fn run_agent(python: &str, dir: &Path, echoes: usize) -> Value {
+    let story = story_dir();
+    let kest = env!("CARGO_BIN_EXE_kest");
+    let echoes = echoes.to_string();
+    let out = Command::new(python)
+        .arg(story.join("agent.py"))
+        .args([
+            "--echo",
+            &echoes,
+            "--",
+            kest,
+            "mcp",
+            "proxy",
+            "--config",
+            "kest.toml",
+        ])
+        .args(["--passport-out", "passport.json", "--", python])
+        .arg(story.join("server.py"))
+        .env("MAIL_TOOLS_LOG", dir.join("server.log"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "agent: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+/// `kest verify` on the passport file: its exit code and output.
+fn kest_verify(dir: &Path) -> (i32, String) {
+    let key = format!("{PRINCIPAL}=proxy-key.jwk");
+    let out = Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(["verify", "passport.json", "--key", &key, "--json"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_python_sdk_runs_the_story_through_the_proxy_and_the_refused_email_never_runs() {
+    if !kest_testkit::live() {
+        return;
+    }
+    let python = kest_testkit::live_env("KEST_PYTHON");
+    let dir = deployment();
+    let report = run_agent(&python, dir.path(), 0);
+
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4, "{report}");
+    assert_eq!(steps[0]["refused"], false);
+    let refused = &steps[1];
+    assert_eq!(refused["tool"], "send_email");
+    assert_eq!(refused["refused"], true, "{report}");
+    assert_eq!(refused["code"], -32001);
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("policy `send_email`") && message.contains("untrusted_content"),
+        "{message}"
+    );
+    assert_eq!(steps[2]["refused"], false);
+    assert_eq!(steps[3]["refused"], false);
+    assert_eq!(steps[3]["text"], "sent to owner@shop.example");
+    assert_eq!(
+        report["baggage_returned"], true,
+        "every result carried the passport back"
+    );
+    let tools: Vec<&str> = report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tools,
+        ["echo", "fetch_page", "send_email", "summarize"],
+        "tools/list passed through"
+    );
+
+    // The server's own log: the refused email never ran.
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let ran: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let tools_ran: Vec<&str> = ran.iter().map(|r| r["tool"].as_str().unwrap()).collect();
+    assert_eq!(tools_ran, ["fetch_page", "summarize", "send_email"]);
+    assert!(!log.contains("attacker@evil.example"), "{log}");
+
+    let (code, verified) = kest_verify(dir.path());
+    assert_eq!(code, 0, "{verified}");
+    let verified: Value = serde_json::from_str(verified.trim()).unwrap();
+    assert_eq!(verified["entries"], 3, "{verified}");
+    let (code, python_report) = crate::live_python::python_verify(
+        &python,
+        &dir.path().join("passport.json"),
+        &[(PRINCIPAL, &public_hex(dir.path()))],
+    );
+    assert_eq!(code, 0, "the Python package verifies it: {python_report}");
+    assert_eq!(python_report["entries"], 3);
+}
+
+#[test]
+fn a_hundred_call_session_through_the_proxy_verifies() {
+    if !kest_testkit::live() {
+        return;
+    }
+    let python = kest_testkit::live_env("KEST_PYTHON");
+    let dir = deployment();
+    let report = run_agent(&python, dir.path(), 97);
+    let refused = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["refused"] == true)
+        .count();
+    assert_eq!(refused, 1, "only the tainted email");
+    let (code, verified) = kest_verify(dir.path());
+    assert_eq!(code, 0, "{verified}");
+    let verified: Value = serde_json::from_str(verified.trim()).unwrap();
+    assert_eq!(verified["entries"], 100, "{verified}");
+}
