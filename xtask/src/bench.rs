@@ -14,6 +14,7 @@ pub(crate) fn run(sh: &Shell, compare_python: bool, extra: &[String]) -> Result 
         ("kest-policy", "engines", ""),
         ("kest", "hook", "telemetry"),
         ("kest-cli", "audit", ""),
+        ("kest-mcp", "mcp", ""),
     ] {
         cmd!(
             sh,

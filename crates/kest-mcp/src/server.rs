@@ -94,14 +94,14 @@ impl<H: ServerHandler> KestServer<H> {
             arguments,
             baggage: baggage.as_deref(),
         };
-        let recorded = self
-            .session
-            .call(
-                wire,
-                Service::handle_request(&self.inner, request, context),
-                |result: &ServerResult| kest::hash_serialized(result),
-            )
-            .await;
+        // Boxed: the hook's future is large, and rmcp moves each request's future into
+        // a task of its own; a pointer moves cheaper than the whole state.
+        let recorded = Box::pin(self.session.call(
+            wire,
+            Service::handle_request(&self.inner, request, context),
+            |result: &ServerResult| kest::hash_serialized(result),
+        ))
+        .await;
         match recorded {
             Ok(recorded) => {
                 let mut result = recorded.output;
