@@ -144,12 +144,19 @@ pub(crate) fn layering(metadata: &Value) -> Vec<String> {
 /// on (outside dev-dependencies) is `kest`.
 const FACADE_USERS: [&str; 2] = ["kest-quickstart", "kest-examples"];
 
-/// An example that names a layer crate instead of going through the facade.
+/// An example that names a layer crate instead of going through the facade. Crates built
+/// on the facade (`kest-mcp`) are not layers: the facade cannot re-export them.
 pub(crate) fn facade_only(metadata: &Value) -> Vec<String> {
+    let facade = rank("kest");
     dependencies(metadata)
         .1
         .into_iter()
-        .filter(|d| FACADE_USERS.contains(&d.from) && d.on.starts_with("kest-") && d.kind != "dev")
+        .filter(|d| {
+            FACADE_USERS.contains(&d.from)
+                && d.on.starts_with("kest-")
+                && rank(d.on) < facade
+                && d.kind != "dev"
+        })
         .map(|Dependency { from, on, .. }| {
             format!(
                 "facade: {from} depends on {on}; examples use `kest` alone (`kest::{}`)",
@@ -469,13 +476,13 @@ mod tests {
         })
     }
 
-    /// An example that depends on a layer crate is named; `kest` and dev-dependencies are
-    /// fine.
+    /// An example that depends on a layer crate is named; `kest`, crates built on it
+    /// (`kest-mcp`) and dev-dependencies are fine.
     #[test]
     fn examples_go_through_the_facade() {
         let workspace = json!({"packages": [
             package("kest-quickstart", &[("kest", None), ("kest-testkit", Some("dev"))]),
-            package("kest-examples", &[("kest", None), ("kest-policy", None), ("axum", None)]),
+            package("kest-examples", &[("kest", None), ("kest-policy", None), ("axum", None), ("kest-mcp", None)]),
         ]});
         let problems = super::facade_only(&workspace);
         assert_eq!(problems.len(), 1, "{problems:#?}");

@@ -185,7 +185,8 @@ pub enum McpCommand {
     /// Everything else passes unchanged.
     ///
     /// The configuration is a Kest TOML file: [identity], [policy] and [ingress] as for
-    /// any service, plus [mcp] (server, unlisted = "deny" | "guard", max_message_bytes)
+    /// any service, plus [mcp] (server, unlisted = "deny" | "guard", return_passport =
+    /// "when_sent" | "always", max_message_bytes)
     /// and [mcp.tools.NAME] (policy, origin, added_taints, removed_taints,
     /// trust_override, classification). Exits 2 when the configuration or a policy cannot
     /// be used, or COMMAND cannot be started; otherwise with 0 when the server exits.

@@ -94,6 +94,7 @@ fn cli_reference_matches_help_output() {
         "help",
         "policy eval",
         "policy test",
+        "mcp proxy",
     ] {
         assert!(
             covered.iter().any(|c| c == subcommand),
@@ -119,6 +120,8 @@ fn help_names_every_command() {
         "policy",
         "policy eval",
         "policy test",
+        "mcp",
+        "mcp proxy",
     ] {
         let mut args = vec!["help"];
         args.extend(subcommand.split_whitespace());
