@@ -14,6 +14,7 @@
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
+    clippy::indexing_slicing,
     clippy::print_stdout,
     clippy::cast_possible_truncation,
     clippy::cast_precision_loss,

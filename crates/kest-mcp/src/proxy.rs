@@ -299,25 +299,23 @@ async fn from_client<R: AsyncBufRead + Unpin>(
                 continue;
             }
         };
-        let Value::Object(object) = &message else {
-            // A batch could hide a tools/call from the guard: refused whole.
-            let error = rpc(
-                INVALID_REQUEST,
-                "kest: the proxy takes one JSON-RPC message per line; batches are refused",
-            );
-            send(&shared.to_client, error.response(&Value::Null)).await;
-            continue;
+        let object = match route(&message) {
+            Route::Refuse(error) => {
+                send(&shared.to_client, error.response(&Value::Null)).await;
+                continue;
+            }
+            Route::Guard { kind, id, object } => {
+                let shared = Arc::clone(&shared);
+                let (id, object) = (id.clone(), object.clone());
+                tokio::spawn(async move { guarded(shared, kind, id, object, text).await });
+                continue;
+            }
+            Route::Forward(object) => object,
         };
         let method = object.get("method").and_then(Value::as_str);
         let id = object.get("id");
         match (method, id) {
             (Some(method), Some(id)) => {
-                if let Some(kind) = Kind::of_method(method) {
-                    let shared = Arc::clone(&shared);
-                    let (id, object) = (id.clone(), object.clone());
-                    tokio::spawn(async move { guarded(shared, kind, id, object, text).await });
-                    continue;
-                }
                 if method == "initialize" {
                     if let Some(info) = object.get("params").and_then(|p| p.get("clientInfo")) {
                         shared.session.client_said(info);
@@ -351,6 +349,69 @@ async fn from_client<R: AsyncBufRead + Unpin>(
         }
     }
     Ok(())
+}
+
+/// Where a client's message goes.
+enum Route<'m> {
+    /// Answered with this error; nothing is forwarded.
+    Refuse(RpcError),
+    /// Through the hook.
+    Guard {
+        kind: Kind,
+        id: &'m Value,
+        object: &'m Map<String, Value>,
+    },
+    /// To the server as read.
+    Forward(&'m Map<String, Value>),
+}
+
+/// Decides where a parsed client message goes. Whatever names a guarded method goes
+/// through the hook or is refused: a batch (it could hide one), and a guarded method
+/// sent as a notification (no `id`), which a lenient server might still run.
+fn route(message: &Value) -> Route<'_> {
+    let Value::Object(object) = message else {
+        return Route::Refuse(rpc(
+            INVALID_REQUEST,
+            "kest: the proxy takes one JSON-RPC message per line; batches are refused",
+        ));
+    };
+    let kind = object
+        .get("method")
+        .and_then(Value::as_str)
+        .and_then(Kind::of_method);
+    match (kind, object.get("id")) {
+        (Some(kind), Some(id)) => Route::Guard { kind, id, object },
+        (Some(kind), None) => Route::Refuse(rpc(
+            INVALID_REQUEST,
+            &format!("kest: {} must be a request with an id", kind.method()),
+        )),
+        (None, _) => Route::Forward(object),
+    }
+}
+
+/// What the proxy does with one line from the client (for the fuzz target).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FuzzRoute {
+    /// Answered with an error; nothing forwarded.
+    Refused,
+    /// Decided by the hook.
+    Guarded(Kind),
+    /// Forwarded as read.
+    Forwarded,
+}
+
+/// Where the proxy sends one line from the client (for the fuzz target).
+#[doc(hidden)]
+pub fn fuzz_route(line: &str) -> FuzzRoute {
+    let Ok(message) = parse_strict(line) else {
+        return FuzzRoute::Refused;
+    };
+    match route(&message) {
+        Route::Refuse(_) => FuzzRoute::Refused,
+        Route::Guard { kind, .. } => FuzzRoute::Guarded(kind),
+        Route::Forward(_) => FuzzRoute::Forwarded,
+    }
 }
 
 /// Reads the server's messages: answers to guarded requests go back through the hook,

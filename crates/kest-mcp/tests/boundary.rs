@@ -579,3 +579,151 @@ async fn the_passport_of_a_hundred_call_session_verifies() {
     assert!(meta.get_baggage().unwrap().contains("kest.claim_check="));
     client.cancel().await.unwrap();
 }
+
+/// A server with one resource and one prompt, counting what it serves.
+#[derive(Clone, Default)]
+struct Library {
+    served: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerHandler for Library {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, rmcp::ErrorData> {
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("read {}", request.uri));
+        Ok(
+            rmcp::model::ReadResourceResult::new(vec![rmcp::model::ResourceContents::text(
+                "the handbook",
+                request.uri,
+            )])
+            .into(),
+        )
+    }
+
+    async fn get_prompt(
+        &self,
+        request: rmcp::model::GetPromptRequestParams,
+        _context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::GetPromptResponse, rmcp::ErrorData> {
+        self.served
+            .lock()
+            .unwrap()
+            .push(format!("prompt {}", request.name));
+        Ok(
+            rmcp::model::GetPromptResult::new(vec![rmcp::model::PromptMessage::new_text(
+                rmcp::model::Role::User,
+                "hello",
+            )])
+            .into(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn resource_reads_are_decided_and_recorded_and_unlisted_prompts_refused() {
+    let signing = SigningKey::generate_ed25519().unwrap();
+    let key = signing.verifying_key().clone();
+    let engine = CedarEngine::builder()
+        .policy_source(
+            "read_docs",
+            r#"permit(principal, action == Action::"read_docs", resource)
+               when { context.resource.uri like "docs://*" && context.resource.server == "library" };"#,
+        )
+        .build()
+        .unwrap();
+    let kest = Kest::builder()
+        .identity(StaticIdentity::new(SERVER, signing))
+        .engine(engine)
+        .build()
+        .unwrap();
+    let config = McpConfig::new()
+        .server_name("library")
+        .with_resources(Rule::new().policy("read_docs").origin("verified_rag"));
+    let guard = McpGuard::new(kest, config).await.unwrap();
+    let library = Library::default();
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let server = KestServer::new(library.clone(), &guard);
+    let session = server.session().clone();
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ().serve(client_io).await.unwrap();
+
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "docs://handbook",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        read.meta
+            .unwrap()
+            .get_baggage()
+            .unwrap()
+            .starts_with("kest.chain_tip=")
+    );
+    let outside = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "file:///etc/shadow",
+        ))
+        .await;
+    assert!(
+        matches!(outside, Err(rmcp::ServiceError::McpError(ref e)) if i64::from(e.code.0) == REFUSED)
+    );
+    let prompt = client
+        .get_prompt(rmcp::model::GetPromptRequestParams::new("greeting"))
+        .await;
+    match prompt {
+        Err(rmcp::ServiceError::McpError(error)) => {
+            assert_eq!(i64::from(error.code.0), REFUSED);
+            assert!(
+                error
+                    .message
+                    .contains("prompts/get `greeting` is not listed"),
+                "{}",
+                error.message
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(*library.served.lock().unwrap(), ["read docs://handbook"]);
+
+    let passport = session.passport();
+    let keys = StaticKeyResolver::new().with_key(SERVER, key);
+    assert_eq!(
+        Verifier::new(&keys)
+            .verify_json(&passport.to_json())
+            .unwrap()
+            .len(),
+        1
+    );
+    let entry = payload(&passport.entries()[0].jws());
+    assert_eq!(entry["operation"], "resources/read");
+    assert_eq!(
+        entry["trust_score"], 40,
+        "verified_rag (90) held to the edge (40)"
+    );
+    assert_eq!(
+        entry["input_hash"],
+        kest::hash_serialized(&json!({"uri": "docs://handbook"}))
+            .unwrap()
+            .to_hex()
+    );
+    client.cancel().await.unwrap();
+}

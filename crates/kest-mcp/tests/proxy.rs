@@ -355,8 +355,9 @@ async fn messages_built_to_slip_past_the_guard_are_refused_and_never_forwarded()
         // Two names: the policy would decide one, the server run the other.
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"lookup","name":"forbidden"}}"#.to_owned(),
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","method":"ping","params":{"name":"forbidden"}}"#.to_owned(),
-        // A batch hiding a call.
+        // A batch hiding a call, and a call sent as a notification.
         format!("[{}]", call(3, "forbidden")),
+        r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"forbidden"}}"#.to_owned(),
         // Not JSON, and too large.
         "{\"jsonrpc\":\"2.0\",\"id\":4,".to_owned(),
         format!("{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{{\"name\":\"lookup\",\"arguments\":{{\"x\":\"{}\"}}}}}}", "a".repeat(5000)),
