@@ -198,6 +198,11 @@ pub enum McpCommand {
         /// passport as JSON, the list of JWS `kest verify` reads.
         #[arg(long, value_name = "FILE")]
         passport_out: Option<String>,
+        /// Append every call's span and the metrics to FILE as JSON lines (`kest audit`
+        /// reads it). Without it, spans and metrics go to the OTLP collector named by
+        /// OTEL_EXPORTER_OTLP_ENDPOINT, when set.
+        #[arg(long, value_name = "FILE")]
+        spans: Option<String>,
         /// The server to start, and its arguments (after `--`).
         #[arg(value_name = "COMMAND", required = true, last = true)]
         command: Vec<String>,
@@ -317,8 +322,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mcp(McpCommand::Proxy {
             config,
             passport_out,
+            spans,
             command,
-        }) => commands::mcp::proxy(&config, passport_out.as_deref(), &command),
+        }) => commands::mcp::proxy(&commands::mcp::ProxyArgs {
+            config,
+            passport_out,
+            spans,
+            command,
+        }),
         Command::Append(args) => commands::append::run(&args),
         Command::Help { command } => help(&command),
     }

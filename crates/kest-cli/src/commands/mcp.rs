@@ -7,30 +7,51 @@ use kest_mcp::{McpConfig, McpGuard, Proxy};
 
 use crate::error::CliError;
 
+/// What `kest mcp proxy` was given.
+#[derive(Debug)]
+pub struct ProxyArgs {
+    /// The Kest TOML file.
+    pub config: String,
+    /// Where the passport is rewritten after every recorded call.
+    pub passport_out: Option<String>,
+    /// A JSON-lines file for spans and metrics.
+    pub spans: Option<String>,
+    /// The server and its arguments.
+    pub command: Vec<String>,
+}
+
 /// Runs the proxy until the server exits (or the client closes and the server then
 /// exits).
 ///
 /// # Errors
 /// [`CliError::Input`] (exit 2) when the configuration or a policy cannot be used or the
 /// server cannot be started; [`CliError::Failed`] when the relay itself fails.
-pub fn proxy(config: &str, passport_out: Option<&str>, command: &[String]) -> Result<(), CliError> {
+pub fn proxy(args: &ProxyArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| CliError::Failed(format!("cannot start the async runtime: {error}")))?;
-    runtime.block_on(run(Path::new(config), passport_out, command))
+    runtime.block_on(run(args))
 }
 
-async fn run(
-    config: &Path,
-    passport_out: Option<&str>,
-    command: &[String],
-) -> Result<(), CliError> {
+async fn run(args: &ProxyArgs) -> Result<(), CliError> {
     let shown = |error: &dyn std::error::Error| kest_canon::neutralize(&chain(error)).into_owned();
+    let config = Path::new(&args.config);
+    let (passport_out, command) = (args.passport_out.as_deref(), args.command.as_slice());
     let kest = kest::Kest::from_toml_file(config)
         .await
         .map_err(|error| CliError::input(shown(&error)))?;
+    // Spans and metrics, as any Kest service exports them; flushed before the end.
+    let telemetry = match &args.spans {
+        Some(path) => kest::telemetry::init(
+            kest.service_name(),
+            kest::telemetry::Exporter::JsonLines(path.into()),
+        )
+        .map(Some),
+        None => kest::telemetry::init_from_env(kest.service_name()),
+    }
+    .map_err(|error| CliError::input(shown(&error)))?;
     let rules =
         McpConfig::from_toml_file(config).map_err(|error| CliError::input(shown(&error)))?;
     let guard = McpGuard::new(kest, rules)
@@ -75,6 +96,11 @@ async fn run(
         .is_err()
     {
         let _ = child.kill().await;
+    }
+    if let Some(telemetry) = &telemetry
+        && let Err(error) = telemetry.flush()
+    {
+        tracing::warn!(error = %error, "kest mcp proxy: spans could not all be exported");
     }
     let report = relayed.map_err(|error| CliError::Failed(shown(&error)))?;
     tracing::info!(

@@ -142,7 +142,14 @@ fn run_agent(python: &str, dir: &Path, echoes: usize) -> Value {
             "--config",
             "kest.toml",
         ])
-        .args(["--passport-out", "passport.json", "--", python])
+        .args([
+            "--passport-out",
+            "passport.json",
+            "--spans",
+            "spans.jsonl",
+            "--",
+            python,
+        ])
         .arg(story.join("server.py"))
         .env("MAIL_TOOLS_LOG", dir.join("server.log"))
         .current_dir(dir)
@@ -232,6 +239,21 @@ fn the_python_sdk_runs_the_story_through_the_proxy_and_the_refused_email_never_r
     );
     assert_eq!(code, 0, "the Python package verifies it: {python_report}");
     assert_eq!(python_report["entries"], 3);
+
+    // The spans the proxy exported are audited as any service's.
+    let key = format!("{PRINCIPAL}=proxy-key.jwk");
+    let audit = Command::new(env!("CARGO_BIN_EXE_kest"))
+        .args(["audit", "spans.jsonl", "--key", &key, "--format", "json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(stdout.contains("send_email"), "{stdout}");
 }
 
 #[test]
