@@ -23,6 +23,8 @@ use crate::json::parse_strict;
 const QUEUE: usize = 256;
 /// Guarded calls waiting for the server at once; more are refused until some end.
 const MAX_IN_FLIGHT: usize = 1024;
+/// `initialize` requests remembered while their answers are awaited.
+const MAX_INITIALIZING: usize = 8;
 /// Pages of `tools/list` read when checking the configuration against the server.
 const MAX_LIST_PAGES: usize = 100;
 
@@ -320,7 +322,12 @@ async fn from_client<R: AsyncBufRead + Unpin>(
                     if let Some(info) = object.get("params").and_then(|p| p.get("clientInfo")) {
                         shared.session.client_said(info);
                     }
-                    lock(&shared.initializing).push(id.to_string());
+                    let mut initializing = lock(&shared.initializing);
+                    // A client repeating `initialize` cannot grow this without bound.
+                    if initializing.len() >= MAX_INITIALIZING {
+                        initializing.remove(0);
+                    }
+                    initializing.push(id.to_string());
                 }
                 forward(&shared.to_server, text).await?;
             }
