@@ -125,8 +125,9 @@ fn public_hex(dir: &Path) -> String {
     hex::encode(x)
 }
 
-/// Runs the scripted agent (`agent.py`) through the proxy in front of `server.py`.
-fn run_agent(python: &str, dir: &Path, echoes: usize) -> Value {
+/// Runs the scripted agent (`agent.py`) through the proxy in front of `server.py`: its
+/// report, and what the proxy wrote to stderr.
+fn run_agent(python: &str, dir: &Path, echoes: usize) -> (Value, String) {
     let story = story_dir();
     let kest = env!("CARGO_BIN_EXE_kest");
     let echoes = echoes.to_string();
@@ -161,7 +162,10 @@ fn run_agent(python: &str, dir: &Path, echoes: usize) -> Value {
         "agent: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(stdout.trim()).unwrap()
+    (
+        serde_json::from_str(stdout.trim()).unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `kest verify` on the passport file: its exit code and output.
@@ -185,7 +189,16 @@ fn the_python_sdk_runs_the_story_through_the_proxy_and_the_refused_email_never_r
     }
     let python = kest_testkit::live_env("KEST_PYTHON");
     let dir = deployment();
-    let report = run_agent(&python, dir.path(), 0);
+    // A tool the server does not offer: a warning once the session is up.
+    let config = dir.path().join("kest.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[mcp.tools.not_offered]\n");
+    std::fs::write(&config, text).unwrap();
+    let (report, stderr) = run_agent(&python, dir.path(), 0);
+    assert!(
+        stderr.contains("names a tool the server does not list") && stderr.contains("not_offered"),
+        "{stderr}"
+    );
 
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 4, "{report}");
@@ -263,7 +276,7 @@ fn a_hundred_call_session_through_the_proxy_verifies() {
     }
     let python = kest_testkit::live_env("KEST_PYTHON");
     let dir = deployment();
-    let report = run_agent(&python, dir.path(), 97);
+    let (report, _) = run_agent(&python, dir.path(), 97);
     let refused = report["steps"]
         .as_array()
         .unwrap()
