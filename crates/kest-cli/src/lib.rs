@@ -184,11 +184,11 @@ pub enum McpCommand {
     /// _meta.baggage. A refused call is a JSON-RPC error and never reaches the server.
     /// Everything else passes unchanged.
     ///
-    /// The configuration is a Kest TOML file: [identity], [policy] and [ingress] as for
-    /// any service, plus [mcp] (server, unlisted = "deny" | "guard", return_passport =
-    /// "when_sent" | "always", max_message_bytes)
-    /// and [mcp.tools.NAME] (policy, origin, added_taints, removed_taints,
-    /// trust_override, classification). Exits 2 when the configuration or a policy cannot
+    /// The configuration is a Kest TOML file: `[identity]`, `[policy]` and `[ingress]` as
+    /// for any service, plus `[mcp]` (server, unlisted = "deny" | "guard",
+    /// return_passport = "when_sent" | "always", max_message_bytes) and
+    /// `[mcp.tools.NAME]` (policy, origin, added_taints, removed_taints, trust_override,
+    /// classification). Exits 2 when the configuration or a policy cannot
     /// be used, or COMMAND cannot be started; otherwise with 0 when the server exits.
     Proxy {
         /// The Kest TOML configuration.
