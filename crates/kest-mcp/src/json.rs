@@ -120,4 +120,47 @@ mod tests {
             "nesting is bounded"
         );
     }
+
+    /// Without repeated members, the strict reading is serde_json's own, value for value.
+    #[test]
+    fn it_reads_what_serde_json_reads() {
+        let text = r#"{"t":true,"f":false,"n":null,"s":"a\"b\u00e9\n","u":18446744073709551615,
+                      "i":-9007199254740993,"x":1.5e300,"e":[],"o":{},"deep":[[{"k":[null,true]}]]}"#;
+        let strict = parse_strict(text).unwrap();
+        let lenient: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(strict, lenient);
+        assert_eq!(strict["t"], true);
+        assert_eq!(strict["f"], false);
+        assert_eq!(strict["s"], "a\"b\u{e9}\n");
+    }
+
+    proptest::proptest! {
+        /// Any JSON value, written out and read back strictly, is the same value.
+        #[test]
+        fn any_value_round_trips(value in json_value()) {
+            let text = serde_json::to_string(&value).unwrap();
+            proptest::prop_assert_eq!(parse_strict(&text).unwrap(), value);
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            ".*".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map(".*", inner, 0..6)
+                    .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
 }

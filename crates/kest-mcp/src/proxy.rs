@@ -692,3 +692,34 @@ async fn forward(queue: &mpsc::Sender<String>, text: String) -> Result<(), McpEr
         source: std::io::Error::from(std::io::ErrorKind::BrokenPipe),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FuzzRoute, Kind, fuzz_route};
+
+    #[test]
+    fn each_guarded_method_is_routed_through_the_hook() {
+        for (method, kind) in [
+            ("tools/call", Kind::Tool),
+            ("resources/read", Kind::Resource),
+            ("prompts/get", Kind::Prompt),
+        ] {
+            let request =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{}}}}"#);
+            assert_eq!(fuzz_route(&request), FuzzRoute::Guarded(kind));
+            let notification = format!(r#"{{"jsonrpc":"2.0","method":"{method}","params":{{}}}}"#);
+            assert_eq!(fuzz_route(&notification), FuzzRoute::Refused);
+            assert_eq!(fuzz_route(&format!("[{request}]")), FuzzRoute::Refused);
+            assert_eq!(Kind::of_method(kind.method()), Some(kind));
+        }
+        for forwarded in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"Tools/Call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#,
+        ] {
+            assert_eq!(fuzz_route(forwarded), FuzzRoute::Forwarded, "{forwarded}");
+        }
+        assert_eq!(fuzz_route("{"), FuzzRoute::Refused);
+    }
+}

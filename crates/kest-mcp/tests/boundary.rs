@@ -16,7 +16,7 @@ use kest::passport::{Passport, Verifier};
 use kest::policy::CedarEngine;
 use kest::propagation::{ClaimStore, MemoryClaimStore};
 use kest::{Flow, Kest};
-use kest_mcp::{KestClient, KestServer, McpConfig, McpGuard, REFUSED, Rule, Unlisted};
+use kest_mcp::{KestClient, KestServer, McpConfig, McpGuard, REFUSED, Request, Rule, Unlisted};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
 use rmcp::model::{
     CallToolRequestParams, MetaObject, RequestMetaObject, ServerCapabilities, ServerConfig,
@@ -726,4 +726,124 @@ async fn resource_reads_are_decided_and_recorded_and_unlisted_prompts_refused() 
             .to_hex()
     );
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn lineage_that_continues_the_session_from_a_trusted_peer_is_taken() {
+    // The agent signs a step of its own (a local sanitizer) between two tool calls; the
+    // server trusts the agent's key for the agent's principal and continues from it.
+    const AGENT: &str = "spiffe://example.org/agent";
+    let agent_key = SigningKey::generate_ed25519().unwrap();
+    let agent_public = agent_key.verifying_key().clone();
+    let signing = SigningKey::generate_ed25519().unwrap();
+    let server_public = signing.verifying_key().clone();
+    let server = Kest::builder()
+        .identity(StaticIdentity::new(SERVER, signing))
+        .engine(engine())
+        .trust_keys(StaticKeyResolver::new().with_key(AGENT, agent_public.clone()))
+        .build()
+        .unwrap();
+    let guard = McpGuard::new(server, rules()).await.unwrap();
+    let tools = Tools::new();
+    let client = connect(&tools, &guard).await;
+    let agent = Kest::builder()
+        .identity(StaticIdentity::new(AGENT, agent_key))
+        .engine(
+            CedarEngine::builder()
+                .policy_source(
+                    "clean",
+                    r#"permit(principal, action == Action::"clean", resource);"#,
+                )
+                .build()
+                .unwrap(),
+        )
+        .trust_keys(
+            StaticKeyResolver::new()
+                .with_key(SERVER, server_public.clone())
+                .with_key(AGENT, agent_public.clone()),
+        )
+        .build()
+        .unwrap();
+    let flow = Flow::new();
+    let lineage = KestClient::new(&agent, flow.clone());
+    lineage
+        .call_tool(&client, params("fetch_page", json!({"text": "shop"})))
+        .await
+        .unwrap();
+    let clean = agent
+        .protect(
+            kest::Call::new("clean")
+                .policy("clean")
+                .removed_taints(["untrusted_content"])
+                .trust_override(80),
+        )
+        .unwrap();
+    flow.scope(clean.run(kest::Values::new(), async {}))
+        .await
+        .unwrap();
+    assert_eq!(flow.passport().len(), 2);
+    lineage
+        .call_tool(
+            &client,
+            params("send_email", json!({"to": "owner@shop.example"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(tools.ran(), ["fetch_page", "send_email owner@shop.example"]);
+    let passport = lineage.flow().passport();
+    let keys = StaticKeyResolver::new()
+        .with_key(SERVER, server_public)
+        .with_key(AGENT, agent_public);
+    assert_eq!(
+        Verifier::new(&keys)
+            .verify_json(&passport.to_json())
+            .unwrap()
+            .len(),
+        3
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_session_names_itself_and_acts_for_an_authenticated_caller_only() {
+    let (runtime, _setup) = Setup::server_runtime(false);
+    let guard = McpGuard::new(runtime, rules()).await.unwrap();
+    assert!(format!("{guard:?}").contains("send_email"), "{guard:?}");
+    assert!(guard.codec().ingress_config().is_verified());
+    let session = guard.session();
+    session.server_said("first");
+    session.server_said("second");
+    session.client_said(&json!({"name": "x".repeat(2000)}));
+    session.set_caller(kest::Caller {
+        user: Some("alice".into()),
+        ..kest::Caller::default()
+    });
+    assert_eq!(session.flow().caller().user.as_deref(), Some("alice"));
+    let shown = format!("{session:?}");
+    assert!(
+        shown.contains("entries: 0") && shown.contains("first"),
+        "{shown}"
+    );
+    let echo = Request {
+        kind: kest_mcp::Kind::Tool,
+        name: "echo",
+        arguments: None,
+        baggage: None,
+    };
+    let recorded = session
+        .call(echo, async { Ok::<_, ()>(()) }, |_| None)
+        .await
+        .unwrap();
+    let entry = payload(&recorded.passport.entries()[0].jws());
+    assert_eq!(entry["labels"]["user"], "alice");
+    assert_eq!(
+        entry["labels"]["mcp.server"], "first",
+        "the first name given stays"
+    );
+    let client = entry["labels"]["mcp.client"].as_str().unwrap();
+    assert_eq!(
+        client.chars().count(),
+        512,
+        "clientInfo is cut to 512 characters"
+    );
 }

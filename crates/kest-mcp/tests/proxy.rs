@@ -294,6 +294,12 @@ async fn other_messages_pass_byte_for_byte_and_calls_come_back_with_lineage() {
         .unwrap()
         .to_owned();
     assert!(whole.contains("kest.passport="), "{whole}");
+    // An older tip of the session, sent back, continues it too (the session is ahead).
+    let older = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+                       "params": {"name": "lookup", "_meta": {"baggage": baggage}}});
+    h.send(&older.to_string()).await;
+    let older = h.reply().await;
+    assert!(older["result"]["_meta"]["baggage"].is_string(), "{older}");
     // A tip the session never had is refused, as over HTTP.
     let stranger = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                           "params": {"name": "lookup", "_meta": {"baggage": format!("kest.chain_tip={}", "ab".repeat(32))}}});
@@ -310,11 +316,11 @@ async fn other_messages_pass_byte_for_byte_and_calls_come_back_with_lineage() {
         seen.iter()
             .any(|l| l == r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#)
     );
-    assert_eq!(h.tool_calls_seen(), ["lookup", "lookup"]);
+    assert_eq!(h.tool_calls_seen(), ["lookup", "lookup", "lookup"]);
     assert_eq!(
         h.verified_file(),
-        2,
-        "the passport file holds both calls and verifies"
+        3,
+        "the passport file holds every call and verifies"
     );
     let file = std::fs::read_to_string(&h.passport).unwrap();
     let first: Vec<String> = serde_json::from_str(&file).unwrap();
@@ -342,7 +348,7 @@ async fn other_messages_pass_byte_for_byte_and_calls_come_back_with_lineage() {
     assert_eq!(
         report,
         ProxyReport {
-            recorded: 2,
+            recorded: 3,
             refused: 1
         }
     );
