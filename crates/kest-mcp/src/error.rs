@@ -154,7 +154,7 @@ impl McpError {
             _ => "internal",
         };
         let message =
-            kest::canon::escape_untrusted(&format!("kest: {}", chain(self)), MESSAGE_CHARS);
+            kest::canon::escape_untrusted(&format!("kest: {}", error_chain(self)), MESSAGE_CHARS);
         RpcError {
             code,
             data: json!({"kest": {"refused": self.is_refused(), "cause": cause, "policy": policy}}),
@@ -178,9 +178,16 @@ fn hook_cause(error: &kest::KestError) -> &'static str {
     }
 }
 
-/// `error` and its causes, each said once: a cause whose text the message already holds
-/// is not repeated.
-fn chain(error: &dyn std::error::Error) -> String {
+/// `error` and its causes on one line, each said once: a cause whose text the message
+/// already holds is not repeated. Not escaped: callers that print it escape it.
+///
+/// ```
+/// let io = std::io::Error::other("disk full");
+/// let error = kest_mcp::McpError::Io { what: "writing the passport".into(), source: io };
+/// assert_eq!(kest_mcp::error_chain(&error), "writing the passport: disk full");
+/// ```
+#[must_use]
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -64,7 +64,9 @@ mod server;
 
 pub use client::KestClient;
 pub use config::{DEFAULT_MAX_MESSAGE_BYTES, McpConfig, ReturnPassport, Rule, Unlisted};
-pub use error::{INVALID_REQUEST, McpError, NOT_RECORDED, PARSE_ERROR, REFUSED, RpcError};
+pub use error::{
+    INVALID_REQUEST, McpError, NOT_RECORDED, PARSE_ERROR, REFUSED, RpcError, error_chain,
+};
 pub use guard::{CallError, Kind, McpGuard, Recorded, Request, Session};
 #[doc(hidden)]
 pub use proxy::{FuzzRoute, fuzz_route};

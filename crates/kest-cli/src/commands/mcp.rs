@@ -36,7 +36,9 @@ pub fn proxy(args: &ProxyArgs) -> Result<(), CliError> {
 }
 
 async fn run(args: &ProxyArgs) -> Result<(), CliError> {
-    let shown = |error: &dyn std::error::Error| kest_canon::neutralize(&chain(error)).into_owned();
+    let shown = |error: &dyn std::error::Error| {
+        kest_canon::neutralize(&kest_mcp::error_chain(error)).into_owned()
+    };
     let config = Path::new(&args.config);
     let (passport_out, command) = (args.passport_out.as_deref(), args.command.as_slice());
     let kest = kest::Kest::from_toml_file(config)
@@ -109,19 +111,4 @@ async fn run(args: &ProxyArgs) -> Result<(), CliError> {
         "kest mcp proxy: session over"
     );
     Ok(())
-}
-
-/// An error and its causes on one line, each said once.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let said = cause.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        source = cause.source();
-    }
-    text
 }
