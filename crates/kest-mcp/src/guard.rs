@@ -447,20 +447,21 @@ impl Session {
         let server = lock(&self.state.server).clone();
         let empty = Map::new();
         let arguments = request.arguments.unwrap_or(&empty);
-        let (described, inputs) = match request.kind {
+        // The input hash is of the arguments as sent (the URI for a resource), hashed
+        // where they lie rather than copied first.
+        let (described, values) = match request.kind {
             Kind::Tool | Kind::Prompt => (
                 json!({"name": request.name, "arguments": arguments, "server": server}),
-                Value::Object(arguments.clone()),
+                Values::new().inputs(arguments),
             ),
             Kind::Resource => (
                 json!({"uri": request.name, "server": server}),
-                json!({"uri": request.name}),
+                Values::new().inputs(&json!({"uri": request.name})),
             ),
         };
-        let mut values = Values::new()
+        let mut values = values
             .resource_id(request.name)
-            .context(request.kind.context_key(), described)
-            .inputs(&inputs);
+            .context(request.kind.context_key(), described);
         if let Some(server) = server {
             values = values.label("mcp.server", server);
         }
