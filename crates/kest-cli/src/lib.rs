@@ -177,25 +177,31 @@ pub enum Command {
 /// `kest mcp` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum McpCommand {
-    /// Front an MCP server over stdio: start COMMAND, speak MCP to it on its stdin and
-    /// stdout, and to the client on this process's. Every tools/call, resources/read and
+    /// Front an MCP server: start COMMAND and speak MCP to it on its stdin and stdout
+    /// (or, with --upstream, be the HTTP client of a server that speaks streamable
+    /// HTTP), and speak MCP to the client on this process's stdio (or, with --listen,
+    /// serve streamable HTTP at http://ADDR/mcp). Every tools/call, resources/read and
     /// prompts/get is decided by policy before it reaches the server and recorded as a
     /// signed entry after it answers; the session's passport goes back in the result's
     /// _meta.baggage. A refused call is a JSON-RPC error and never reaches the server.
-    /// Everything else passes unchanged.
+    /// Everything else passes unchanged. One MCP session is one flow.
     ///
     /// The configuration is a Kest TOML file: `[identity]`, `[policy]` and `[ingress]` as
     /// for any service, plus `[mcp]` (server, unlisted = "deny" | "guard",
-    /// return_passport = "when_sent" | "always", max_message_bytes) and
+    /// return_passport = "when_sent" | "always", max_message_bytes),
     /// `[mcp.tools.NAME]` (policy, origin, added_taints, removed_taints, trust_override,
-    /// classification). Exits 2 when the configuration or a policy cannot
-    /// be used, or COMMAND cannot be started; otherwise with 0 when the server exits.
+    /// classification) and, for --listen, `[mcp.http]` (issuer, audience, jwks_uri,
+    /// anonymous, allowed_origins, max_sessions): every HTTP request's bearer token is
+    /// validated against the issuer's keys, and the caller comes from the token alone.
+    /// Exits 2 when the configuration or a policy cannot be used, or COMMAND cannot be
+    /// started; otherwise with 0 when the server exits (stdio) or on Ctrl-C (--listen).
     Proxy {
         /// The Kest TOML configuration.
         #[arg(long, value_name = "FILE")]
         config: String,
         /// Rewrite FILE (atomically) after every recorded call with the session's
-        /// passport as JSON, the list of JWS `kest verify` reads.
+        /// passport as JSON, the list of JWS `kest verify` reads. With --listen, a
+        /// directory: each session's passport is `DIR/SESSION-ID.json`.
         #[arg(long, value_name = "FILE")]
         passport_out: Option<String>,
         /// Append every call's span and the metrics to FILE as JSON lines (`kest audit`
@@ -203,8 +209,20 @@ pub enum McpCommand {
         /// OTEL_EXPORTER_OTLP_ENDPOINT, when set.
         #[arg(long, value_name = "FILE")]
         spans: Option<String>,
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (port 0 picks one;
+        /// the address is printed on stderr as `listening on http://ADDR/mcp`). Each
+        /// session starts its own COMMAND, or opens its own session on --upstream.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// The server speaks streamable HTTP at URL: no COMMAND is started.
+        #[arg(long, value_name = "URL", conflicts_with = "command")]
+        upstream: Option<String>,
         /// The server to start, and its arguments (after `--`).
-        #[arg(value_name = "COMMAND", required = true, last = true)]
+        #[arg(
+            value_name = "COMMAND",
+            last = true,
+            required_unless_present = "upstream"
+        )]
         command: Vec<String>,
     },
 }
@@ -323,11 +341,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             config,
             passport_out,
             spans,
+            listen,
+            upstream,
             command,
         }) => commands::mcp::proxy(&commands::mcp::ProxyArgs {
             config,
             passport_out,
             spans,
+            listen,
+            upstream,
             command,
         }),
         Command::Append(args) => commands::append::run(&args),

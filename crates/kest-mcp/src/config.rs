@@ -184,6 +184,129 @@ pub struct McpConfig {
     /// What results carry back in `_meta.baggage`.
     #[serde(default)]
     return_passport: ReturnPassport,
+    /// The proxy's streamable HTTP side: `[mcp.http]`.
+    #[serde(default)]
+    http: HttpSettings,
+}
+
+/// `[mcp.http]`: how the proxy's streamable HTTP side admits callers.
+///
+/// Every request must carry a bearer token, validated as the HTTP identity layer does
+/// (signature against the issuer's JWKS, expiry, issuer, audience); the caller the flow
+/// acts for comes from the token alone. Serving callers without a token is a choice
+/// that has to be named: `anonymous = true`.
+///
+/// ```
+/// use kest_mcp::McpConfig;
+///
+/// let config = McpConfig::from_toml_str(r#"
+///     [mcp.http]
+///     issuer = "https://login.example"
+///     audience = "mail-tools"
+///     allowed_origins = ["https://agent.example"]
+///     max_sessions = 32
+/// "#)?;
+/// assert_eq!(config.http().issuer(), Some("https://login.example"));
+/// assert_eq!(config.http().max_sessions(), 32);
+/// assert!(!config.http().anonymous());
+/// # Ok::<(), kest_mcp::McpError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[must_use]
+pub struct HttpSettings {
+    /// The token issuer (`iss`); its JWKS is discovered from
+    /// `/.well-known/openid-configuration` unless `jwks_uri` is given.
+    issuer: Option<String>,
+    /// The audience tokens must name (`aud`).
+    audience: Option<String>,
+    /// The issuer's JWK Set, when not discovered.
+    jwks_uri: Option<String>,
+    /// Serve requests without a bearer token (no user in the flow).
+    #[serde(default)]
+    anonymous: bool,
+    /// Browser origins allowed to call (a request with another `Origin` gets 403;
+    /// one without `Origin` is not from a browser page and passes).
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    /// Sessions open at once (default 64); more are refused with 503.
+    max_sessions: Option<usize>,
+}
+
+/// Sessions the HTTP side holds at once unless configured.
+pub const DEFAULT_MAX_SESSIONS: usize = 64;
+
+impl HttpSettings {
+    /// Tokens validated against `issuer`'s JWKS, for `audience`.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: Some(issuer.into()),
+            audience: Some(audience.into()),
+            ..Self::default()
+        }
+    }
+
+    /// No token needed: the flow has no user. Named, never a fallback.
+    pub fn anonymous_access() -> Self {
+        Self {
+            anonymous: true,
+            ..Self::default()
+        }
+    }
+
+    /// The JWK Set's URL, instead of discovering it.
+    pub fn with_jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Allows a browser origin.
+    pub fn with_allowed_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// At most `max` sessions at once.
+    pub const fn with_max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = Some(max);
+        self
+    }
+
+    /// The token issuer.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    /// The audience tokens must name.
+    #[must_use]
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// The JWK Set's URL, when configured.
+    #[must_use]
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.jwks_uri.as_deref()
+    }
+
+    /// Whether requests without a token are served.
+    #[must_use]
+    pub const fn anonymous(&self) -> bool {
+        self.anonymous
+    }
+
+    /// The browser origins allowed to call.
+    #[must_use]
+    pub fn allowed_origins(&self) -> &[String] {
+        &self.allowed_origins
+    }
+
+    /// Sessions open at once.
+    #[must_use]
+    pub fn max_sessions(&self) -> usize {
+        self.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS)
+    }
 }
 
 /// The largest message the proxy reads unless configured.
@@ -329,6 +452,17 @@ impl McpConfig {
     pub fn max_message_bytes(&self) -> usize {
         self.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
     }
+
+    /// How the proxy's HTTP side admits callers.
+    pub fn with_http(mut self, http: HttpSettings) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// `[mcp.http]`.
+    pub const fn http(&self) -> &HttpSettings {
+        &self.http
+    }
 }
 
 /// `policy = "name"` or `policy = ["a", "b"]`.
@@ -390,5 +524,10 @@ mod tests {
         let too_high = McpConfig::from_toml_str("[mcp.tools.x]\ntrust_override = 300");
         assert!(too_high.is_err());
         assert_eq!(McpConfig::from_toml_str("").unwrap(), McpConfig::new());
+        let http = McpConfig::from_toml_str("[mcp.http]\nanonymus = true").unwrap_err();
+        assert!(http.to_string().contains("anonymus"), "{http}");
+        let defaults = McpConfig::new();
+        assert_eq!(defaults.http().max_sessions(), DEFAULT_MAX_SESSIONS);
+        assert!(!defaults.http().anonymous());
     }
 }

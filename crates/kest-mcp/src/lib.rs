@@ -58,16 +58,23 @@ mod client;
 mod config;
 mod error;
 mod guard;
+#[cfg(feature = "http")]
+mod http;
 mod json;
 mod proxy;
 mod server;
 
 pub use client::KestClient;
-pub use config::{DEFAULT_MAX_MESSAGE_BYTES, McpConfig, ReturnPassport, Rule, Unlisted};
+pub use config::{
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS, HttpSettings, McpConfig, ReturnPassport, Rule,
+    Unlisted,
+};
 pub use error::{
     INVALID_REQUEST, McpError, NOT_RECORDED, PARSE_ERROR, REFUSED, RpcError, error_chain,
 };
 pub use guard::{CallError, Kind, McpGuard, Recorded, Request, Session};
+#[cfg(feature = "http")]
+pub use http::{HttpProxy, SESSION_HEADER, Upstream};
 #[doc(hidden)]
 pub use proxy::{FuzzRoute, fuzz_route};
 pub use proxy::{Proxy, ProxyReport};

@@ -20,7 +20,7 @@ use crate::guard::{CallError, Kind, McpGuard, Request, Session};
 use crate::json::parse_strict;
 
 /// Messages queued for one peer before the sender waits.
-const QUEUE: usize = 256;
+pub(crate) const QUEUE: usize = 256;
 /// Guarded calls waiting for the server at once; more are refused until some end.
 const MAX_IN_FLIGHT: usize = 1024;
 /// `initialize` requests remembered while their answers are awaited.
@@ -69,7 +69,7 @@ pub struct Proxy {
 /// A guarded request waiting for the server's answer.
 type Waiting = oneshot::Sender<Value>;
 
-struct Shared {
+pub(crate) struct Shared {
     session: Session,
     to_client: mpsc::Sender<String>,
     to_server: mpsc::Sender<String>,
@@ -132,18 +132,7 @@ impl Proxy {
         let max = self.guard.config().max_message_bytes();
         let (to_client, client_queue) = mpsc::channel(QUEUE);
         let (to_server, server_queue) = mpsc::channel(QUEUE);
-        let shared = Arc::new(Shared {
-            session: self.guard.session(),
-            to_client,
-            to_server,
-            waiting: Mutex::new(HashMap::new()),
-            cancelled: Mutex::new(std::collections::HashSet::new()),
-            initializing: Mutex::new(Vec::new()),
-            passport_out: self.passport_out,
-            file: tokio::sync::Mutex::new(()),
-            report: Mutex::new(ProxyReport::default()),
-            own_ids: format!("kest-proxy:{}:", uuid::Uuid::new_v4()),
-        });
+        let shared = Shared::new(&self.guard, to_client, to_server, self.passport_out);
         let stop_server = Arc::new(tokio::sync::Notify::new());
         let client_writer = tokio::spawn(write_lines(client_queue, client_out, "the client", None));
         let server_writer = tokio::spawn(write_lines(
@@ -172,7 +161,7 @@ impl Proxy {
                 (None, result)
             }
         };
-        let report = *lock(&shared.report);
+        let report = shared.report();
         drop(shared);
         let _ = server_writer.await;
         // What is queued for the client is written; calls still waiting have ended.
@@ -187,8 +176,32 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Relays a client on `client_in`/`client_out` (stdio, say) to a server that speaks
+    /// streamable HTTP at `url` (feature `http`): the proxy is that server's HTTP client,
+    /// with one upstream session, deleted when the client closes.
+    ///
+    /// # Errors
+    /// [`McpError::Config`] when `url` is not a URL; [`McpError::Io`] when the client
+    /// cannot be read.
+    #[cfg(feature = "http")]
+    pub async fn run_to_url<CI, CO>(
+        self,
+        client_in: CI,
+        client_out: CO,
+        url: impl Into<String>,
+    ) -> Result<ProxyReport, McpError>
+    where
+        CI: AsyncRead + Unpin + Send + 'static,
+        CO: AsyncWrite + Unpin + Send + 'static,
+    {
+        let url = url.into();
+        crate::http::stdio_to_url(&self.guard, self.passport_out, &url, client_in, client_out).await
+    }
+}
+
 /// Writes each queued message as one line.
-async fn write_lines<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<String>,
     mut out: W,
     peer: &'static str,
@@ -220,7 +233,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(
 
 /// One line of at most `max` bytes, without its newline; `Ok(None)` at the end.
 /// A longer line is read to its end and reported as `Err(len)`, never held whole.
-async fn read_line<R: AsyncBufRead + Unpin>(
+pub(crate) async fn read_line<R: AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
     peer: &'static str,
@@ -268,14 +281,14 @@ async fn read_line<R: AsyncBufRead + Unpin>(
 }
 
 /// Reads the client's messages and routes each.
-async fn from_client<R: AsyncBufRead + Unpin>(
+pub(crate) async fn from_client<R: AsyncBufRead + Unpin>(
     shared: Arc<Shared>,
     mut reader: R,
     max: usize,
 ) -> Result<(), McpError> {
     while let Some(line) = read_line(&mut reader, max, "the client").await? {
-        let text = match line {
-            Ok(text) => text,
+        match line {
+            Ok(text) => shared.client_text(text).await?,
             Err(len) => {
                 let error = rpc(
                     INVALID_REQUEST,
@@ -284,11 +297,56 @@ async fn from_client<R: AsyncBufRead + Unpin>(
                     ),
                 );
                 send(&shared.to_client, error.response(&Value::Null)).await;
-                continue;
             }
-        };
+        }
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// A relay for one session of `guard`: what the client is to get goes to
+    /// `to_client`, what the server is to get to `to_server`.
+    pub(crate) fn new(
+        guard: &McpGuard,
+        to_client: mpsc::Sender<String>,
+        to_server: mpsc::Sender<String>,
+        passport_out: Option<PathBuf>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            session: guard.session(),
+            to_client,
+            to_server,
+            waiting: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(std::collections::HashSet::new()),
+            initializing: Mutex::new(Vec::new()),
+            passport_out,
+            file: tokio::sync::Mutex::new(()),
+            report: Mutex::new(ProxyReport::default()),
+            own_ids: format!("kest-proxy:{}:", uuid::Uuid::new_v4()),
+        })
+    }
+
+    /// The session this relay's calls are recorded in.
+    #[cfg_attr(
+        not(feature = "http"),
+        allow(dead_code, reason = "used by the HTTP side")
+    )]
+    pub(crate) const fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// What the relay has done so far.
+    pub(crate) fn report(&self) -> ProxyReport {
+        *lock(&self.report)
+    }
+
+    /// Routes one message from the client (UTF-8, within the size limit).
+    ///
+    /// # Errors
+    /// [`McpError::Io`] when the server's queue is closed.
+    pub(crate) async fn client_text(self: &Arc<Self>, text: String) -> Result<(), McpError> {
         if text.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         let message = match parse_strict(&text) {
             Ok(message) => message,
@@ -297,20 +355,20 @@ async fn from_client<R: AsyncBufRead + Unpin>(
                     PARSE_ERROR,
                     &format!("kest: the message is not JSON the proxy accepts: {error}"),
                 );
-                send(&shared.to_client, error.response(&Value::Null)).await;
-                continue;
+                send(&self.to_client, error.response(&Value::Null)).await;
+                return Ok(());
             }
         };
         let object = match route(&message) {
             Route::Refuse(error) => {
-                send(&shared.to_client, error.response(&Value::Null)).await;
-                continue;
+                send(&self.to_client, error.response(&Value::Null)).await;
+                return Ok(());
             }
             Route::Guard { kind, id, object } => {
-                let shared = Arc::clone(&shared);
+                let shared = Arc::clone(self);
                 let (id, object) = (id.clone(), object.clone());
                 tokio::spawn(async move { guarded(shared, kind, id, object, text).await });
-                continue;
+                return Ok(());
             }
             Route::Forward(object) => object,
         };
@@ -320,16 +378,16 @@ async fn from_client<R: AsyncBufRead + Unpin>(
             (Some(method), Some(id)) => {
                 if method == "initialize" {
                     if let Some(info) = object.get("params").and_then(|p| p.get("clientInfo")) {
-                        shared.session.client_said(info);
+                        self.session.client_said(info);
                     }
-                    let mut initializing = lock(&shared.initializing);
+                    let mut initializing = lock(&self.initializing);
                     // A client repeating `initialize` cannot grow this without bound.
                     if initializing.len() >= MAX_INITIALIZING {
                         initializing.remove(0);
                     }
                     initializing.push(id.to_string());
                 }
-                forward(&shared.to_server, text).await?;
+                forward(&self.to_server, text).await
             }
             (Some(method), None) => {
                 if method == "notifications/cancelled" {
@@ -338,28 +396,67 @@ async fn from_client<R: AsyncBufRead + Unpin>(
                         .and_then(|params| params.get("requestId"))
                         .map(Value::to_string);
                     if let Some(request) = request
-                        && lock(&shared.waiting).contains_key(&request)
+                        && lock(&self.waiting).contains_key(&request)
                     {
                         // If the server still answers, the tool ran: the call is
                         // recorded, and the answer withheld as the client asked.
-                        lock(&shared.cancelled).insert(request);
+                        lock(&self.cancelled).insert(request);
                     }
                 }
                 let initialized = method == "notifications/initialized";
-                forward(&shared.to_server, text).await?;
+                forward(&self.to_server, text).await?;
                 if initialized {
-                    tokio::spawn(check_tools(Arc::clone(&shared)));
+                    tokio::spawn(check_tools(Arc::clone(self)));
                 }
+                Ok(())
             }
             // Answers to the server's own requests, and anything else: unchanged.
-            _ => forward(&shared.to_server, text).await?,
+            _ => forward(&self.to_server, text).await,
         }
     }
-    Ok(())
+
+    /// Routes one message from the server: an answer to a guarded request goes back
+    /// through the hook, everything else to the client unchanged. `false` once the
+    /// client's queue is closed.
+    pub(crate) async fn server_text(&self, text: String) -> bool {
+        let answer = parse_strict(&text).ok().and_then(|message| {
+            let is_answer = message.get("method").is_none()
+                && (message.get("result").is_some() || message.get("error").is_some());
+            let id = message.get("id").map(Value::to_string)?;
+            is_answer.then_some((id, message))
+        });
+        if let Some((id, message)) = answer {
+            let waiting = lock(&self.waiting).remove(&id);
+            if let Some(waiting) = waiting {
+                let _ = waiting.send(message);
+                return true;
+            }
+            let initializing = {
+                let mut pending = lock(&self.initializing);
+                let found = pending.iter().position(|pending| *pending == id);
+                found.map(|at| pending.swap_remove(at)).is_some()
+            };
+            if initializing
+                && let Some(name) = message
+                    .get("result")
+                    .and_then(|r| r.get("serverInfo"))
+                    .and_then(|info| info.get("name"))
+                    .and_then(Value::as_str)
+            {
+                self.session.server_said(name);
+            }
+        }
+        self.to_client.send(text).await.is_ok()
+    }
+
+    /// The server is gone: every call still waiting ends unrecorded.
+    pub(crate) fn server_gone(&self) {
+        lock(&self.waiting).clear();
+    }
 }
 
 /// Where a client's message goes.
-enum Route<'m> {
+pub(crate) enum Route<'m> {
     /// Answered with this error; nothing is forwarded.
     Refuse(RpcError),
     /// Through the hook.
@@ -375,7 +472,7 @@ enum Route<'m> {
 /// Decides where a parsed client message goes. Whatever names a guarded method goes
 /// through the hook or is refused: a batch (it could hide one), and a guarded method
 /// sent as a notification (no `id`), which a lenient server might still run.
-fn route(message: &Value) -> Route<'_> {
+pub(crate) fn route(message: &Value) -> Route<'_> {
     let Value::Object(object) = message else {
         return Route::Refuse(rpc(
             INVALID_REQUEST,
@@ -421,9 +518,8 @@ pub fn fuzz_route(line: &str) -> FuzzRoute {
     }
 }
 
-/// Reads the server's messages: answers to guarded requests go back through the hook,
-/// everything else to the client unchanged.
-async fn from_server<R: AsyncBufRead + Unpin>(
+/// Reads the server's messages and routes each.
+pub(crate) async fn from_server<R: AsyncBufRead + Unpin>(
     shared: Arc<Shared>,
     mut reader: R,
     max: usize,
@@ -436,39 +532,11 @@ async fn from_server<R: AsyncBufRead + Unpin>(
             );
             continue;
         };
-        let answer = parse_strict(&text).ok().and_then(|message| {
-            let is_answer = message.get("method").is_none()
-                && (message.get("result").is_some() || message.get("error").is_some());
-            let id = message.get("id").map(Value::to_string)?;
-            is_answer.then_some((id, message))
-        });
-        if let Some((id, message)) = answer {
-            let waiting = lock(&shared.waiting).remove(&id);
-            if let Some(waiting) = waiting {
-                let _ = waiting.send(message);
-                continue;
-            }
-            let initializing = {
-                let mut pending = lock(&shared.initializing);
-                let found = pending.iter().position(|pending| *pending == id);
-                found.map(|at| pending.swap_remove(at)).is_some()
-            };
-            if initializing
-                && let Some(name) = message
-                    .get("result")
-                    .and_then(|r| r.get("serverInfo"))
-                    .and_then(|info| info.get("name"))
-                    .and_then(Value::as_str)
-            {
-                shared.session.server_said(name);
-            }
-        }
-        if shared.to_client.send(text).await.is_err() {
+        if !shared.server_text(text).await {
             break;
         }
     }
-    // The server is gone: every call still waiting ends unrecorded.
-    lock(&shared.waiting).clear();
+    shared.server_gone();
     Ok(())
 }
 
@@ -674,7 +742,7 @@ async fn check_tools(shared: Arc<Shared>) {
     }
 }
 
-fn rpc(code: i64, message: &str) -> RpcError {
+pub(crate) fn rpc(code: i64, message: &str) -> RpcError {
     RpcError {
         code,
         message: kest::canon::escape_untrusted(message, 1000),

@@ -134,6 +134,34 @@ impl IdentityLayer {
     }
 }
 
+impl IdentityLayer {
+    /// Validates the bearer token in `headers` as the layer does, and returns who it acts
+    /// for: the mapped claims of the validated token, and nothing else. For transports
+    /// that are not a tower stack (an MCP proxy's HTTP side, say).
+    ///
+    /// # Errors
+    /// The refusal's message (`missing bearer token`, `invalid bearer token: …`), the
+    /// text the layer answers 401 with.
+    pub async fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, String> {
+        authenticate(&self.verification, &self.claims, &self.defaults, headers).await
+    }
+}
+
+/// The caller a request's bearer token names, validated.
+async fn authenticate(
+    verification: &Verification,
+    names: &ClaimNames,
+    defaults: &ClaimDefaults,
+    headers: &http::HeaderMap,
+) -> Result<Caller, String> {
+    let token = bearer(headers).ok_or_else(|| "missing bearer token".to_owned())?;
+    let claims = verify(verification, &token).await.map_err(|reason| {
+        tracing::warn!(%reason, "kest: refusing a request with an invalid bearer token");
+        format!("invalid bearer token: {reason}")
+    })?;
+    Ok(caller_from_claims(&claims, names, defaults, token))
+}
+
 impl<S> tower::Layer<S> for IdentityLayer {
     type Service = Identity<S>;
 
@@ -184,27 +212,12 @@ where
                     "kest: the identity layer must run inside the lineage layer".into(),
                 ));
             };
-            let token = match bearer(&request) {
-                Some(token) => token,
-                None => {
-                    return Ok(refuse(
-                        StatusCode::UNAUTHORIZED,
-                        "missing bearer token".into(),
-                    ));
-                }
-            };
-            let claims = match verify(&verification, &token).await {
-                Ok(claims) => claims,
-                Err(reason) => {
-                    tracing::warn!(%reason, "kest: refusing a request with an invalid bearer token");
-                    return Ok(refuse(
-                        StatusCode::UNAUTHORIZED,
-                        format!("invalid bearer token: {reason}"),
-                    ));
-                }
-            };
             let (names, defaults) = claims_config.as_ref();
-            let verified = caller_from_claims(&claims, names, defaults, token);
+            let verified =
+                match authenticate(&verification, names, defaults, request.headers()).await {
+                    Ok(verified) => verified,
+                    Err(reason) => return Ok(refuse(StatusCode::UNAUTHORIZED, reason)),
+                };
             if let Err(disagreement) = agrees(&flow.caller(), &verified, names) {
                 tracing::warn!(
                     %disagreement,
@@ -289,12 +302,8 @@ fn agrees(from_baggage: &Caller, verified: &Caller, names: &ClaimNames) -> Resul
     Ok(())
 }
 
-fn bearer<B>(request: &Request<B>) -> Option<String> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+fn bearer(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
         .then(|| token.trim().to_owned())
