@@ -1,8 +1,13 @@
 """The mail-tools MCP server of the agent story, on the official Python SDK.
 
-It knows nothing of Kest. Run it behind the proxy:
+It knows nothing of Kest. Run it behind the proxy, over stdio:
 
     kest mcp proxy --config kest.toml --passport-out passport.json -- python3 server.py
+
+or serve streamable HTTP on 127.0.0.1:PORT/mcp, and point the proxy at it:
+
+    python3 server.py --http PORT
+    kest mcp proxy --config kest.toml --upstream http://127.0.0.1:PORT/mcp
 
 Every tool it runs appends one JSON line to the file named by MAIL_TOOLS_LOG, when
 set: the server's own log, which shows what actually ran.
@@ -57,4 +62,9 @@ def echo(text: str) -> str:
 
 
 if __name__ == "__main__":
-    server.run()
+    import sys
+
+    if sys.argv[1:2] == ["--http"]:
+        server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
+    else:
+        server.run()
