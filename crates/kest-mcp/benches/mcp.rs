@@ -208,6 +208,25 @@ fn bench(c: &mut Criterion) {
     group.bench_function("rmcp_kest_server", |b| {
         b.iter(|| rt.block_on(rmcp_call(&wrapped)))
     });
+    // The guard alone: the hook plus what the MCP boundary adds, with no transport.
+    let session = guard(&rt).session();
+    let arguments = json!({"q": "x"}).as_object().unwrap().clone();
+    group.bench_function("session_call", |b| {
+        b.iter(|| {
+            let request = kest_mcp::Request {
+                kind: kest_mcp::Kind::Tool,
+                name: "lookup",
+                arguments: Some(&arguments),
+                baggage: None,
+            };
+            rt.block_on(session.call(
+                request,
+                async { Ok::<_, ()>(json!({"content": [{"type": "text", "text": "found"}]})) },
+                kest::hash_serialized,
+            ))
+            .unwrap()
+        })
+    });
     group.bench_function("stdio_direct", |b| b.iter(|| rt.block_on(plain.call())));
     group.bench_function("stdio_proxy", |b| b.iter(|| rt.block_on(proxied.call())));
     group.finish();
