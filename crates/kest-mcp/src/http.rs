@@ -1084,4 +1084,60 @@ mod tests {
             "the backlog is bounded"
         );
     }
+    /// A relay whose client side is a queue the test reads.
+    async fn relay() -> (Arc<Shared>, mpsc::Receiver<String>) {
+        let kest = kest::Kest::builder()
+            .identity(kest::identity::MockIdentity::new("spiffe://kest.test/up").unwrap())
+            .build()
+            .unwrap();
+        let guard = McpGuard::new(kest, crate::McpConfig::new()).await.unwrap();
+        let (to_client, from_relay) = mpsc::channel(64);
+        let (to_server, _server) = mpsc::channel(64);
+        (Shared::new(&guard, to_client, to_server, None), from_relay)
+    }
+
+    #[tokio::test]
+    async fn server_sent_events_are_read_as_the_format_says_and_bounded() {
+        let (relay, mut out) = relay().await;
+        let upstream =
+            HttpUpstream::new(reqwest::Client::new(), "http://127.0.0.1:1/mcp", 64).unwrap();
+        // Comments, ids, a priming event without data, a multi-line data field, an event
+        // of another type (not relayed), CRLF line ends, and a last event without the
+        // blank line that would end it (never dispatched, as the format says).
+        let stream = b": keep-alive\n\nid: 1\nretry: 10\n\nevent: message\ndata: {\"a\":\ndata: 1}\n\nevent: other\ndata: {\"b\":2}\n\r\ndata: {\"c\":3}\r\n\r\ndata: {\"d\":4}";
+        upstream.read_events(&relay, &stream[..]).await.unwrap();
+        assert_eq!(out.recv().await.unwrap(), "{\"a\":\n1}");
+        assert_eq!(out.recv().await.unwrap(), "{\"c\":3}");
+        assert!(out.try_recv().is_err(), "nothing else was relayed");
+        // An event whose data grows past the limit, a line at a time, is refused.
+        let long = format!("data: {}\ndata: {}\n\n", "x".repeat(40), "y".repeat(40));
+        let error = upstream
+            .read_events(&relay, long.as_bytes())
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("exceeds the limit of 64 bytes"),
+            "{error}"
+        );
+        // So is one line past it, and a JSON body past it.
+        let line = format!("data: {}\n\n", "z".repeat(100));
+        assert!(upstream.read_events(&relay, line.as_bytes()).await.is_err());
+        let body = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"{}\"}}",
+            "w".repeat(30)
+        );
+        let twice = format!("{body}\n{body}");
+        assert!(upstream.read_json(&relay, twice.as_bytes()).await.is_err());
+        assert!(out.try_recv().is_err(), "nothing of them was relayed");
+        // A JSON body within the limit is relayed whole, and its protocol version kept.
+        let answer = r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25"}}"#;
+        let upstream =
+            HttpUpstream::new(reqwest::Client::new(), "http://127.0.0.1:1/mcp", 1024).unwrap();
+        upstream.read_json(&relay, answer.as_bytes()).await.unwrap();
+        assert_eq!(out.recv().await.unwrap(), answer);
+        assert_eq!(
+            lock(&upstream.version).as_ref().unwrap().to_str().unwrap(),
+            "2025-11-25"
+        );
+    }
 }
