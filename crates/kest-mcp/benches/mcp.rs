@@ -4,6 +4,10 @@
 //!   rmcp server in process (an in-memory transport), without and with [`KestServer`].
 //! - `mcp/stdio_direct` and `mcp/stdio_proxy`: newline-delimited JSON-RPC, as over stdio
 //!   (in-memory pipes), to a server that answers at once, without and with [`Proxy`].
+//! - `mcp/child_direct` and `mcp/child_proxy`: the same over real pipes to a child
+//!   process (this binary, started again as the server), without and with [`Proxy`].
+//! - `mcp/session_call`: the guard alone (the hook and what the MCP boundary adds), with
+//!   no transport.
 //! - `mcp/raw_signature`: one Ed25519 signature over an entry-sized message, the cost the
 //!   target is stated in.
 //!
@@ -133,6 +137,98 @@ impl LinePeer {
     }
 }
 
+/// Set in the environment of this binary started again as the child server.
+const CHILD: &str = "KEST_BENCH_MCP_CHILD_SERVER";
+
+/// The child server: answers every line on stdin at once, on stdout.
+fn child_server() {
+    use std::io::{BufRead as _, Write as _};
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let message: Value = serde_json::from_str(&line).unwrap();
+        let answer = json!({"jsonrpc": "2.0", "id": message["id"],
+                            "result": {"content": [{"type": "text", "text": "found"}]}});
+        if writeln!(out, "{answer}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// This binary, started as the child server, with its pipes.
+fn spawn_child() -> tokio::process::Child {
+    tokio::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// A JSON-RPC peer on a child's pipes.
+struct ChildPeer {
+    write: tokio::process::ChildStdin,
+    lines: Lines<BufReader<tokio::process::ChildStdout>>,
+    next: u64,
+    _child: tokio::process::Child,
+}
+
+impl ChildPeer {
+    fn new(rt: &Runtime) -> Self {
+        rt.block_on(async {
+            let mut child = spawn_child();
+            Self {
+                write: child.stdin.take().unwrap(),
+                lines: BufReader::new(child.stdout.take().unwrap()).lines(),
+                next: 0,
+                _child: child,
+            }
+        })
+    }
+
+    async fn call(&mut self) {
+        self.next += 1;
+        let id = self.next;
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                             "params": {"name": "lookup", "arguments": {"q": "x"}}});
+        self.write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        loop {
+            let line = self.lines.next_line().await.unwrap().unwrap();
+            let message: Value = serde_json::from_str(&line).unwrap();
+            if message["id"] == id {
+                assert!(message.get("result").is_some(), "{line}");
+                return;
+            }
+        }
+    }
+}
+
+/// The proxy in front of a child server, spoken to over in-memory pipes (as the proxy's
+/// own stdin and stdout would be).
+fn child_proxy(rt: &Runtime, guard: McpGuard) -> LinePeer {
+    rt.block_on(async {
+        let (client, proxy_client) = tokio::io::duplex(1 << 20);
+        let mut child = spawn_child();
+        let (to_server, from_server) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let (client_in, client_out) = tokio::io::split(proxy_client);
+        tokio::spawn(async move {
+            let _child = child;
+            let _ = Proxy::new(guard)
+                .run(client_in, client_out, from_server, to_server)
+                .await;
+        });
+        LinePeer::new(client)
+    })
+}
+
 /// A stdio-style server answering every `tools/call` at once.
 fn line_server(io: DuplexStream) {
     tokio::spawn(async move {
@@ -195,10 +291,13 @@ fn bench(c: &mut Criterion) {
     };
     let mut plain = stdio_direct(&rt);
     let mut proxied = stdio_proxy(&rt, guard(&rt));
+    let mut child_plain = ChildPeer::new(&rt);
+    let mut child_proxied = child_proxy(&rt, guard(&rt));
     rt.block_on(async {
         for _ in 0..depth() {
             rmcp_call(&wrapped).await;
             proxied.call().await;
+            child_proxied.call().await;
         }
     });
 
@@ -229,6 +328,12 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("stdio_direct", |b| b.iter(|| rt.block_on(plain.call())));
     group.bench_function("stdio_proxy", |b| b.iter(|| rt.block_on(proxied.call())));
+    group.bench_function("child_direct", |b| {
+        b.iter(|| rt.block_on(child_plain.call()))
+    });
+    group.bench_function("child_proxy", |b| {
+        b.iter(|| rt.block_on(child_proxied.call()))
+    });
     group.finish();
 
     // The target, from per-call p50s measured back to back.
@@ -246,9 +351,14 @@ fn bench(c: &mut Criterion) {
             p50(|| time(&mut || rt.block_on(rmcp_call(&wrapped))), calls),
         ),
         (
-            "stdio framing (Proxy)",
+            "Proxy, in process (in-memory pipes)",
             p50(|| time(&mut || rt.block_on(plain.call())), calls),
             p50(|| time(&mut || rt.block_on(proxied.call())), calls),
+        ),
+        (
+            "Proxy, over stdio (child process)",
+            p50(|| time(&mut || rt.block_on(child_plain.call())), calls),
+            p50(|| time(&mut || rt.block_on(child_proxied.call())), calls),
         ),
     ];
     println!(
@@ -271,4 +381,12 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        child_server();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -21,6 +21,8 @@ use crate::json::parse_strict;
 
 /// Messages queued for one peer before the sender waits.
 pub(crate) const QUEUE: usize = 256;
+/// Queued messages written to a peer at once, up to about this many bytes.
+const BATCH_BYTES: usize = 64 * 1024;
 /// Guarded calls waiting for the server at once; more are refused until some end.
 const MAX_IN_FLIGHT: usize = 1024;
 /// `initialize` requests remembered while their answers are awaited.
@@ -219,12 +221,22 @@ pub(crate) async fn write_lines<W: AsyncWrite + Unpin>(
         let Some(line) = next else {
             break;
         };
+        // One write per batch, the newline included: a peer reading lines from a pipe
+        // is woken once, not once for the message and again for its newline.
+        let mut batch = line.into_bytes();
+        batch.push(b'\n');
+        while batch.len() < BATCH_BYTES {
+            let Ok(more) = queue.try_recv() else {
+                break;
+            };
+            batch.extend_from_slice(more.as_bytes());
+            batch.push(b'\n');
+        }
         let io = |source| McpError::Io {
             what: format!("writing to {peer}"),
             source,
         };
-        out.write_all(line.as_bytes()).await.map_err(io)?;
-        out.write_all(b"\n").await.map_err(io)?;
+        out.write_all(&batch).await.map_err(io)?;
         out.flush().await.map_err(io)?;
     }
     let _ = out.shutdown().await;
