@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use kest::Kest;
 use kest::crypto::SigningKey;
 use kest::identity::StaticIdentity;
