@@ -100,14 +100,14 @@ async fn rmcp_call(client: &RunningService<RoleClient, ()>) {
     client.call_tool(params).await.unwrap();
 }
 
-/// A JSON-RPC peer on newline-delimited pipes.
-struct LinePeer {
-    write: tokio::io::WriteHalf<DuplexStream>,
-    lines: Lines<BufReader<tokio::io::ReadHalf<DuplexStream>>>,
+/// A JSON-RPC peer on newline-delimited pipes: in memory, or a child's.
+struct LinePeer<W, R> {
+    write: W,
+    lines: Lines<BufReader<R>>,
     next: u64,
 }
 
-impl LinePeer {
+impl LinePeer<tokio::io::WriteHalf<DuplexStream>, tokio::io::ReadHalf<DuplexStream>> {
     fn new(io: DuplexStream) -> Self {
         let (read, write) = tokio::io::split(io);
         Self {
@@ -116,7 +116,9 @@ impl LinePeer {
             next: 0,
         }
     }
+}
 
+impl<W: tokio::io::AsyncWrite + Unpin, R: tokio::io::AsyncRead + Unpin> LinePeer<W, R> {
     async fn call(&mut self) {
         self.next += 1;
         let id = self.next;
@@ -136,6 +138,14 @@ impl LinePeer {
         }
     }
 }
+
+/// An in-memory peer.
+type MemoryPeer = LinePeer<tokio::io::WriteHalf<DuplexStream>, tokio::io::ReadHalf<DuplexStream>>;
+/// A child process's pipes, and the child.
+type ChildPeer = (
+    LinePeer<tokio::process::ChildStdin, tokio::process::ChildStdout>,
+    tokio::process::Child,
+);
 
 /// Set in the environment of this binary started again as the child server.
 const CHILD: &str = "KEST_BENCH_MCP_CHILD_SERVER";
@@ -170,50 +180,22 @@ fn spawn_child() -> tokio::process::Child {
         .unwrap()
 }
 
-/// A JSON-RPC peer on a child's pipes.
-struct ChildPeer {
-    write: tokio::process::ChildStdin,
-    lines: Lines<BufReader<tokio::process::ChildStdout>>,
-    next: u64,
-    _child: tokio::process::Child,
-}
-
-impl ChildPeer {
-    fn new(rt: &Runtime) -> Self {
-        rt.block_on(async {
-            let mut child = spawn_child();
-            Self {
-                write: child.stdin.take().unwrap(),
-                lines: BufReader::new(child.stdout.take().unwrap()).lines(),
-                next: 0,
-                _child: child,
-            }
-        })
-    }
-
-    async fn call(&mut self) {
-        self.next += 1;
-        let id = self.next;
-        let request = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                             "params": {"name": "lookup", "arguments": {"q": "x"}}});
-        self.write
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .unwrap();
-        loop {
-            let line = self.lines.next_line().await.unwrap().unwrap();
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message["id"] == id {
-                assert!(message.get("result").is_some(), "{line}");
-                return;
-            }
-        }
-    }
+/// This binary started as the child server, and a peer on its pipes.
+fn child_peer(rt: &Runtime) -> ChildPeer {
+    rt.block_on(async {
+        let mut child = spawn_child();
+        let peer = LinePeer {
+            write: child.stdin.take().unwrap(),
+            lines: BufReader::new(child.stdout.take().unwrap()).lines(),
+            next: 0,
+        };
+        (peer, child)
+    })
 }
 
 /// The proxy in front of a child server, spoken to over in-memory pipes (as the proxy's
 /// own stdin and stdout would be).
-fn child_proxy(rt: &Runtime, guard: McpGuard) -> LinePeer {
+fn child_proxy(rt: &Runtime, guard: McpGuard) -> MemoryPeer {
     rt.block_on(async {
         let (client, proxy_client) = tokio::io::duplex(1 << 20);
         let mut child = spawn_child();
@@ -246,7 +228,7 @@ fn line_server(io: DuplexStream) {
     });
 }
 
-fn stdio_direct(rt: &Runtime) -> LinePeer {
+fn stdio_direct(rt: &Runtime) -> MemoryPeer {
     rt.block_on(async {
         let (client, server) = tokio::io::duplex(1 << 20);
         line_server(server);
@@ -254,7 +236,7 @@ fn stdio_direct(rt: &Runtime) -> LinePeer {
     })
 }
 
-fn stdio_proxy(rt: &Runtime, guard: McpGuard) -> LinePeer {
+fn stdio_proxy(rt: &Runtime, guard: McpGuard) -> MemoryPeer {
     rt.block_on(async {
         let (client, proxy_client) = tokio::io::duplex(1 << 20);
         let (proxy_server, server) = tokio::io::duplex(1 << 20);
@@ -291,7 +273,7 @@ fn bench(c: &mut Criterion) {
     };
     let mut plain = stdio_direct(&rt);
     let mut proxied = stdio_proxy(&rt, guard(&rt));
-    let mut child_plain = ChildPeer::new(&rt);
+    let (mut child_plain, _child) = child_peer(&rt);
     let mut child_proxied = child_proxy(&rt, guard(&rt));
     rt.block_on(async {
         for _ in 0..depth() {

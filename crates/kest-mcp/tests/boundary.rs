@@ -217,28 +217,7 @@ async fn a_forged_or_edited_meta_passport_is_refused_and_the_tool_does_not_run()
         parts[2]
     );
     // 2. A clean chain signed by an attacker's key under the server's name.
-    let attacker = Kest::builder()
-        .identity(StaticIdentity::new(
-            SERVER,
-            SigningKey::generate_ed25519().unwrap(),
-        ))
-        .engine(engine())
-        .build()
-        .unwrap();
-    let forged = Flow::new();
-    let summarize = attacker
-        .protect(kest::Call::new("summarize").policy("summarize"))
-        .unwrap();
-    forged
-        .scope(summarize.run(kest::Values::new(), async {}))
-        .await
-        .unwrap();
-    let forged_list: Vec<String> = forged
-        .passport()
-        .entries()
-        .iter()
-        .map(|e| e.jws().into_owned())
-        .collect();
+    let forged_list = common::forged_chain().await;
 
     let lies = [
         ("edited payload", encode(&[edited_jws])),

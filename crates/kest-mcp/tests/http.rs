@@ -382,28 +382,7 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
 
     // A forged `_meta` passport: a clean chain signed under the server's name by a key
     // nobody trusts.
-    let attacker = kest::Kest::builder()
-        .identity(kest::identity::StaticIdentity::new(
-            SERVER,
-            SigningKey::generate_ed25519().unwrap(),
-        ))
-        .engine(common::engine())
-        .build()
-        .unwrap();
-    let forged = Flow::new();
-    let summarize = attacker
-        .protect(kest::Call::new("summarize").policy("summarize"))
-        .unwrap();
-    forged
-        .scope(summarize.run(kest::Values::new(), async {}))
-        .await
-        .unwrap();
-    let jws: Vec<String> = forged
-        .passport()
-        .entries()
-        .iter()
-        .map(|e| e.jws().into_owned())
-        .collect();
+    let jws = common::forged_chain().await;
     let mut baggage = kest::propagation::Baggage::new();
     baggage
         .set("kest.passport", serde_json::to_string(&jws).unwrap())

@@ -192,3 +192,30 @@ impl Setup {
             .len()
     }
 }
+
+/// A clean chain (one `summarize` entry) signed under the server's name by a key nobody
+/// trusts: what an attacker would send to shed a taint.
+pub(crate) async fn forged_chain() -> Vec<String> {
+    let attacker = Kest::builder()
+        .identity(StaticIdentity::new(
+            SERVER,
+            SigningKey::generate_ed25519().unwrap(),
+        ))
+        .engine(engine())
+        .build()
+        .unwrap();
+    let forged = kest::Flow::new();
+    let summarize = attacker
+        .protect(kest::Call::new("summarize").policy("summarize"))
+        .unwrap();
+    forged
+        .scope(summarize.run(kest::Values::new(), async {}))
+        .await
+        .unwrap();
+    forged
+        .passport()
+        .entries()
+        .iter()
+        .map(|e| e.jws().into_owned())
+        .collect()
+}
