@@ -45,6 +45,22 @@ pub(crate) fn prepare(sh: &Shell) -> Result {
     Ok(())
 }
 
+/// The interpreter of the venv `kest_rs` (the Python binding) is installed in, so that
+/// live tests can have the binding verify what they built: `cargo xtask python` installs
+/// it (in `ci`, a phase before the live tier); when it is not there yet, it is built now.
+fn binding_python(sh: &Shell) -> Result<PathBuf> {
+    let python = crate::python::venv(sh)?.join("bin").join("python");
+    if python.exists()
+        && cmd!(sh, "{python} -c 'import kest_rs'")
+            .quiet()
+            .run()
+            .is_ok()
+    {
+        return Ok(python);
+    }
+    crate::python::install(sh)
+}
+
 /// Prepares the venv and starts the services; returns the environment the live tests
 /// read.
 pub(crate) fn environment(sh: &Shell) -> Result<Vec<(String, String)>> {
@@ -52,6 +68,10 @@ pub(crate) fn environment(sh: &Shell) -> Result<Vec<(String, String)>> {
     let mut env = vec![
         ("KEST_LIVE".to_owned(), "1".to_owned()),
         ("KEST_PYTHON".to_owned(), python(sh)?.display().to_string()),
+        (
+            "KEST_BINDING_PYTHON".to_owned(),
+            binding_python(sh)?.display().to_string(),
+        ),
     ];
     env.extend(crate::services::start(sh)?);
     Ok(env)

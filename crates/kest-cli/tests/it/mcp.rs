@@ -169,6 +169,31 @@ fn run_agent(python: &str, dir: &Path, echoes: usize) -> (Value, String) {
     )
 }
 
+/// Has the Python binding (`kest_rs.verify`, in the venv `cargo xtask python` builds)
+/// verify `file` (relative to `dir`) against the proxy's public key: the entries it
+/// accepted. A refusal fails the test.
+fn binding_verify(dir: &Path, file: &str) -> usize {
+    let python = kest_testkit::live_env("KEST_BINDING_PYTHON");
+    let script = r#"
+import json, sys, kest_rs
+with open(sys.argv[1]) as passport, open(sys.argv[3]) as key:
+    jwk = {k: v for k, v in json.load(key).items() if k != "d"}
+    report = kest_rs.verify(json.load(passport), {sys.argv[2]: jwk}, strict=True)
+print(len(report["entries"]))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, file, PRINCIPAL, "proxy-key.jwk"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kest_rs refused the passport: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// `kest verify` on the passport file: its exit code and output.
 fn kest_verify(dir: &Path) -> (i32, String) {
     kest_verify_file(dir, "passport.json")
@@ -264,6 +289,7 @@ fn the_python_sdk_runs_the_story_through_the_proxy_and_the_refused_email_never_r
     );
     assert_eq!(code, 0, "the Python package verifies it: {python_report}");
     assert_eq!(python_report["entries"], 3);
+    assert_eq!(binding_verify(dir.path(), "passport.json"), 3);
 
     // The spans the proxy exported are audited as any service's.
     let key = format!("{PRINCIPAL}=proxy-key.jwk");
@@ -461,6 +487,7 @@ fn the_python_sdk_runs_the_story_over_streamable_http_with_a_bearer_token() {
         &[(PRINCIPAL, &public_hex(dir.path()))],
     );
     assert_eq!(code, 0, "the Python package verifies it: {python_report}");
+    assert_eq!(binding_verify(dir.path(), &file), 3);
     let jws: Vec<String> =
         serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     let part = jws[0].split('.').nth(1).unwrap();
