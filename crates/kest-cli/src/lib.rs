@@ -191,9 +191,9 @@ pub enum McpCommand {
     /// return_passport = "when_sent" | "always", max_message_bytes),
     /// `[mcp.tools.NAME]` (policy, origin, added_taints, removed_taints, trust_override,
     /// classification) and, for --listen, `[mcp.http]` (issuer, audience, jwks_uri,
-    /// anonymous, allowed_origins, max_sessions): every HTTP request's bearer token is
-    /// validated against the issuer's keys, and the caller comes from the token alone.
-    /// Exits 2 when the configuration or a policy cannot be used, or COMMAND cannot be
+    /// anonymous, allowed_origins, max_sessions, session_idle_seconds): every HTTP
+    /// request's bearer token is validated against the issuer's keys, and the caller
+    /// comes from the token alone. Exits 2 when the configuration or a policy cannot be used, or COMMAND cannot be
     /// started; otherwise with 0 when the server exits (stdio) or on Ctrl-C (--listen).
     Proxy {
         /// The Kest TOML configuration.

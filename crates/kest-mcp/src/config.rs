@@ -231,10 +231,15 @@ pub struct HttpSettings {
     allowed_origins: Vec<String>,
     /// Sessions open at once (default 64); more are refused with 503.
     max_sessions: Option<usize>,
+    /// Seconds a session may sit idle (no request in flight, no `GET` stream open) before
+    /// a new session may take its place (default 900).
+    session_idle_seconds: Option<u64>,
 }
 
 /// Sessions the HTTP side holds at once unless configured.
 pub const DEFAULT_MAX_SESSIONS: usize = 64;
+/// Seconds a session may sit idle before it can be ended for a new one, unless configured.
+pub const DEFAULT_SESSION_IDLE_SECONDS: u64 = 900;
 
 impl HttpSettings {
     /// Tokens validated against `issuer`'s JWKS, for `audience`.
@@ -272,6 +277,13 @@ impl HttpSettings {
         self
     }
 
+    /// A session idle this long (no request in flight, no `GET` stream open) is ended
+    /// when a new session needs its place.
+    pub const fn with_session_idle(mut self, idle: std::time::Duration) -> Self {
+        self.session_idle_seconds = Some(idle.as_secs());
+        self
+    }
+
     /// The token issuer.
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
@@ -306,6 +318,15 @@ impl HttpSettings {
     #[must_use]
     pub fn max_sessions(&self) -> usize {
         self.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS)
+    }
+
+    /// How long a session may sit idle before a new session may take its place.
+    #[must_use]
+    pub fn session_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.session_idle_seconds
+                .unwrap_or(DEFAULT_SESSION_IDLE_SECONDS),
+        )
     }
 }
 

@@ -231,6 +231,8 @@ struct HttpSession {
     /// The caller who opened the session; later requests must be the same caller.
     owner: Option<(Option<String>, Option<String>)>,
     outbox: Arc<Outbox>,
+    /// When the client last sent anything.
+    last_seen: Mutex<std::time::Instant>,
     tasks: Vec<JoinHandle<()>>,
     /// Ends the upstream HTTP session, if there is one.
     stop: Arc<tokio::sync::Notify>,
@@ -420,6 +422,7 @@ impl Front {
             // The same caller, perhaps with a fresher token.
             session.relay.session().set_caller(caller.clone());
         }
+        *lock(&session.last_seen) = std::time::Instant::now();
         Ok(session)
     }
 
@@ -428,6 +431,7 @@ impl Front {
         self: &Arc<Self>,
         caller: Option<Caller>,
     ) -> Result<(String, Arc<HttpSession>), Refusal> {
+        self.end_idle();
         if lock(&self.sessions).len() >= self.settings.max_sessions() {
             return Err(jsonrpc_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -496,6 +500,7 @@ impl Front {
             relay,
             owner: caller.as_ref().map(owner_of),
             outbox,
+            last_seen: Mutex::new(std::time::Instant::now()),
             tasks,
             stop,
             _child: child,
@@ -503,6 +508,30 @@ impl Front {
         lock(&self.sessions).insert(id.clone(), Arc::clone(&session));
         tracing::info!(session = %id, "kest-mcp: session opened");
         Ok((id, session))
+    }
+}
+
+impl Front {
+    /// Ends the sessions idle longer than `session_idle` (nothing in flight, no `GET`
+    /// stream open), when the sessions are full: a client that never says `DELETE` does
+    /// not hold its server for ever.
+    fn end_idle(&self) {
+        let idle = self.settings.session_idle();
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() < self.settings.max_sessions() {
+            return;
+        }
+        sessions.retain(|id, session| {
+            let quiet = lock(&session.outbox.waiting).is_empty()
+                && lock(&session.outbox.stream)
+                    .as_ref()
+                    .is_none_or(mpsc::Sender::is_closed)
+                && lock(&session.last_seen).elapsed() >= idle;
+            if quiet {
+                tracing::info!(session = %id, "kest-mcp: an idle session ended for a new one");
+            }
+            !quiet
+        });
     }
 }
 

@@ -66,8 +66,8 @@ mod server;
 
 pub use client::KestClient;
 pub use config::{
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS, HttpSettings, McpConfig, ReturnPassport, Rule,
-    Unlisted,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SESSIONS, DEFAULT_SESSION_IDLE_SECONDS, HttpSettings,
+    McpConfig, ReturnPassport, Rule, Unlisted,
 };
 pub use error::{
     INVALID_REQUEST, McpError, NOT_RECORDED, PARSE_ERROR, REFUSED, RpcError, error_chain,

@@ -443,6 +443,55 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
 }
 
 #[tokio::test]
+async fn an_idle_session_gives_its_place_to_a_new_one_and_a_busy_one_does_not() {
+    let front = front(
+        HttpSettings::new(ISSUER, AUDIENCE)
+            .with_max_sessions(1)
+            .with_session_idle(Duration::from_millis(300)),
+    )
+    .await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: front.url.clone(),
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+    .to_string();
+    let alice = raw.open("alice").await;
+    // Alice's GET stream is open: her session is not idle, however long it waits.
+    let stream = raw
+        .http
+        .get(&raw.url)
+        .bearer_auth(token("alice"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let refused = raw.post(Some(&token("bob")), None, &initialize).await;
+    assert_eq!(
+        refused.status(),
+        503,
+        "a session with an open stream is kept"
+    );
+    // Once her stream is closed and she has been quiet long enough, Bob gets the place.
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let _bob = raw.open("bob").await;
+    let gone = raw
+        .post(
+            Some(&token("alice")),
+            Some(&alice),
+            &call(1, "echo", &json!({"text": "x"})),
+        )
+        .await;
+    assert_eq!(gone.status(), 404);
+}
+
+#[tokio::test]
 async fn without_token_settings_the_http_side_does_not_start_and_anonymous_is_named() {
     let (runtime, _) = Setup::server_runtime(false);
     let guard = McpGuard::new(runtime, rules()).await.unwrap();
