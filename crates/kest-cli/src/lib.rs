@@ -193,8 +193,9 @@ pub enum McpCommand {
     /// classification) and, for --listen, `[mcp.http]` (issuer, audience, jwks_uri,
     /// anonymous, allowed_origins, max_sessions, session_idle_seconds): every HTTP
     /// request's bearer token is validated against the issuer's keys, and the caller
-    /// comes from the token alone. Exits 2 when the configuration or a policy cannot be used, or COMMAND cannot be
-    /// started; otherwise with 0 when the server exits (stdio) or on Ctrl-C (--listen).
+    /// comes from the token alone. Exits 2 when the configuration or a policy cannot be
+    /// used, or COMMAND cannot be started; otherwise with 0 when the server exits
+    /// (stdio) or on Ctrl-C or SIGTERM (--listen).
     Proxy {
         /// The Kest TOML configuration.
         #[arg(long, value_name = "FILE")]
