@@ -638,6 +638,13 @@ async fn post(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) 
         }
     };
     let Some(id) = id else {
+        if method == Some("notifications/cancelled")
+            && let Some(request) = message.get("params").and_then(|p| p.get("requestId"))
+        {
+            // The client gave up on the request: its stream ends now, whatever the
+            // server does (a call it still answers is recorded, its answer withheld).
+            lock(&session.outbox.waiting).remove(&request.to_string());
+        }
         // A notification or an answer to the server's own request.
         return match session.relay.client_text(text).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
@@ -671,10 +678,13 @@ async fn post(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) 
         .get(header::ACCEPT)
         .and_then(|accept| accept.to_str().ok())
         .is_some_and(|accept| accept.contains("text/event-stream"));
+    // The session is not held while the answer is awaited: if it ends (its server
+    // exits, the client deletes it), the answer's channel closes with it.
+    drop(session);
     let mut response = if streams {
         events(receive, None).into_response()
     } else {
-        final_answer(receive).await
+        final_answer(receive, id).await
     };
     if let Some(session_id) = session_id
         && let Ok(value) = HeaderValue::from_str(&session_id)
@@ -694,24 +704,30 @@ fn upstream_gone(error: &McpError) -> Response {
     .into_response()
 }
 
-/// The last message of a request's answer, as one JSON body.
-async fn final_answer(mut receive: mpsc::Receiver<String>) -> Response {
+/// The last message of a request's answer, as one JSON body; a JSON-RPC error when the
+/// session ended before the server answered.
+async fn final_answer(mut receive: mpsc::Receiver<String>, id: &Value) -> Response {
     let mut last = None;
     while let Some(text) = receive.recv().await {
         last = Some(text);
     }
-    match last {
-        Some(text) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            text,
+    let text = last.unwrap_or_else(|| {
+        rpc(
+            INTERNAL_ERROR,
+            "kest: the session ended before the server answered",
         )
-            .into_response(),
-        None => StatusCode::ACCEPTED.into_response(),
-    }
+        .response(id)
+        .to_string()
+    });
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// A server-sent event stream of `receive`'s messages, after `first`.

@@ -418,6 +418,22 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
         "{last}"
     );
     assert_eq!(front.tools.ran(), ["fetch_page"]);
+    // A client that takes JSON only gets the answer as one JSON body.
+    let json_only = raw
+        .http
+        .post(&raw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("mcp-session-id", &alice)
+        .bearer_auth(token("alice"))
+        .body(call(2, "echo", &json!({"text": "plain"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_only.headers()["content-type"], "application/json");
+    let answer: Value = json_only.json().await.unwrap();
+    assert_eq!(answer["id"], 2, "{answer}");
+    assert_eq!(answer["result"]["content"][0]["text"], "plain", "{answer}");
 
     // Sessions are bounded; ending one frees its place, and its id is dead.
     let _bob = raw.open("bob").await;
