@@ -263,6 +263,8 @@ struct Outbox {
 struct Waiter {
     send: mpsc::Sender<String>,
     progress: Option<String>,
+    /// The answer goes out as an event stream (so other messages may go before it).
+    streams: bool,
 }
 
 impl Outbox {
@@ -279,9 +281,22 @@ impl Outbox {
                 token.and_then(|token| {
                     lock(&self.waiting)
                         .values()
-                        .find(|waiter| waiter.progress.as_deref() == Some(token.as_str()))
+                        .find(|waiter| {
+                            waiter.streams && waiter.progress.as_deref() == Some(token.as_str())
+                        })
                         .map(|waiter| waiter.send.clone())
                 })
+            }
+            // The server's own requests and notifications ride the stream of the one
+            // request in flight, the request they must come from (over stdio nothing
+            // else says which); with several in flight, or none, the GET stream.
+            (Some(_), _) => {
+                let waiting = lock(&self.waiting);
+                let mut streaming = waiting.values().filter(|waiter| waiter.streams);
+                match (streaming.next(), streaming.next()) {
+                    (Some(only), None) if waiting.len() == 1 => Some(only.send.clone()),
+                    _ => None,
+                }
             }
             _ => None,
         };
@@ -651,6 +666,10 @@ async fn post(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) 
             Err(error) => upstream_gone(&error),
         };
     };
+    let streams = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/event-stream"));
     let key = id.to_string();
     let (send, receive) = mpsc::channel(QUEUE);
     {
@@ -668,16 +687,19 @@ async fn post(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) 
             .and_then(|p| p.get("_meta"))
             .and_then(|m| m.get("progressToken"))
             .map(Value::to_string);
-        waiting.insert(key.clone(), Waiter { send, progress });
+        waiting.insert(
+            key.clone(),
+            Waiter {
+                send,
+                progress,
+                streams,
+            },
+        );
     }
     if let Err(error) = session.relay.client_text(text).await {
         lock(&session.outbox.waiting).remove(&key);
         return upstream_gone(&error);
     }
-    let streams = headers
-        .get(header::ACCEPT)
-        .and_then(|accept| accept.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/event-stream"));
     // The session is not held while the answer is awaited: if it ends (its server
     // exits, the client deletes it), the answer's channel closes with it.
     drop(session);
@@ -1094,30 +1116,61 @@ mod tests {
     #[tokio::test]
     async fn answers_go_to_their_request_progress_to_its_request_the_rest_to_the_stream() {
         let outbox = Outbox::default();
-        let (send, mut receive) = mpsc::channel(8);
-        lock(&outbox.waiting).insert(
-            "7".to_owned(),
-            Waiter {
+        let waiter = |streams: bool, token: &str| {
+            let (send, receive) = mpsc::channel(8);
+            let waiter = Waiter {
                 send,
-                progress: Some("\"tok\"".to_owned()),
-            },
-        );
+                progress: Some(format!("\"{token}\"")),
+                streams,
+            };
+            (waiter, receive)
+        };
+        let (seven, mut to_seven) = waiter(true, "tok");
+        lock(&outbox.waiting).insert("7".to_owned(), seven);
         let progress = json!({"jsonrpc": "2.0", "method": "notifications/progress",
             "params": {"progressToken": "tok", "progress": 1}})
         .to_string();
-        let other =
-            json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}).to_string();
+        let sampling = json!({"jsonrpc": "2.0", "id": "s1", "method": "sampling/createMessage",
+            "params": {}})
+        .to_string();
         let answer = json!({"jsonrpc": "2.0", "id": 7, "result": {}}).to_string();
+        // One request in flight: its progress and the server's own request ride its
+        // stream, and its answer ends it.
         outbox.deliver(progress.clone()).await;
-        outbox.deliver(other.clone()).await;
+        outbox.deliver(sampling.clone()).await;
         outbox.deliver(answer.clone()).await;
-        assert_eq!(receive.recv().await.unwrap(), progress);
-        assert_eq!(receive.recv().await.unwrap(), answer);
+        assert_eq!(to_seven.recv().await.unwrap(), progress);
+        assert_eq!(to_seven.recv().await.unwrap(), sampling);
+        assert_eq!(to_seven.recv().await.unwrap(), answer);
         assert!(
-            receive.recv().await.is_none(),
+            to_seven.recv().await.is_none(),
             "the answer ends the request's stream"
         );
-        assert_eq!(lock(&outbox.backlog).iter().collect::<Vec<_>>(), [&other]);
+        // Two in flight: a server request cannot be placed, and goes to the GET stream
+        // (kept until one opens); progress still finds its request; a request answered
+        // as one JSON body gets no message but its answer.
+        let (eight, mut to_eight) = waiter(true, "t8");
+        let (nine, mut to_nine) = waiter(false, "t9");
+        lock(&outbox.waiting).insert("8".to_owned(), eight);
+        lock(&outbox.waiting).insert("9".to_owned(), nine);
+        let other =
+            json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {}}).to_string();
+        let progress_8 = progress.replace("\"tok\"", "\"t8\"");
+        let progress_9 = progress.replace("\"tok\"", "\"t9\"");
+        outbox.deliver(other.clone()).await;
+        outbox.deliver(progress_8.clone()).await;
+        outbox.deliver(progress_9.clone()).await;
+        assert_eq!(to_eight.recv().await.unwrap(), progress_8);
+        assert!(
+            to_nine.try_recv().is_err(),
+            "a JSON answer carries nothing else"
+        );
+        assert_eq!(
+            lock(&outbox.backlog).iter().collect::<Vec<_>>(),
+            [&other, &progress_9]
+        );
+        lock(&outbox.waiting).clear();
+        lock(&outbox.backlog).clear();
         for n in 0..BACKLOG + 5 {
             outbox
                 .deliver(json!({"method": "m", "params": {"n": n}}).to_string())
