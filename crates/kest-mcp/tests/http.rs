@@ -79,13 +79,33 @@ fn token(user: &str) -> String {
 
 /// Serves `tools` over streamable HTTP with the official SDK; returns its URL.
 async fn upstream(tools: &Tools) -> String {
+    upstream_recording(tools).await.0
+}
+
+/// The HTTP methods an upstream server received, in order.
+type Methods = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// As [`upstream`], recording the HTTP method of every request it receives.
+async fn upstream_recording(tools: &Tools) -> (String, Methods) {
+    async fn record(
+        axum::extract::State(methods): axum::extract::State<Methods>,
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        methods.lock().unwrap().push(request.method().to_string());
+        next.run(request).await
+    }
     let tools = tools.clone();
     let service = StreamableHttpService::new(
         move || Ok(tools.clone()),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default(),
     );
-    serve(axum::Router::new().nest_service("/mcp", service)).await
+    let methods = Methods::default();
+    let router = axum::Router::new().nest_service("/mcp", service).layer(
+        axum::middleware::from_fn_with_state(Arc::clone(&methods), record),
+    );
+    (serve(router).await, methods)
 }
 
 async fn serve(router: axum::Router) -> String {
@@ -101,12 +121,14 @@ struct Front {
     tools: Tools,
     setup: Setup,
     dir: tempfile::TempDir,
+    /// What the upstream server received.
+    upstream: Methods,
 }
 
 /// The proxy, validating tokens of the test issuer, in front of an SDK server.
 async fn front(settings: HttpSettings) -> Front {
     let tools = Tools::new();
-    let upstream_url = upstream(&tools).await;
+    let (upstream_url, methods) = upstream_recording(&tools).await;
     let (runtime, setup) = Setup::server_runtime(false);
     let guard = McpGuard::new(runtime, rules().with_http(settings))
         .await
@@ -126,6 +148,7 @@ async fn front(settings: HttpSettings) -> Front {
         tools,
         setup,
         dir,
+        upstream: methods,
     }
 }
 
@@ -293,7 +316,12 @@ fn call(id: u32, name: &str, arguments: &Value) -> String {
 
 #[tokio::test]
 async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners() {
-    let front = front(HttpSettings::new(ISSUER, AUDIENCE).with_max_sessions(2)).await;
+    let front = front(
+        HttpSettings::new(ISSUER, AUDIENCE)
+            .with_max_sessions(2)
+            .with_allowed_origin("https://agent.example"),
+    )
+    .await;
     let raw = Raw {
         http: reqwest::Client::new(),
         url: front.url.clone(),
@@ -352,6 +380,20 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
 
     let alice = raw.open("alice").await;
     let good = call(1, "fetch_page", &json!({"text": "shop"}));
+    // A page of an allowed origin may call.
+    let allowed = raw
+        .http
+        .post(&raw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .header("origin", "https://agent.example")
+        .header("mcp-session-id", &alice)
+        .bearer_auth(token("alice"))
+        .body(json!({"jsonrpc": "2.0", "id": 100, "method": "ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
     // Bob cannot use Alice's session, with a valid token of his own.
     let hijack = raw.post(Some(&token("bob")), Some(&alice), &good).await;
     assert_eq!(hijack.status(), 403);
@@ -454,8 +496,72 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
             .status(),
         404
     );
-    let _carol = raw.open("carol").await;
+    // Ending the session at the proxy ends it at the server too.
+    let mut deleted = false;
+    for _ in 0..100 {
+        if front.upstream.lock().unwrap().iter().any(|m| m == "DELETE") {
+            deleted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(deleted, "{:?}", front.upstream.lock().unwrap());
+    let carol = raw.open("carol").await;
     assert_eq!(front.proxy.sessions(), 2);
+    let shown = format!("{:?}", front.proxy);
+    assert!(
+        shown.contains("Url(") && shown.contains("sessions: 2"),
+        "{shown}"
+    );
+    // A shutdown ends every session.
+    front.proxy.close();
+    assert_eq!(front.proxy.sessions(), 0);
+    let after = raw.post(Some(&token("carol")), Some(&carol), &good).await;
+    assert_eq!(after.status(), 404);
+}
+
+#[tokio::test]
+async fn a_server_that_cannot_be_reached_answers_each_request_with_an_error() {
+    let (runtime, _) = Setup::server_runtime(false);
+    let guard = McpGuard::new(runtime, rules()).await.unwrap();
+    // A port nothing listens on.
+    let dead = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/mcp", socket.local_addr().unwrap())
+    };
+    let (client_side, proxy_side) = tokio::io::duplex(1 << 16);
+    let (proxy_in, proxy_out) = tokio::io::split(proxy_side);
+    let relay = tokio::spawn(Proxy::new(guard).run_to_url(proxy_in, proxy_out, dead));
+    let (read, mut write) = tokio::io::split(client_side);
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "stdio-agent", "version": "1"}}});
+    write
+        .write_all(format!("{initialize}\n").as_bytes())
+        .await
+        .unwrap();
+    let mut lines = BufReader::new(read).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let answer: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["error"]["code"], -32_603, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("kest: the server failed"),
+        "{answer}"
+    );
+    write.shutdown().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), relay)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
