@@ -231,9 +231,19 @@ pub struct HttpSettings {
     allowed_origins: Vec<String>,
     /// Sessions open at once (default 64); more are refused with 503.
     max_sessions: Option<usize>,
-    /// Seconds a session may sit idle (no request in flight, no `GET` stream open) before
-    /// a new session may take its place (default 900).
-    session_idle_seconds: Option<u64>,
+    /// How long a session may sit idle (no request in flight, no `GET` stream open)
+    /// before a new session may take its place: `session_idle_seconds` (default 900).
+    #[serde(default, rename = "session_idle_seconds", deserialize_with = "seconds")]
+    session_idle: Option<std::time::Duration>,
+}
+
+/// A whole number of seconds, as a duration.
+fn seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    Ok(Some(std::time::Duration::from_secs(u64::deserialize(
+        deserializer,
+    )?)))
 }
 
 /// Sessions the HTTP side holds at once unless configured.
@@ -280,7 +290,7 @@ impl HttpSettings {
     /// A session idle this long (no request in flight, no `GET` stream open) is ended
     /// when a new session needs its place.
     pub const fn with_session_idle(mut self, idle: std::time::Duration) -> Self {
-        self.session_idle_seconds = Some(idle.as_secs());
+        self.session_idle = Some(idle);
         self
     }
 
@@ -323,10 +333,8 @@ impl HttpSettings {
     /// How long a session may sit idle before a new session may take its place.
     #[must_use]
     pub fn session_idle(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(
-            self.session_idle_seconds
-                .unwrap_or(DEFAULT_SESSION_IDLE_SECONDS),
-        )
+        self.session_idle
+            .unwrap_or(std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_SECONDS))
     }
 }
 
@@ -547,8 +555,17 @@ mod tests {
         assert_eq!(McpConfig::from_toml_str("").unwrap(), McpConfig::new());
         let http = McpConfig::from_toml_str("[mcp.http]\nanonymus = true").unwrap_err();
         assert!(http.to_string().contains("anonymus"), "{http}");
+        let idle = McpConfig::from_toml_str("[mcp.http]\nsession_idle_seconds = 60").unwrap();
+        assert_eq!(
+            idle.http().session_idle(),
+            std::time::Duration::from_secs(60)
+        );
         let defaults = McpConfig::new();
         assert_eq!(defaults.http().max_sessions(), DEFAULT_MAX_SESSIONS);
+        assert_eq!(
+            defaults.http().session_idle(),
+            std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_SECONDS)
+        );
         assert!(!defaults.http().anonymous());
     }
 }

@@ -568,8 +568,8 @@ async fn a_server_that_cannot_be_reached_answers_each_request_with_an_error() {
 async fn an_idle_session_gives_its_place_to_a_new_one_and_a_busy_one_does_not() {
     let front = front(
         HttpSettings::new(ISSUER, AUDIENCE)
-            .with_max_sessions(1)
-            .with_session_idle(Duration::from_millis(300)),
+            .with_max_sessions(2)
+            .with_session_idle(Duration::from_millis(1000)),
     )
     .await;
     let raw = Raw {
@@ -580,37 +580,45 @@ async fn an_idle_session_gives_its_place_to_a_new_one_and_a_busy_one_does_not() 
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": {"name": "raw", "version": "1"}}})
     .to_string();
+    let ping = json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}).to_string();
+    let quiet = Duration::from_millis(1200);
     let alice = raw.open("alice").await;
-    // Alice's GET stream is open: her session is not idle, however long it waits.
+    tokio::time::sleep(quiet).await;
+    // Alice is idle, but there is room: her session is kept.
+    let bob = raw.open("bob").await;
+    let alive = raw.post(Some(&token("alice")), Some(&alice), &ping).await;
+    assert_eq!(
+        alive.status(),
+        200,
+        "an idle session is ended only for a new one"
+    );
+    // Bob keeps a GET stream open: his session is busy, however long he waits.
     let stream = raw
         .http
         .get(&raw.url)
-        .bearer_auth(token("alice"))
+        .bearer_auth(token("bob"))
         .header("accept", "text/event-stream")
-        .header("mcp-session-id", &alice)
+        .header("mcp-session-id", &bob)
         .send()
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let refused = raw.post(Some(&token("bob")), None, &initialize).await;
-    assert_eq!(
-        refused.status(),
-        503,
-        "a session with an open stream is kept"
-    );
-    // Once her stream is closed and she has been quiet long enough, Bob gets the place.
-    drop(stream);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let _bob = raw.open("bob").await;
-    let gone = raw
-        .post(
-            Some(&token("alice")),
-            Some(&alice),
-            &call(1, "echo", &json!({"text": "x"})),
-        )
-        .await;
+    tokio::time::sleep(quiet).await;
+    // The sessions are full: the idle one (Alice's) makes room, the busy one stays.
+    let _carol = raw.open("carol").await;
+    let gone = raw.post(Some(&token("alice")), Some(&alice), &ping).await;
     assert_eq!(gone.status(), 404);
+    let kept = raw.post(Some(&token("bob")), Some(&bob), &ping).await;
+    assert_eq!(kept.status(), 200);
+    // Carol is fresh and Bob's stream is open: no room, nothing to end.
+    let refused = raw.post(Some(&token("dave")), None, &initialize).await;
+    assert_eq!(refused.status(), 503);
+    // Once Bob's stream is closed and he has been quiet long enough, Dave gets his place.
+    drop(stream);
+    tokio::time::sleep(quiet).await;
+    let _dave = raw.open("dave").await;
+    let ended = raw.post(Some(&token("bob")), Some(&bob), &ping).await;
+    assert_eq!(ended.status(), 404);
 }
 
 #[tokio::test]
