@@ -1227,6 +1227,14 @@ mod tests {
         let twice = format!("{body}\n{body}");
         assert!(upstream.read_json(&relay, twice.as_bytes()).await.is_err());
         assert!(out.try_recv().is_err(), "nothing of them was relayed");
+        // A body of exactly the limit is read.
+        let exact = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"{}\"}}",
+            "v".repeat(28)
+        );
+        assert_eq!(exact.len(), 64);
+        upstream.read_json(&relay, exact.as_bytes()).await.unwrap();
+        assert_eq!(out.recv().await.unwrap(), exact);
         // A JSON body within the limit is relayed whole, and its protocol version kept.
         let answer = r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25"}}"#;
         let upstream =

@@ -496,6 +496,12 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
             .status(),
         404
     );
+    // Once the session was initialized, the proxy opened the server's own stream.
+    assert!(
+        front.upstream.lock().unwrap().iter().any(|m| m == "GET"),
+        "{:?}",
+        front.upstream.lock().unwrap()
+    );
     // Ending the session at the proxy ends it at the server too.
     let mut deleted = false;
     for _ in 0..100 {
@@ -603,6 +609,17 @@ async fn an_idle_session_gives_its_place_to_a_new_one_and_a_busy_one_does_not() 
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
+    // One GET stream per session.
+    let second = raw
+        .http
+        .get(&raw.url)
+        .bearer_auth(token("bob"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 409);
     tokio::time::sleep(quiet).await;
     // The sessions are full: the idle one (Alice's) makes room, the busy one stays.
     let _carol = raw.open("carol").await;
