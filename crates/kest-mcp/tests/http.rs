@@ -747,3 +747,53 @@ async fn a_stdio_client_reaches_an_http_server_through_the_hook() {
         .unwrap();
     assert_eq!((report.recorded, report.refused), (1, 1));
 }
+
+#[tokio::test]
+async fn a_cancelled_request_s_stream_ends_at_once_and_the_session_goes_on() {
+    let front = front(HttpSettings::new(ISSUER, AUDIENCE)).await;
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: front.url.clone(),
+    };
+    let alice = raw.open("alice").await;
+    let waiting = raw
+        .post(
+            Some(&token("alice")),
+            Some(&alice),
+            &call(7, "wait", &json!({})),
+        )
+        .await;
+    assert_eq!(waiting.status(), 200);
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                        "params": {"requestId": 7, "reason": "the user gave up"}});
+    let accepted = raw
+        .post(Some(&token("alice")), Some(&alice), &cancel.to_string())
+        .await;
+    assert_eq!(accepted.status(), 202);
+    // The request's stream ends at once, with no answer in it.
+    let body = tokio::time::timeout(Duration::from_secs(5), waiting.text())
+        .await
+        .expect("the cancelled request's stream ends")
+        .unwrap();
+    assert!(!body.contains("\"id\":7"), "{body}");
+    // The SDK server honours the cancellation: it sends no answer, even when its tool
+    // goes on to finish, so the proxy has nothing to record for it. The session goes on.
+    front.tools.release.notify_one();
+    let next = raw
+        .post(
+            Some(&token("alice")),
+            Some(&alice),
+            &call(8, "echo", &json!({"text": "on"})),
+        )
+        .await;
+    let answer = messages(next).await;
+    assert_eq!(answer.last().unwrap()["result"]["content"][0]["text"], "on");
+    let files: Vec<_> = std::fs::read_dir(front.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let jws: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert_eq!(jws.len(), 1, "only the answered call is recorded");
+    assert_eq!(payload(&jws[0])["operation"], "echo");
+}

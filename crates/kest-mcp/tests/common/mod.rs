@@ -36,6 +36,8 @@ pub(crate) struct Email {
 #[derive(Clone)]
 pub(crate) struct Tools {
     ran: Arc<Mutex<Vec<String>>>,
+    /// Lets the `wait` tool finish.
+    pub(crate) release: Arc<tokio::sync::Notify>,
     #[expect(dead_code, reason = "read by the code tool_handler generates")]
     tool_router: ToolRouter<Self>,
 }
@@ -66,6 +68,13 @@ impl Tools {
         text
     }
 
+    #[tool(description = "waits until the test releases it")]
+    async fn wait(&self) -> String {
+        self.release.notified().await;
+        self.ran.lock().unwrap().push("wait".into());
+        "waited".into()
+    }
+
     #[tool(description = "not listed in the configuration")]
     fn delete_all(&self) -> String {
         self.ran.lock().unwrap().push("delete_all".into());
@@ -86,6 +95,7 @@ impl Tools {
     pub(crate) fn new() -> Self {
         Self {
             ran: Arc::default(),
+            release: Arc::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -123,10 +133,15 @@ pub(crate) const POLICIES: &[(&str, &str)] = &[
         "delete_all",
         r#"permit(principal, action == Action::"delete_all", resource);"#,
     ),
+    (
+        "wait",
+        r#"permit(principal, action == Action::"wait", resource);"#,
+    ),
 ];
 
 pub(crate) fn rules() -> McpConfig {
     McpConfig::new()
+        .with_tool("wait", Rule::new())
         .with_tool(
             "fetch_page",
             Rule::new()
