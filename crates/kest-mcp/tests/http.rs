@@ -164,6 +164,13 @@ async fn sdk_client(url: &str, token: &str) -> RunningService<RoleClient, Client
         .unwrap()
 }
 
+/// An `initialize` request with `id`, from a client named `client`.
+fn initialize(id: u32, client: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": client, "version": "1"}}})
+}
+
 fn params(name: &'static str, arguments: Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name).with_arguments(arguments.as_object().unwrap().clone())
 }
@@ -268,11 +275,21 @@ impl Raw {
         request.send().await.unwrap()
     }
 
+    /// Opens `user`'s `GET` stream of `session`.
+    async fn stream(&self, user: &str, session: &str) -> reqwest::Response {
+        self.http
+            .get(&self.url)
+            .bearer_auth(token(user))
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", session)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Opens a session for `user`; returns its id.
     async fn open(&self, user: &str) -> String {
-        let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}});
+        let initialize = initialize(0, "raw");
         let response = self
             .post(Some(&token(user)), None, &initialize.to_string())
             .await;
@@ -326,10 +343,7 @@ async fn callers_are_admitted_by_their_token_alone_and_a_session_is_its_owners()
         http: reqwest::Client::new(),
         url: front.url.clone(),
     };
-    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"}}})
-    .to_string();
+    let initialize = initialize(0, "raw").to_string();
 
     // No token, a token of another issuer's key, an expired one, another audience.
     let forged = signed(
@@ -539,9 +553,7 @@ async fn a_server_that_cannot_be_reached_answers_each_request_with_an_error() {
     let (proxy_in, proxy_out) = tokio::io::split(proxy_side);
     let relay = tokio::spawn(Proxy::new(guard).run_to_url(proxy_in, proxy_out, dead));
     let (read, mut write) = tokio::io::split(client_side);
-    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "stdio-agent", "version": "1"}}});
+    let initialize = initialize(1, "stdio-agent");
     write
         .write_all(format!("{initialize}\n").as_bytes())
         .await
@@ -582,10 +594,7 @@ async fn an_idle_session_gives_its_place_to_a_new_one_and_a_busy_one_does_not() 
         http: reqwest::Client::new(),
         url: front.url.clone(),
     };
-    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"}}})
-    .to_string();
+    let initialize = initialize(0, "raw").to_string();
     let ping = json!({"jsonrpc": "2.0", "id": 5, "method": "ping"}).to_string();
     let quiet = Duration::from_millis(1200);
     let alice = raw.open("alice").await;
@@ -599,26 +608,10 @@ async fn an_idle_session_gives_its_place_to_a_new_one_and_a_busy_one_does_not() 
         "an idle session is ended only for a new one"
     );
     // Bob keeps a GET stream open: his session is busy, however long he waits.
-    let stream = raw
-        .http
-        .get(&raw.url)
-        .bearer_auth(token("bob"))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &bob)
-        .send()
-        .await
-        .unwrap();
+    let stream = raw.stream("bob", &bob).await;
     assert_eq!(stream.status(), 200);
     // One GET stream per session.
-    let second = raw
-        .http
-        .get(&raw.url)
-        .bearer_auth(token("bob"))
-        .header("accept", "text/event-stream")
-        .header("mcp-session-id", &bob)
-        .send()
-        .await
-        .unwrap();
+    let second = raw.stream("bob", &bob).await;
     assert_eq!(second.status(), 409);
     tokio::time::sleep(quiet).await;
     // The sessions are full: the idle one (Alice's) makes room, the busy one stays.
@@ -705,12 +698,7 @@ async fn a_stdio_client_reaches_an_http_server_through_the_hook() {
             .await
             .unwrap();
     };
-    send(
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {},
-        "clientInfo": {"name": "stdio-agent", "version": "1"}}}),
-    )
-    .await;
+    send(initialize(1, "stdio-agent")).await;
     let mut next = async || -> Value {
         let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
             .await
