@@ -119,7 +119,7 @@ impl HttpProxy {
     /// a URL.
     pub async fn new(guard: McpGuard, upstream: Upstream) -> Result<Self, McpError> {
         if let Upstream::Url(url) = &upstream {
-            HttpUpstream::new(reqwest::Client::new(), url, 0)?;
+            upstream_url(url)?;
         }
         let settings = guard.config().http().clone();
         let config_error = |reason: String| McpError::Config {
@@ -661,7 +661,7 @@ async fn post(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) 
             lock(&session.outbox.waiting).remove(&request.to_string());
         }
         // A notification or an answer to the server's own request.
-        return match session.relay.client_text(text).await {
+        return match session.relay.client_message(text, &message).await {
             Ok(()) => StatusCode::ACCEPTED.into_response(),
             Err(error) => upstream_gone(&error),
         };
@@ -696,7 +696,7 @@ async fn post(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes) 
             },
         );
     }
-    if let Err(error) = session.relay.client_text(text).await {
+    if let Err(error) = session.relay.client_message(text, &message).await {
         lock(&session.outbox.waiting).remove(&key);
         return upstream_gone(&error);
     }
@@ -828,10 +828,7 @@ struct HttpUpstream {
 
 impl HttpUpstream {
     fn new(client: reqwest::Client, url: &str, max: usize) -> Result<Self, McpError> {
-        let url = reqwest::Url::parse(url).map_err(|error| McpError::Config {
-            origin: "the upstream URL".to_owned(),
-            reason: format!("`{}`: {error}", kest::canon::escape_untrusted(url, 200)),
-        })?;
+        let url = upstream_url(url)?;
         Ok(Self {
             client,
             url,
@@ -1045,6 +1042,14 @@ impl HttpUpstream {
             *lock(&self.version) = Some(version);
         }
     }
+}
+
+/// The upstream server's URL, read.
+fn upstream_url(url: &str) -> Result<reqwest::Url, McpError> {
+    reqwest::Url::parse(url).map_err(|error| McpError::Config {
+        origin: "the upstream URL".to_owned(),
+        reason: format!("`{}`: {error}", kest::canon::escape_untrusted(url, 200)),
+    })
 }
 
 fn too_large(len: usize, max: usize) -> McpError {

@@ -371,7 +371,20 @@ impl Shared {
                 return Ok(());
             }
         };
-        let object = match route(&message) {
+        self.client_message(text, &message).await
+    }
+
+    /// Routes one message from the client, `message` being `text` as
+    /// [`parse_strict`] read it (a transport that has parsed it already passes both).
+    ///
+    /// # Errors
+    /// [`McpError::Io`] when the server's queue is closed.
+    pub(crate) async fn client_message(
+        self: &Arc<Self>,
+        text: String,
+        message: &Value,
+    ) -> Result<(), McpError> {
+        let object = match route(message) {
             Route::Refuse(error) => {
                 send(&self.to_client, error.response(&Value::Null)).await;
                 return Ok(());
